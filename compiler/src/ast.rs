@@ -1,0 +1,240 @@
+//! The abstract syntax tree the parser builds: every node carries the source span it came
+//! from, so later stages can point diagnostics at it. The tree is exactly what was written;
+//! names are resolved and sugar removed later, in the IR.
+
+/// A byte range `start..end` in one source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start: start as u32, end: end as u32 }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// A name as written, with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// One source file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceModule {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Import(Import),
+    Fn(FnDecl),
+    Extern(ExternDecl),
+    Type(TypeDecl),
+}
+
+/// `import std.strings` (binds `strings`), `import std.strings as s`,
+/// `import "./util.ail"` (binds `util`), `import "./util.ail" as u`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Import {
+    pub target: ImportTarget,
+    pub alias: Option<Ident>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportTarget {
+    /// A dotted standard-library path such as `std.strings`.
+    Std(Vec<Ident>),
+    /// A relative file path, as written in the string literal.
+    File { path: String, span: Span },
+}
+
+/// `/// doc` `export`? `fn name(params) -> Ret { body }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDecl {
+    pub doc: Option<String>,
+    pub exported: bool,
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `/// doc` `extern fn name(params) -> Ret = "native.name"`: binds a VM native.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExternDecl {
+    pub doc: Option<String>,
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    pub native: String,
+    pub native_span: Span,
+    pub span: Span,
+}
+
+/// `/// doc` `type Name = T`
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeDecl {
+    pub doc: Option<String>,
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub kind: TypeKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeKind {
+    /// `int`, `float`, `bool`, `string`, `null`, `any`, `error`, `fn`, or a `type` alias name
+    /// (possibly qualified by an import: `m.Name`).
+    Name(Vec<Ident>),
+    /// `[T]`
+    List(Box<TypeExpr>),
+    /// `map[string, T]` (the key type is kept for diagnostics).
+    Map(Box<TypeExpr>, Box<TypeExpr>),
+    /// `{ field: T, other: U }`
+    Record(Vec<FieldType>),
+    /// `T?`
+    Optional(Box<TypeExpr>),
+    /// `"low"`
+    StrLit(String),
+    /// `A | B | C`
+    Union(Vec<TypeExpr>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldType {
+    pub name: Ident,
+    pub ty: TypeExpr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StmtKind {
+    /// `let name: T = value`
+    Let { name: Ident, ty: Option<TypeExpr>, value: Expr },
+    /// `target = value`, or `target op= value` (`op` is `Add`, `Sub`, `Mul`, `Div` or `Mod`).
+    Assign { target: Expr, op: Option<BinOp>, value: Expr },
+    /// A nested `fn name(...) { ... }`: a local closure that may call itself.
+    Fn(FnDecl),
+    Expr(Expr),
+    If { cond: Expr, then: Block, els: Option<Else> },
+    While { cond: Expr, body: Block },
+    /// `for x in iter { }` or `for k, v in iter { }` (key/value of a map, index/item of a list).
+    For { first: Ident, second: Option<Ident>, iter: Expr, body: Block },
+    Break,
+    Continue,
+    Return(Option<Expr>),
+    Throw(Expr),
+    /// `try { } catch e { }`
+    Try { body: Block, name: Ident, handler: Block },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Else {
+    Block(Block),
+    /// `else if ...`: a nested `If` statement.
+    If(Box<Stmt>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string literal without interpolation, escapes already decoded.
+    Str(String),
+    /// A string with `{expr}` parts.
+    Interp(Vec<InterpPart>),
+    Name(Ident),
+    List(Vec<Expr>),
+    /// `{ name: value, ... }`
+    Record(Vec<(Ident, Expr)>),
+    /// `{ "key": value, ... }`, or `{}` for the empty map.
+    Map(Vec<(Expr, Expr)>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a and b`, `a or b`: short-circuit.
+    Logic(LogicOp, Box<Expr>, Box<Expr>),
+    Call(Box<Expr>, Vec<Expr>),
+    Field(Box<Expr>, Ident),
+    Index(Box<Expr>, Box<Expr>),
+    /// `x[lo:hi]`, either bound optional.
+    Slice(Box<Expr>, Option<Box<Expr>>, Option<Box<Expr>>),
+    /// `lo..hi`
+    Range(Box<Expr>, Box<Expr>),
+    /// `fn(params) -> T { body }`
+    Lambda(Box<FnDecl>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum InterpPart {
+    Text(String),
+    Expr(Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogicOp {
+    And,
+    Or,
+}

@@ -1,0 +1,13 @@
+//! The bytecode format: the opcode table, the in-memory module, the natives table, and (in
+//! their own files) the encoder, decoder, verifier and assembly text. This part of the crate
+//! knows nothing of the interpreter or the compiler.
+
+pub mod module;
+pub mod natives;
+pub mod opcodes;
+
+pub use module::*;
+pub use natives::{native_by_name, NativeInfo, NATIVES};
+pub use opcodes::{
+    EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
+};
