@@ -121,6 +121,10 @@ macro_rules! for_each_op {
             /// R[dst] := the next item of iterator R[iter]; if there is none, R[dst] := null and
             /// continue at `target`.
             0x61 IterNext { dst: Dst, iter: Src, target: Target } => branch, pure;
+            /// R[key], R[val] := the next pair of iterator R[iter]: (index, item) of a list,
+            /// (key, value) of a map, (index, character) of a string, (index, n) of a range; if
+            /// there is none, both := null and continue at `target`.
+            0x62 IterNext2 { key: Dst, val: Dst, iter: Src, target: Target } => branch, pure;
 
             /// R[dst] := R[callee](R[args..args+n]); R[callee] must be a function of arity n.
             0x70 Call { dst: Dst, callee: Src, args: Range } => next, pure;
