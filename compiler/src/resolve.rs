@@ -1,0 +1,151 @@
+//! Name resolution: the module-level namespaces (functions, externs, type aliases, imports),
+//! block scopes with shadowing, and "did you mean" suggestions. The walk that uses them, and
+//! that finds the variables closures capture, is in `lower.rs`.
+
+use std::collections::HashMap;
+
+use crate::ast::Span;
+use crate::diagnostic::FileId;
+use crate::ir::{ExternIdx, FuncIdx, VarId};
+
+/// Index of a loaded module (a source file or a standard-library module).
+pub type ModId = u32;
+
+/// What a module-level name stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Global {
+    Fn(FuncIdx),
+    Extern(ExternIdx),
+    Module(ModId),
+    /// A `type` alias (index into the type table).
+    Type(u32),
+    /// An import that failed to load: uses of it report nothing more.
+    Poison,
+}
+
+/// One module-level definition and where it was written.
+#[derive(Clone, Copy, Debug)]
+pub struct Def {
+    pub global: Global,
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// The names a module defines or imports.
+#[derive(Clone, Debug, Default)]
+pub struct Namespace {
+    pub defs: HashMap<String, Def>,
+}
+
+impl Namespace {
+    pub fn get(&self, name: &str) -> Option<Def> {
+        self.defs.get(name).copied()
+    }
+}
+
+/// The block scopes of one function, innermost last.
+#[derive(Debug, Default)]
+pub struct Scopes {
+    scopes: Vec<Vec<(String, VarId)>>,
+}
+
+impl Scopes {
+    pub fn push(&mut self) {
+        self.scopes.push(Vec::new());
+    }
+
+    /// Leaves the innermost scope, returning the variables it defined.
+    pub fn pop(&mut self) -> Vec<VarId> {
+        self.scopes
+            .pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Binds `name` in the innermost scope, shadowing any outer binding (and an earlier one of
+    /// the same scope: `let x = 1; let x = x + 1` is allowed).
+    pub fn bind(&mut self, name: &str, var: VarId) {
+        if self.scopes.is_empty() {
+            self.scopes.push(Vec::new());
+        }
+        if let Some(s) = self.scopes.last_mut() {
+            s.push((name.to_string(), var));
+        }
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<VarId> {
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every name in scope (for suggestions).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.scopes
+            .iter()
+            .flat_map(|s| s.iter().map(|(n, _)| n.as_str()))
+    }
+}
+
+/// Levenshtein distance between two short strings, in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a plausible typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name && !c.is_empty())
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
+        .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_and_suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            suggest("lenght", ["length", "print"]),
+            Some("length".into())
+        );
+        assert_eq!(suggest("prnt", ["print", "len"]), Some("print".into()));
+        assert_eq!(suggest("zzz", ["print", "len"]), None);
+    }
+
+    #[test]
+    fn scopes_shadow_and_pop() {
+        let mut s = Scopes::default();
+        s.push();
+        s.bind("x", 0);
+        s.push();
+        s.bind("x", 1);
+        assert_eq!(s.lookup("x"), Some(1));
+        assert_eq!(s.pop(), vec![1]);
+        assert_eq!(s.lookup("x"), Some(0));
+        assert_eq!(s.lookup("y"), None);
+    }
+}
