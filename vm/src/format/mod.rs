@@ -2,10 +2,15 @@
 //! their own files) the encoder, decoder, verifier and assembly text. This part of the crate
 //! knows nothing of the interpreter or the compiler.
 
+mod container;
+pub mod decode;
+pub mod encode;
 pub mod module;
 pub mod natives;
 pub mod opcodes;
 
+pub use decode::{decode, DecodeError, DecodeErrorKind};
+pub use encode::encode;
 pub use module::*;
 pub use natives::{native_by_name, NativeInfo, NATIVES};
 pub use opcodes::{
