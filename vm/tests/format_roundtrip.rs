@@ -3,7 +3,7 @@
 
 mod common;
 
-use aivm_vm::format::{decode, encode, Instr, Opcode, OPCODES};
+use aivm_vm::format::{decode, encode, verify, Instr, Opcode, OPCODES};
 use common::{every_opcode_module, random_valid_module, same, Rng};
 use proptest::prelude::*;
 
@@ -17,6 +17,7 @@ fn every_opcode_round_trips() {
         OPCODES.len(),
         "the sample must use every opcode"
     );
+    verify(&m).expect("the every-opcode sample is valid");
     let bytes = encode(&m);
     let back = decode(&bytes).expect("decodes");
     assert_eq!(back, m);
@@ -43,11 +44,18 @@ fn nan_payloads_and_negative_zero_are_bit_exact() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn encode_decode_encode_is_identity(seed in any::<u64>()) {
         let m = random_valid_module(&mut Rng(seed));
+        if let Err(e) = verify(&m) {
+            return Err(TestCaseError::fail(format!("generated module rejected: {e}")));
+        }
         let bytes = encode(&m);
         let back = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(same(&back, &m));

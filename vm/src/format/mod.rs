@@ -8,11 +8,13 @@ pub mod encode;
 pub mod module;
 pub mod natives;
 pub mod opcodes;
+pub mod verify;
 
 pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
 pub use module::*;
 pub use natives::{native_by_name, NativeInfo, NATIVES};
+pub use verify::{verify, Location, VerifiedModule, VerifyError};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };

@@ -208,7 +208,11 @@ pub fn random_valid_module(rng: &mut Rng) -> Module {
     if !entries.is_empty() && rng.chance(80) {
         m.entry = Some(entries[rng.below(entries.len())] as u32);
     }
-    for (k, name) in (0..nstr).filter(|_| rng.chance(30)).enumerate() {
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<usize> = (0..nstr)
+        .filter(|&s| rng.chance(30) && seen.insert(m.strings[s].clone()))
+        .collect();
+    for (k, name) in names.into_iter().enumerate() {
         m.exports.push(Export {
             name: name as u32,
             func: ((k + name) % nfuncs) as u32,
