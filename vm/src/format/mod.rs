@@ -2,6 +2,7 @@
 //! their own files) the encoder, decoder, verifier and assembly text. This part of the crate
 //! knows nothing of the interpreter or the compiler.
 
+pub mod asm;
 mod container;
 pub mod decode;
 pub mod encode;
@@ -10,6 +11,7 @@ pub mod natives;
 pub mod opcodes;
 pub mod verify;
 
+pub use asm::{assemble, disassemble, AsmError};
 pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
 pub use module::*;

@@ -399,3 +399,73 @@ pub fn every_opcode_module() -> Module {
     m.functions[0].code = code.iter().map(|i| i.map_targets(|_| last)).collect();
     m
 }
+
+/// An instruction of opcode `info` with arbitrary operand values (likely invalid).
+pub fn wild_instr(info: &OpInfo, rng: &mut Rng) -> Instr {
+    let small = |rng: &mut Rng| -> u32 {
+        if rng.chance(70) {
+            rng.below(20) as u32
+        } else {
+            rng.next() as u32
+        }
+    };
+    let ops: Vec<Operand> = info
+        .operands
+        .iter()
+        .map(|&(_, kind)| match kind {
+            OperandKind::Dst => Operand::Dst(small(rng) as u16),
+            OperandKind::Src => Operand::Src(small(rng) as u16),
+            OperandKind::Range => {
+                Operand::Range(RegRange::new(small(rng) as u16, small(rng) as u16))
+            }
+            OperandKind::Const => Operand::Const(small(rng)),
+            OperandKind::Func => Operand::Func(small(rng)),
+            OperandKind::Type => Operand::Type(small(rng)),
+            OperandKind::Native => Operand::Native(small(rng)),
+            OperandKind::Str => Operand::Str(small(rng)),
+            OperandKind::Target => Operand::Target(small(rng)),
+            OperandKind::Imm => Operand::Imm(rng.next() as i32),
+            OperandKind::Count => Operand::Count(small(rng) as u16),
+        })
+        .collect();
+    let op = Opcode::from_name(info.name).expect("table names are opcodes");
+    Instr::from_operands(op, &ops).expect("operands follow the table row")
+}
+
+/// A random module with no guarantee of validity: a valid one with some parts made wild.
+pub fn random_any_module(rng: &mut Rng) -> Module {
+    let mut m = random_valid_module(rng);
+    for f in &mut m.functions {
+        for i in f.code.iter_mut() {
+            if rng.chance(15) {
+                *i = wild_instr(&OPCODES[rng.below(OPCODES.len())], rng);
+            }
+        }
+        if rng.chance(10) {
+            f.code.clear();
+        }
+        if rng.chance(20) {
+            f.lines.push(LineEntry {
+                pc: rng.next() as u32,
+                line: 0,
+                col: u32::MAX,
+            });
+        }
+        if rng.chance(10) {
+            f.nregs = rng.next() as u16;
+        }
+    }
+    if rng.chance(20) {
+        m.entry = Some(rng.next() as u32);
+    }
+    if rng.chance(20) {
+        m.natives.push(rng.below(m.strings.len() + 3) as u32);
+    }
+    if rng.chance(20) {
+        m.types.push(TypeDesc::Union(vec![m.types.len() as u32]));
+    }
+    if rng.chance(20) {
+        m.constants.push(Constant::Shape(vec![u32::MAX, 0]));
+    }
+    m
+}
