@@ -421,7 +421,7 @@ impl<'m> Verifier<'m> {
                             return Err(table_err(
                                 3,
                                 "type",
-                                Some(s),
+                                Some(node),
                                 format!(
                                     "cycle {} -> t{s} does not go through a list, map or record",
                                     path.join(" -> ")
