@@ -1,11 +1,11 @@
 //! Robustness of decode + verify on hostile bytes: more than 10,000 mutated encodings (bit
 //! flips, truncations, insertions, deletions, splices, lying lengths) and random byte strings,
 //! from fixed seeds. None may panic, and whatever the decoder accepts must re-encode to exactly
-//! the same bytes (the encoding is canonical).
+//! the same bytes (the encoding is canonical), also after a trip through assembly text.
 
 mod common;
 
-use aivm_vm::format::{decode, encode, verify};
+use aivm_vm::format::{assemble, decode, disassemble, encode, verify};
 use common::{every_opcode_module, random_valid_module, Rng};
 
 fn check(bytes: &[u8]) -> bool {
@@ -17,6 +17,12 @@ fn check(bytes: &[u8]) -> bool {
                 "decoder accepted a non-canonical encoding"
             );
             let _ = verify(&m);
+            let back = assemble(&disassemble(&m)).expect("disassembly always assembles");
+            assert_eq!(
+                encode(&back),
+                bytes,
+                "assembly round trip changed the bytes"
+            );
             true
         }
         Err(e) => {
