@@ -752,6 +752,23 @@ impl<'a, 'p> FnGen<'a, 'p> {
         r
     }
 
+    /// Compiles the first operand of an instruction that writes `dst`: into `dst` itself when
+    /// `dst` is fresh (it is written only by the final instruction, after every operand is
+    /// read), else as [`Self::expr_any`] does.
+    fn first_operand(&mut self, e: &Expr, dst: Reg, fresh: bool) -> Reg {
+        if let ExprKind::Var(Place::Local(v)) = e.kind {
+            if !self.is_cell(v) {
+                return self.reg(v);
+            }
+        }
+        if fresh {
+            self.fresh = Some(dst);
+            self.expr_to(e, dst);
+            return dst;
+        }
+        self.expr_any(e)
+    }
+
     /// Compiles the expressions into consecutive new registers (call arguments, list items).
     fn expr_range(&mut self, items: &[&Expr]) -> RegRange {
         let start = self.top;
@@ -824,7 +841,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                     ..
                 }] => self.expr_to(lit, dst),
                 [one] => {
-                    let r = self.expr_any(one);
+                    let r = self.first_operand(one, dst, fresh);
                     self.emit(Instr::ToStr { dst, src: r });
                 }
                 _ => {
@@ -855,14 +872,14 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 });
             }
             ExprKind::Neg(a) => {
-                let r = self.expr_any(a);
+                let r = self.first_operand(a, dst, fresh);
                 self.emit(Instr::Neg { dst, src: r });
             }
             ExprKind::Not(a) => {
-                let r = self.expr_any(a);
+                let r = self.first_operand(a, dst, fresh);
                 self.emit(Instr::Not { dst, src: r });
             }
-            ExprKind::Binary { op, a, b, swapped } => self.binary(*op, a, b, *swapped, dst),
+            ExprKind::Binary { op, a, b, swapped } => self.binary(*op, a, b, *swapped, dst, fresh),
             ExprKind::And(a, b) | ExprKind::Or(a, b) => {
                 self.expr_to(a, dst);
                 let j = if matches!(e.kind, ExprKind::And(..)) {
@@ -937,12 +954,12 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 });
             }
             ExprKind::Field(obj, name) => {
-                let o = self.expr_any(obj);
+                let o = self.first_operand(obj, dst, fresh);
                 let name = self.pools.string(name);
                 self.emit(Instr::GetField { dst, obj: o, name });
             }
             ExprKind::Index(obj, key) => {
-                let o = self.expr_any(obj);
+                let o = self.first_operand(obj, dst, fresh);
                 let k = self.expr_any(key);
                 self.emit(Instr::GetIndex {
                     dst,
@@ -951,7 +968,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 });
             }
             ExprKind::Slice(obj, lo, hi) => {
-                let o = self.expr_any(obj);
+                let o = self.first_operand(obj, dst, fresh);
                 let lo = self.opt_expr(lo.as_deref());
                 let hi = self.opt_expr(hi.as_deref());
                 self.emit(Instr::Slice {
@@ -962,7 +979,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 });
             }
             ExprKind::Range(lo, hi) => {
-                let a = self.expr_any(lo);
+                let a = self.first_operand(lo, dst, fresh);
                 let b = self.expr_any(hi);
                 self.emit(Instr::Range { dst, lo: a, hi: b });
             }
@@ -981,7 +998,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, swapped: bool, dst: Reg) {
+    fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, swapped: bool, dst: Reg, fresh: bool) {
         // `x + 1`, `x - 1`: an immediate operand, no constant register.
         if matches!(op, BinOp::Add | BinOp::Sub) {
             if let ExprKind::Int(i) = b.kind {
@@ -991,13 +1008,13 @@ impl<'a, 'p> FnGen<'a, 'p> {
                     i.checked_neg()
                 };
                 if let Some(imm) = imm.and_then(|i| i32::try_from(i).ok()) {
-                    let ra = self.expr_any(a);
+                    let ra = self.first_operand(a, dst, fresh);
                     self.emit(Instr::AddImm { dst, src: ra, imm });
                     return;
                 }
             }
         }
-        let ra = self.expr_any(a);
+        let ra = self.first_operand(a, dst, fresh);
         let rb = self.expr_any(b);
         let (x, y) = if swapped { (rb, ra) } else { (ra, rb) };
         let i = match op {

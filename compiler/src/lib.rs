@@ -4,11 +4,11 @@
 //! `resolve` for names and `typeck` for types) builds the IR (`ir`), and `codegen` turns it
 //! into one self-contained module.
 
-// Until the parser lands, nothing outside the tests calls the back end.
-#![allow(dead_code)]
-
 pub mod ast;
 pub mod diagnostic;
+pub mod lexer;
+pub mod parse;
+pub mod render;
 
 mod codegen;
 mod ir;
@@ -17,6 +17,8 @@ mod lower;
 mod resolve;
 mod typeck;
 mod types;
+
+use std::path::Path;
 
 use aivm_vm::format::Module;
 
@@ -29,6 +31,28 @@ pub struct Compiled {
     pub warnings: Diagnostics,
 }
 
+/// Compiles a `.ail` file, the files and standard modules it imports, and the prelude into
+/// one self-contained module.
+pub fn compile_file(path: &Path) -> Result<Compiled, Diagnostics> {
+    compile_loaded(load::load(load::Entry::File(path), parse::parse_module))
+}
+
+/// Compiles source text named `name` (file imports are relative to the current directory).
+pub fn compile_source(name: &str, src: &str) -> Result<Compiled, Diagnostics> {
+    compile_loaded(load::load(
+        load::Entry::Source { name, text: src },
+        parse::parse_module,
+    ))
+}
+
+/// Checks a file without keeping the module: every error and warning.
+pub fn check_file(path: &Path) -> Diagnostics {
+    match compile_file(path) {
+        Ok(c) => c.warnings,
+        Err(d) => d,
+    }
+}
+
 /// Runs the pipeline after loading; `Err` holds every error and warning.
 fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
     let load::Loaded {
@@ -36,7 +60,14 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
         prelude,
         sources,
         mut diags,
+        parse_failed,
     } = loaded;
+    if parse_failed {
+        return Err(Diagnostics {
+            items: diags,
+            sources,
+        });
+    }
     let lowered = lower::lower(&modules, prelude, &mut diags);
     diags.sort_by_key(|d| (d.file, d.span.start));
     let out = Diagnostics {

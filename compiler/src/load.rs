@@ -20,6 +20,8 @@ pub struct Loaded {
     pub prelude: Option<ModId>,
     pub sources: SourceMap,
     pub diags: Vec<Diagnostic>,
+    /// Some file had syntax errors: later stages would only add noise.
+    pub parse_failed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +39,7 @@ struct Loader {
     keys: HashMap<Key, ModId>,
     /// Modules being loaded, outermost first, with their display names (for cycles).
     stack: Vec<(Key, String)>,
+    parse_failed: bool,
 }
 
 /// What the entry module is.
@@ -56,6 +59,7 @@ pub fn load(entry: Entry<'_>, parse: ParseFn) -> Loaded {
         modules: Vec::new(),
         keys: HashMap::new(),
         stack: Vec::new(),
+        parse_failed: false,
     };
     let prelude = aivm_stdlib::source("std.prelude").map(|text| {
         l.add_module(
@@ -104,6 +108,7 @@ pub fn load(entry: Entry<'_>, parse: ParseFn) -> Loaded {
         prelude,
         sources: l.sources,
         diags: l.diags,
+        parse_failed: l.parse_failed,
     }
 }
 
@@ -133,6 +138,7 @@ impl Loader {
         let ast = match (self.parse)(file, text) {
             Ok(ast) => ast,
             Err(ds) => {
+                self.parse_failed = true;
                 self.diags.extend(ds);
                 SourceModule { items: Vec::new() }
             }
@@ -227,7 +233,8 @@ impl Loader {
                 }
                 match std::fs::read_to_string(&canon) {
                     Ok(text) => {
-                        let next_base = canon.parent().map(Path::to_path_buf);
+                        // Keep the path as written (not canonical) so names stay relative.
+                        let next_base = joined.parent().map(Path::to_path_buf);
                         Some(self.add_module(key, display(&joined), &text, next_base, true, false))
                     }
                     Err(e) => {

@@ -640,8 +640,37 @@ impl Lowerer<'_> {
             self.ctx().func.params.push(v);
         }
         self.ctx().func.param_tys = param_tys;
-        self.ctx().func.ret = ret;
+        self.ctx().func.ret = ret.clone();
         let body = self.block(&decl.body);
+        if let Some(ret_ty) = &decl.ret {
+            if self.types.conforms(&Ty::Null, &ret) == Conf::No && !always_leaves(&decl.body.stmts)
+            {
+                let what = if decl.name.name.is_empty() {
+                    "this function".to_string()
+                } else {
+                    format!("`{}`", decl.name.name)
+                };
+                let end = Span {
+                    start: decl.body.span.end.saturating_sub(1),
+                    end: decl.body.span.end,
+                };
+                let file = self.file;
+                let d = self.error(
+                    "E0310",
+                    format!("{what} may reach its end without returning a value"),
+                    end,
+                );
+                d.label = format!("expected a `return` of `{ret}` before here");
+                d.extra.push(crate::diagnostic::Label {
+                    file,
+                    span: ret_ty.span,
+                    text: "return type declared here".into(),
+                });
+                d.help = Some(format!(
+                    "add a `return` at the end, or declare the return type as `{ret}?`"
+                ));
+            }
+        }
         self.ctx().scopes.pop();
         if let Some(mut ctx) = self.fns.pop() {
             ctx.func.body = body;
@@ -1677,4 +1706,49 @@ impl Lowerer<'_> {
 struct VarRef {
     depth: usize,
     var: VarId,
+}
+
+/// Whether running the statements always ends in `return` or `throw` (a conservative test:
+/// loops are assumed to exit).
+fn always_leaves(stmts: &[ast::Stmt]) -> bool {
+    stmts.last().is_some_and(|s| match &s.kind {
+        ast::StmtKind::Return(_) | ast::StmtKind::Throw(_) => true,
+        ast::StmtKind::If {
+            then,
+            els: Some(els),
+            ..
+        } => {
+            always_leaves(&then.stmts)
+                && match els {
+                    ast::Else::Block(b) => always_leaves(&b.stmts),
+                    ast::Else::If(s) => always_leaves(std::slice::from_ref(s)),
+                }
+        }
+        ast::StmtKind::Try { body, handler, .. } => {
+            always_leaves(&body.stmts) && always_leaves(&handler.stmts)
+        }
+        ast::StmtKind::While { cond, body } => {
+            // `while true { ... }` without `break` leaves only through return or throw.
+            matches!(cond.kind, ast::ExprKind::Bool(true)) && !has_break(&body.stmts)
+        }
+        _ => false,
+    })
+}
+
+fn has_break(stmts: &[ast::Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        ast::StmtKind::Break => true,
+        ast::StmtKind::If { then, els, .. } => {
+            has_break(&then.stmts)
+                || match els {
+                    Some(ast::Else::Block(b)) => has_break(&b.stmts),
+                    Some(ast::Else::If(s)) => has_break(std::slice::from_ref(s)),
+                    None => false,
+                }
+        }
+        ast::StmtKind::Try { body, handler, .. } => {
+            has_break(&body.stmts) || has_break(&handler.stmts)
+        }
+        _ => false,
+    })
 }
