@@ -301,7 +301,7 @@ impl<'s> Ctx<'s> {
         if m.name != "map" {
             let msg = format!("`{}` takes no type arguments", m.name);
             self.error(
-                "E0118",
+                "E0116",
                 msg,
                 m.span,
                 "only `map` is written with `[...]` after it",
@@ -413,7 +413,7 @@ impl<'s> Ctx<'s> {
             if !gap.contains('\n') && !gap.contains(';') {
                 let at = Span::new(b.span.start as usize, b.span.start as usize);
                 let d = self.error(
-                    "E0119",
+                    "E0117",
                     "expected `;` or a new line between statements",
                     at,
                     "a new statement starts here",

@@ -1,7 +1,10 @@
 //! Robustness: thousands of deterministic mutations of valid programs (token deletion,
-//! duplication and swaps, byte flips, truncation) must never make `parse_module` panic.
+//! duplication and swaps, byte flips, truncation) must never make `parse_module` (or the
+//! rendering of its diagnostics) panic.
 
+use aivm_compiler::diagnostic::Diagnostics;
 use aivm_compiler::parse::parse_module;
+use aivm_compiler::render::render;
 
 const PROGRAMS: &[&str] = &[
     r#"import std.strings as s
@@ -141,6 +144,13 @@ fn mutated_programs_never_panic() {
                     d.span.end as usize <= src.len() + 1,
                     "span inside the source: {d:?}\n{src}"
                 );
+            }
+            // Rendering is slower; a sample shows that miette accepts every span we make.
+            if n % 10 == 0 {
+                let mut all = Diagnostics::default();
+                all.sources.add("m.ail", src.as_str());
+                all.items = diags;
+                assert!(render(&all, false).contains("error[E01"));
             }
         }
     }
