@@ -2,3 +2,6 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod lexer;
+pub mod parse;
+pub mod render;

@@ -1,17 +1,17 @@
 //! Arithmetic, jumps, calls and printing through the dispatch loop.
 
-mod common;
+mod interp_support;
 
 use aivm_vm::format::Instr::*;
 use aivm_vm::{HostData, VmError};
-use common::*;
+use interp_support::*;
 
 /// A module whose main computes `op(a, b)` on two constants and prints it.
 fn binop(
     a: aivm_vm::format::Constant,
     b: aivm_vm::format::Constant,
     op: fn(u16, u16, u16) -> aivm_vm::format::Instr,
-) -> common::Outcome {
+) -> interp_support::Outcome {
     let mut bld = Builder::new();
     let ka = bld.konst(a);
     let kb = bld.konst(b);
@@ -36,14 +36,14 @@ fn binop(
 
 use aivm_vm::format::Constant::{Float as F, Int as I};
 
-fn ok(o: common::Outcome) -> String {
+fn ok(o: interp_support::Outcome) -> String {
     match o.result {
         Ok(_) => o.out.join("\n"),
         Err(e) => panic!("unexpected error {e}"),
     }
 }
 
-fn err_kind(o: common::Outcome) -> String {
+fn err_kind(o: interp_support::Outcome) -> String {
     match o.result {
         Err(VmError::Uncaught { kind, .. }) => kind,
         other => panic!("expected an uncaught error, got {other:?} / {:?}", o.out),

@@ -2,12 +2,21 @@
 //! their own files) the encoder, decoder, verifier and assembly text. This part of the crate
 //! knows nothing of the interpreter or the compiler.
 
+pub mod asm;
+mod container;
+pub mod decode;
+pub mod encode;
 pub mod module;
 pub mod natives;
 pub mod opcodes;
+pub mod verify;
 
+pub use asm::{assemble, disassemble, AsmError};
+pub use decode::{decode, DecodeError, DecodeErrorKind};
+pub use encode::encode;
 pub use module::*;
 pub use natives::{native_by_name, NativeInfo, NATIVES};
+pub use verify::{verify, Location, VerifiedModule, VerifyError};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };

@@ -1,198 +1,471 @@
-//! A tiny module builder and runner for the interpreter tests (the compiler does not exist
-//! yet, so programs are written as instruction lists).
+//! Shared by the format tests: a small deterministic random number generator and a generator
+//! of random *valid* modules, whose instructions are built from the opcode table so that every
+//! opcode is exercised without listing them by hand.
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use aivm_vm::format::{
+    encode, native_by_name, Constant, Export, Field, Function, Instr, LineEntry, Module, OpInfo,
+    Opcode, Operand, OperandKind, Param, RegRange, TypeDesc, NATIVES, OPCODES,
+};
 
-use aivm_vm::format::{Constant, Function, Instr, LineEntry, Module, Param, RegRange, TypeDesc};
-use aivm_vm::{HostError, HostValue, Limits, Step, Vm, VmError};
+/// SplitMix64: deterministic, seedable, good enough for test data.
+pub struct Rng(pub u64);
 
-pub fn rr(start: u16, count: u16) -> RegRange {
-    RegRange::new(start, count)
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// A number in `0..n` (`0` when `n == 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
 }
 
-#[derive(Default)]
-pub struct Builder {
-    pub m: Module,
+/// Byte-exact module equality: the encoding is canonical and injective, and unlike `==` it
+/// treats NaN constants with the same bits as equal.
+pub fn same(a: &Module, b: &Module) -> bool {
+    encode(a) == encode(b)
 }
 
-impl Builder {
-    pub fn new() -> Builder {
-        let mut b = Builder::default();
-        b.m.types.push(TypeDesc::Any);
-        let f = b.str("test.ail");
-        b.m.files.push(f);
-        b
-    }
+const ODD_STRINGS: &[&str] = &[
+    "",
+    "main",
+    "a",
+    "b",
+    "hello, world\n",
+    "tab\there \"quoted\" back\\slash",
+    "unicode é ü 😀 \u{200b} \u{202e} \u{feff}",
+    "\0nul\u{1}\u{7f}\r\n",
+    "; not a comment",
+    "{not: interpolated}",
+];
 
-    pub fn str(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.m.strings.iter().position(|x| x == s) {
-            return i as u32;
-        }
-        self.m.strings.push(s.to_string());
-        (self.m.strings.len() - 1) as u32
+fn random_string(rng: &mut Rng) -> String {
+    if rng.chance(60) {
+        return ODD_STRINGS[rng.below(ODD_STRINGS.len())].to_string();
     }
+    let n = rng.below(12);
+    (0..n)
+        .map(|_| match rng.below(4) {
+            0 => char::from_u32(rng.below(0x80) as u32).unwrap_or('?'),
+            1 => char::from_u32(0x20 + rng.below(0x5f) as u32).unwrap_or('?'),
+            2 => char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('\u{fffd}'),
+            _ => ['é', '😀', '\n', '"', '\\', ';', '\u{2028}'][rng.below(7)],
+        })
+        .collect()
+}
 
-    pub fn konst(&mut self, c: Constant) -> u32 {
-        self.m.constants.push(c);
-        (self.m.constants.len() - 1) as u32
+fn random_float(rng: &mut Rng) -> f64 {
+    const SPECIAL: &[u64] = &[
+        0x0000_0000_0000_0000, // 0.0
+        0x8000_0000_0000_0000, // -0.0
+        0x7ff0_0000_0000_0000, // inf
+        0xfff0_0000_0000_0000, // -inf
+        0x7ff8_0000_0000_0000, // NaN
+        0xfff8_0000_0000_0001, // negative NaN with a payload
+        0x0000_0000_0000_0001, // smallest subnormal
+        0x3ff8_0000_0000_0000, // 1.5
+        0x4341_c379_37e0_8000, // 1e16
+    ];
+    if rng.chance(50) {
+        f64::from_bits(SPECIAL[rng.below(SPECIAL.len())])
+    } else {
+        f64::from_bits(rng.next())
     }
+}
 
-    pub fn kstr(&mut self, s: &str) -> u32 {
-        let id = self.str(s);
-        self.konst(Constant::Str(id))
+/// A random module that the verifier must accept.
+pub fn random_valid_module(rng: &mut Rng) -> Module {
+    let mut m = Module::default();
+    let nstr = 3 + rng.below(8);
+    m.strings = (0..nstr).map(|_| random_string(rng)).collect();
+    let intern = |m: &mut Module, s: &str| -> u32 {
+        m.strings.push(s.to_string());
+        (m.strings.len() - 1) as u32
+    };
+    // Natives: always one pure and one effect, plus a few more.
+    for name in ["core.len", "io.print"] {
+        let id = intern(&mut m, name);
+        m.natives.push(id);
     }
-
-    pub fn shape(&mut self, names: &[&str]) -> u32 {
-        let ids = names.iter().map(|n| self.str(n)).collect();
-        self.konst(Constant::Shape(ids))
+    for _ in 0..rng.below(4) {
+        let n = NATIVES[rng.below(NATIVES.len())];
+        let id = intern(&mut m, n.name);
+        m.natives.push(id);
     }
-
-    pub fn native(&mut self, name: &str) -> u32 {
-        let id = self.str(name);
-        if let Some(i) = self.m.natives.iter().position(|x| *x == id) {
-            return i as u32;
-        }
-        self.m.natives.push(id);
-        (self.m.natives.len() - 1) as u32
+    let nstr = m.strings.len();
+    // Constants: one of each kind, then random ones.
+    m.constants.push(Constant::Int(rng.next() as i64));
+    m.constants.push(Constant::Float(random_float(rng)));
+    m.constants.push(Constant::Str(rng.below(nstr) as u32));
+    m.constants.push(Constant::Shape(vec![0, 1]));
+    for _ in 0..rng.below(6) {
+        let c = match rng.below(4) {
+            0 => Constant::Int(rng.next() as i64),
+            1 => Constant::Float(random_float(rng)),
+            2 => Constant::Str(rng.below(nstr) as u32),
+            _ => {
+                let n = rng.below(nstr.min(4));
+                let start = rng.below(nstr - n + 1);
+                Constant::Shape((start as u32..(start + n) as u32).collect())
+            }
+        };
+        m.constants.push(c);
     }
-
-    pub fn ty(&mut self, t: TypeDesc) -> u32 {
-        self.m.types.push(t);
-        (self.m.types.len() - 1) as u32
+    // Types refer only to earlier types, or to themselves through a container.
+    m.types.push(TypeDesc::Any);
+    for i in 1..1 + rng.below(10) as u32 {
+        let earlier = rng.below(i as usize) as u32;
+        let t = match rng.below(15) {
+            0 => TypeDesc::Null,
+            1 => TypeDesc::Bool,
+            2 => TypeDesc::Int,
+            3 => TypeDesc::Float,
+            4 => TypeDesc::Str,
+            5 => TypeDesc::List(if rng.chance(30) { i } else { earlier }),
+            6 => TypeDesc::Map(earlier),
+            7 => TypeDesc::Record(
+                (0..rng.below(3))
+                    .map(|k| Field {
+                        name: k as u32,
+                        ty: if rng.chance(20) { i } else { earlier },
+                    })
+                    .collect(),
+            ),
+            8 => TypeDesc::Optional(earlier),
+            9 => TypeDesc::StrLit(rng.below(nstr) as u32),
+            10 => TypeDesc::Union(
+                (0..rng.below(3))
+                    .map(|_| rng.below(i as usize) as u32)
+                    .collect(),
+            ),
+            11 => TypeDesc::Func,
+            12 => TypeDesc::Error,
+            13 => TypeDesc::Named {
+                name: rng.below(nstr) as u32,
+                ty: earlier,
+                doc: rng.chance(50).then(|| rng.below(nstr) as u32),
+            },
+            _ => TypeDesc::Any,
+        };
+        m.types.push(t);
     }
-
-    /// Adds a function; instruction `pc` is at line `pc + 1`, column 1 of test.ail.
-    pub fn func(&mut self, name: &str, nparams: usize, nregs: u16, code: Vec<Instr>) -> u32 {
-        self.func_caps(name, nparams, nregs, 0, code)
-    }
-
-    pub fn func_caps(
-        &mut self,
-        name: &str,
-        nparams: usize,
-        nregs: u16,
-        ncaps: u16,
-        code: Vec<Instr>,
-    ) -> u32 {
-        let name = self.str(name);
-        let pname = self.str("p");
-        let lines = (0..code.len() as u32)
-            .map(|pc| LineEntry {
-                pc,
-                line: pc + 1,
-                col: 1,
-            })
-            .collect();
-        self.m.functions.push(Function {
-            name,
-            params: (0..nparams).map(|_| Param { name: pname, ty: 0 }).collect(),
-            ret: 0,
+    let ntypes = m.types.len();
+    m.files = (0..rng.below(3)).map(|_| rng.below(nstr) as u32).collect();
+    // Signatures first, so calls can be checked against them.
+    let nfuncs = 1 + rng.below(4);
+    for _ in 0..nfuncs {
+        let nparams = rng.below(3);
+        let nregs = (nparams + 1 + rng.below(8)) as u16;
+        m.functions.push(Function {
+            name: rng.below(nstr) as u32,
+            params: (0..nparams)
+                .map(|_| Param {
+                    name: rng.below(nstr) as u32,
+                    ty: rng.below(ntypes) as u32,
+                })
+                .collect(),
+            ret: rng.below(ntypes) as u32,
             nregs,
-            ncaps,
-            code,
-            lines,
-            file: Some(0),
-            doc: None,
+            ncaps: rng.below(3) as u16,
+            code: vec![],
+            lines: vec![],
+            file: (!m.files.is_empty() && rng.chance(70)).then(|| rng.below(m.files.len()) as u32),
+            doc: rng.chance(30).then(|| rng.below(nstr) as u32),
         });
-        (self.m.functions.len() - 1) as u32
     }
-
-    /// Reserves a function slot (for mutual references), filled by `set_func`.
-    pub fn declare(&mut self, name: &str) -> u32 {
-        self.func(name, 0, 1, vec![Instr::Return { src: 0 }])
-    }
-
-    pub fn set_code(&mut self, f: u32, nparams: usize, nregs: u16, ncaps: u16, code: Vec<Instr>) {
-        let pname = self.str("p");
-        let func = &mut self.m.functions[f as usize];
-        func.params = (0..nparams)
-            .map(|_| aivm_vm::format::Param { name: pname, ty: 0 })
+    for fi in 0..nfuncs {
+        let code = random_body(&m, fi, rng);
+        let mut pcs: Vec<u32> = (0..rng.below(4))
+            .map(|_| rng.below(code.len()) as u32)
             .collect();
-        func.nregs = nregs;
-        func.ncaps = ncaps;
-        func.lines = (0..code.len() as u32)
+        pcs.sort_unstable();
+        m.functions[fi].lines = pcs
+            .into_iter()
             .map(|pc| LineEntry {
                 pc,
-                line: pc + 1,
-                col: 1,
+                line: rng.next() as u32,
+                col: rng.below(200) as u32,
             })
             .collect();
-        func.code = code;
+        m.functions[fi].code = code;
     }
-
-    pub fn main(mut self, nregs: u16, code: Vec<Instr>) -> Arc<Module> {
-        let f = self.func("main", 0, nregs, code);
-        self.m.entry = Some(f);
-        Arc::new(self.m)
+    let entries: Vec<usize> = (0..nfuncs)
+        .filter(|&f| m.functions[f].params.len() <= 1)
+        .collect();
+    if !entries.is_empty() && rng.chance(80) {
+        m.entry = Some(entries[rng.below(entries.len())] as u32);
     }
-
-    pub fn build(self) -> Arc<Module> {
-        Arc::new(self.m)
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<usize> = (0..nstr)
+        .filter(|&s| rng.chance(30) && seen.insert(m.strings[s].clone()))
+        .collect();
+    for (k, name) in names.into_iter().enumerate() {
+        m.exports.push(Export {
+            name: name as u32,
+            func: ((k + name) % nfuncs) as u32,
+        });
     }
+    m
 }
 
-/// The output of a run: printed lines and the final value or error.
-#[derive(Debug)]
-pub struct Outcome {
-    pub out: Vec<String>,
-    pub result: Result<HostValue, VmError>,
-    /// The labels of printed values.
-    pub labels: Vec<String>,
-}
-
-/// Runs `main` with a host that prints into a buffer and answers other effects from `answer`.
-pub fn run_with(
-    m: Arc<Module>,
-    limits: Limits,
-    mut answer: impl FnMut(&str, &[HostValue]) -> Result<HostValue, HostError>,
-) -> Outcome {
-    let mut vm = Vm::new(m, limits).expect("module loads");
-    vm.start_main(vec![]).expect("main starts");
-    let mut out = Vec::new();
-    let mut labels = Vec::new();
-    loop {
-        match vm.run() {
-            Ok(Step::Done { value, .. }) => {
-                return Outcome {
-                    out,
-                    result: Ok(value),
-                    labels,
-                };
-            }
-            Ok(Step::Effect(req)) => {
-                let r = if req.native == "io.print" {
-                    out.push(req.args[0].as_str().unwrap_or("?").to_string());
-                    labels.push(req.args[0].label.to_string());
-                    Ok(HostValue::null())
-                } else {
-                    answer(&req.native, &req.args)
-                };
-                vm.resume(req.task, r).expect("resume");
-            }
-            Err(e) => {
-                return Outcome {
-                    out,
-                    result: Err(e),
-                    labels,
-                }
-            }
+/// A body for function `fi`: define every register, then random instructions, then `Return`.
+fn random_body(m: &Module, fi: usize, rng: &mut Rng) -> Vec<Instr> {
+    let f = &m.functions[fi];
+    let mut code: Vec<Instr> = (f.params.len() as u16..f.nregs)
+        .map(|r| Instr::LoadNull { dst: r })
+        .collect();
+    let n = rng.below(24);
+    let mut tries = 0;
+    while code.len() < f.params.len() + n && tries < 200 {
+        tries += 1;
+        let info = &OPCODES[rng.below(OPCODES.len())];
+        if let Some(i) = instr_for(m, fi, info, rng) {
+            code.push(i);
         }
     }
+    code.push(Instr::Return { src: 0 });
+    // Targets were drawn as raw numbers: bring them into the code.
+    let len = code.len() as u32;
+    code.iter().map(|i| i.map_targets(|t| t % len)).collect()
 }
 
-pub fn run(m: Arc<Module>) -> Outcome {
-    run_with(m, Limits::default(), |n, _| {
-        Err(HostError::new("IoError", format!("no {n}")))
-    })
-}
-
-/// Runs `main` and returns the printed lines, panicking on an error.
-pub fn output(m: Arc<Module>) -> Vec<String> {
-    let o = run(m);
-    if let Err(e) = &o.result {
-        panic!("run failed: {e}\noutput so far: {:?}", o.out);
+/// A valid instruction of opcode `info` for function `fi` of `m`, if the module allows one.
+/// Jump targets are random numbers, to be reduced modulo the code length by the caller.
+pub fn instr_for(m: &Module, fi: usize, info: &OpInfo, rng: &mut Rng) -> Option<Instr> {
+    let f = &m.functions[fi];
+    let op = Opcode::from_name(info.name)?;
+    let nregs = f.nregs as usize;
+    let reg = |rng: &mut Rng| rng.below(nregs) as u16;
+    let range = |rng: &mut Rng, count: usize| -> Option<RegRange> {
+        (count <= nregs).then(|| RegRange::new(rng.below(nregs - count + 1) as u16, count as u16))
+    };
+    // What the opcode needs of the module, chosen first so its range count can follow.
+    let pick = |rng: &mut Rng, v: Vec<usize>| -> Option<usize> {
+        (!v.is_empty()).then(|| v[rng.below(v.len())])
+    };
+    let native_kind = |effect: bool| -> Vec<usize> {
+        (0..m.natives.len())
+            .filter(|&i| {
+                native_by_name(m.str(m.natives[i])).is_some_and(|(_, n)| n.effect == effect)
+            })
+            .collect()
+    };
+    let (func, konst, native, count) = match op {
+        Opcode::LoadFunc => (
+            pick(
+                rng,
+                (0..m.functions.len())
+                    .filter(|&g| m.functions[g].ncaps == 0)
+                    .collect(),
+            )?,
+            0,
+            0,
+            0,
+        ),
+        Opcode::Closure => {
+            let g = rng.below(m.functions.len());
+            (g, 0, 0, m.functions[g].ncaps as usize)
+        }
+        Opcode::CallFn => {
+            let g = rng.below(m.functions.len());
+            (g, 0, 0, m.functions[g].params.len())
+        }
+        Opcode::LoadConst => (
+            0,
+            pick(
+                rng,
+                (0..m.constants.len())
+                    .filter(|&k| !matches!(m.constants[k], Constant::Shape(_)))
+                    .collect(),
+            )?,
+            0,
+            0,
+        ),
+        Opcode::NewRecord => {
+            let k = pick(
+                rng,
+                (0..m.constants.len())
+                    .filter(|&k| matches!(m.constants[k], Constant::Shape(_)))
+                    .collect(),
+            )?;
+            let Constant::Shape(s) = &m.constants[k] else {
+                return None;
+            };
+            (0, k, 0, s.len())
+        }
+        Opcode::CallNative | Opcode::Effect => {
+            let n = pick(rng, native_kind(op == Opcode::Effect))?;
+            let (_, info) = native_by_name(m.str(m.natives[n]))?;
+            (0, 0, n, info.arity as usize)
+        }
+        Opcode::NewMap => (0, 0, 0, 2 * rng.below(nregs / 2 + 1)),
+        Opcode::UpvalGet | Opcode::UpvalSet | Opcode::UpvalCell => {
+            if f.ncaps == 0 {
+                return None;
+            }
+            (0, 0, 0, rng.below(f.ncaps as usize))
+        }
+        _ => (0, 0, 0, rng.below(nregs + 1)),
+    };
+    let mut ops = Vec::new();
+    for &(_, kind) in info.operands {
+        ops.push(match kind {
+            OperandKind::Dst => Operand::Dst(reg(rng)),
+            OperandKind::Src => Operand::Src(reg(rng)),
+            OperandKind::Range => Operand::Range(range(rng, count)?),
+            OperandKind::Const => Operand::Const(konst as u32),
+            OperandKind::Func => Operand::Func(func as u32),
+            OperandKind::Type => Operand::Type(rng.below(m.types.len()) as u32),
+            OperandKind::Native => Operand::Native(native as u32),
+            OperandKind::Str => Operand::Str(rng.below(m.strings.len()) as u32),
+            OperandKind::Target => Operand::Target(rng.next() as u32),
+            OperandKind::Imm => Operand::Imm(rng.next() as i32),
+            OperandKind::Count => Operand::Count(count as u16),
+        });
     }
-    o.out
+    Instr::from_operands(op, &ops)
+}
+
+/// A module that uses every opcode of the table once, in function 0 (which has two captured
+/// cells), with a plain function 1 beside it.
+pub fn every_opcode_module() -> Module {
+    let mut rng = Rng(7);
+    let mut m = Module {
+        strings: ["main", "a", "b", "core.len", "io.print", "doc", "file.ail"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        constants: vec![
+            Constant::Int(-7),
+            Constant::Float(-0.0),
+            Constant::Str(5),
+            Constant::Shape(vec![1, 2]),
+        ],
+        types: vec![TypeDesc::Any, TypeDesc::List(0)],
+        natives: vec![3, 4],
+        entry: Some(0),
+        files: vec![6],
+        exports: vec![Export { name: 0, func: 0 }],
+        ..Module::default()
+    };
+    m.functions.push(Function {
+        name: 0,
+        params: vec![Param { name: 1, ty: 0 }],
+        ret: 0,
+        nregs: 6,
+        ncaps: 2,
+        code: vec![],
+        lines: vec![LineEntry {
+            pc: 0,
+            line: 1,
+            col: 1,
+        }],
+        file: Some(0),
+        doc: Some(5),
+    });
+    // A plain function for LoadFunc, which needs a callee without captures.
+    m.functions.push(Function {
+        name: 2,
+        params: vec![],
+        ret: 1,
+        nregs: 1,
+        ncaps: 0,
+        code: vec![Instr::LoadInt { dst: 0, imm: 1 }, Instr::Return { src: 0 }],
+        lines: vec![],
+        file: None,
+        doc: None,
+    });
+    let mut code: Vec<Instr> = (1..6).map(|r| Instr::LoadNull { dst: r }).collect();
+    for info in OPCODES {
+        let i = instr_for(&m, 0, info, &mut rng)
+            .unwrap_or_else(|| panic!("no valid {} for the sample module", info.name));
+        code.push(i);
+    }
+    code.push(Instr::Return { src: 0 });
+    let last = (code.len() - 1) as u32;
+    m.functions[0].code = code.iter().map(|i| i.map_targets(|_| last)).collect();
+    m
+}
+
+/// An instruction of opcode `info` with arbitrary operand values (likely invalid).
+pub fn wild_instr(info: &OpInfo, rng: &mut Rng) -> Instr {
+    let small = |rng: &mut Rng| -> u32 {
+        if rng.chance(70) {
+            rng.below(20) as u32
+        } else {
+            rng.next() as u32
+        }
+    };
+    let ops: Vec<Operand> = info
+        .operands
+        .iter()
+        .map(|&(_, kind)| match kind {
+            OperandKind::Dst => Operand::Dst(small(rng) as u16),
+            OperandKind::Src => Operand::Src(small(rng) as u16),
+            OperandKind::Range => {
+                Operand::Range(RegRange::new(small(rng) as u16, small(rng) as u16))
+            }
+            OperandKind::Const => Operand::Const(small(rng)),
+            OperandKind::Func => Operand::Func(small(rng)),
+            OperandKind::Type => Operand::Type(small(rng)),
+            OperandKind::Native => Operand::Native(small(rng)),
+            OperandKind::Str => Operand::Str(small(rng)),
+            OperandKind::Target => Operand::Target(small(rng)),
+            OperandKind::Imm => Operand::Imm(rng.next() as i32),
+            OperandKind::Count => Operand::Count(small(rng) as u16),
+        })
+        .collect();
+    let op = Opcode::from_name(info.name).expect("table names are opcodes");
+    Instr::from_operands(op, &ops).expect("operands follow the table row")
+}
+
+/// A random module with no guarantee of validity: a valid one with some parts made wild.
+pub fn random_any_module(rng: &mut Rng) -> Module {
+    let mut m = random_valid_module(rng);
+    for f in &mut m.functions {
+        for i in f.code.iter_mut() {
+            if rng.chance(15) {
+                *i = wild_instr(&OPCODES[rng.below(OPCODES.len())], rng);
+            }
+        }
+        if rng.chance(10) {
+            f.code.clear();
+        }
+        if rng.chance(20) {
+            f.lines.push(LineEntry {
+                pc: rng.next() as u32,
+                line: 0,
+                col: u32::MAX,
+            });
+        }
+        if rng.chance(10) {
+            f.nregs = rng.next() as u16;
+        }
+    }
+    if rng.chance(20) {
+        m.entry = Some(rng.next() as u32);
+    }
+    if rng.chance(20) {
+        m.natives.push(rng.below(m.strings.len() + 3) as u32);
+    }
+    if rng.chance(20) {
+        m.types.push(TypeDesc::Union(vec![m.types.len() as u32]));
+    }
+    if rng.chance(20) {
+        m.constants.push(Constant::Shape(vec![u32::MAX, 0]));
+    }
+    m
 }

@@ -1,0 +1,896 @@
+//! The lexer: `.ail` source text to tokens with byte spans, using `logos`, plus a pass over
+//! the token list that checks delimiters, merges doc comments and marks line-leading tokens
+//! so the newline-free grammar can tell `f\n(x)` (two statements) from `f(x)` (a call).
+
+use std::fmt;
+
+use logos::{Filter, Logos};
+
+use crate::ast::Span;
+use crate::diagnostic::{Diagnostic, FileId};
+
+/// Why `logos` rejected some input. `Default` is what logos reports for input no pattern matches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum LexError {
+    #[default]
+    UnknownChar,
+    IntOverflow,
+    FloatOutOfRange,
+    UnterminatedString,
+}
+
+/// One token. The `*Lead` variants and `ReturnBare` are never produced by `logos` itself: the
+/// pass in [`lex`] rewrites `(`, `[`, `-` that start a statement line, and `return` with nothing
+/// after it on its line, so that the grammar needs no newline tokens.
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\n\f]+", error = LexError)]
+pub enum Tok<'s> {
+    #[token("fn")]
+    Fn,
+    #[token("let")]
+    Let,
+    #[token("if")]
+    If,
+    #[token("else")]
+    Else,
+    #[token("while")]
+    While,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
+    #[token("break")]
+    Break,
+    #[token("continue")]
+    Continue,
+    #[token("return")]
+    Return,
+    /// `return` with no value: followed by a newline, `;`, `}` or the end of the file.
+    ReturnBare,
+    #[token("throw")]
+    Throw,
+    #[token("try")]
+    Try,
+    #[token("catch")]
+    Catch,
+    #[token("import")]
+    Import,
+    #[token("as")]
+    As,
+    #[token("export")]
+    Export,
+    #[token("extern")]
+    Extern,
+    #[token("type")]
+    Type,
+    #[token("and")]
+    And,
+    #[token("or")]
+    Or,
+    #[token("not")]
+    Not,
+    #[token("true")]
+    True,
+    #[token("false")]
+    False,
+    #[token("null")]
+    Null,
+
+    #[token("(")]
+    LParen,
+    /// A `(` that starts a statement line: it opens a parenthesised expression, never a call.
+    LParenLead,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    /// A `[` that starts a statement line: a list literal, never an index.
+    LBracketLead,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token(";")]
+    Semi,
+    #[token(".")]
+    Dot,
+    #[token("..")]
+    DotDot,
+    #[token("=")]
+    Assign,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    Ne,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    /// A `-` that starts a statement line: a negation, never a subtraction.
+    MinusLead,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("%")]
+    Percent,
+    #[token("+=")]
+    PlusEq,
+    #[token("-=")]
+    MinusEq,
+    #[token("*=")]
+    StarEq,
+    #[token("/=")]
+    SlashEq,
+    #[token("%=")]
+    PercentEq,
+    #[token("->")]
+    Arrow,
+    #[token("?")]
+    Question,
+    #[token("|")]
+    Pipe,
+    /// `&&`, `||` and `!` are not operators of the language; they are lexed so that the
+    /// diagnostic can say what to write instead, and replaced by `and`, `or`, `not`.
+    #[token("&&")]
+    AndAnd,
+    #[token("||")]
+    OrOr,
+    #[token("!")]
+    Bang,
+
+    #[regex(r"[0-9][0-9_]*", lex_int)]
+    Int(i64),
+    #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9][0-9_]*)?", lex_float)]
+    #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9][0-9_]*", lex_float)]
+    Float(f64),
+    /// The raw text of a string literal, quotes included; see `parse::string_literal`.
+    #[token("\"", lex_string)]
+    Str(&'s str),
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
+    Ident(&'s str),
+    /// The text of one or more `///` lines, without the slashes.
+    #[regex(r"//[^\n]*", lex_comment)]
+    Doc(String),
+}
+
+fn lex_int<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<i64, LexError> {
+    lex.slice()
+        .replace('_', "")
+        .parse::<i64>()
+        .map_err(|_| LexError::IntOverflow)
+}
+
+fn lex_float<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<f64, LexError> {
+    match lex.slice().replace('_', "").parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(LexError::FloatOutOfRange),
+    }
+}
+
+fn lex_comment<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Filter<String> {
+    let text = lex.slice();
+    match text.strip_prefix("///") {
+        Some(rest) if !rest.starts_with('/') => {
+            let rest = rest.strip_suffix('\r').unwrap_or(rest);
+            Filter::Emit(rest.strip_prefix(' ').unwrap_or(rest).to_string())
+        }
+        _ => Filter::Skip,
+    }
+}
+
+fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
+    let rest = lex.remainder();
+    match string_len(rest.as_bytes()) {
+        Some(n) => {
+            lex.bump(n);
+            Ok(lex.slice())
+        }
+        None => {
+            lex.bump(rest.len());
+            Err(LexError::UnterminatedString)
+        }
+    }
+}
+
+/// The length of a string literal's body plus its closing quote, given the bytes after the
+/// opening quote, or `None` if the input ends first. `{...}` parts may hold nested strings,
+/// which may hold interpolations in turn; an explicit stack keeps deep nesting off the call stack.
+/// Scanning bytes is sound for UTF-8 because every byte this matches on is ASCII.
+pub(crate) fn string_len(b: &[u8]) -> Option<usize> {
+    // Strings and interpolations nest strictly alternately, so one stack of open
+    // interpolations (each with its brace depth) and a flag for "inside a string" suffice.
+    let mut interps: Vec<u32> = Vec::new();
+    let mut in_string = true;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' if interps.is_empty() => return Some(i + 1),
+                // A string nested in an interpolation closed: back to that interpolation.
+                b'"' => in_string = false,
+                b'{' => {
+                    interps.push(1);
+                    in_string = false;
+                }
+                _ => {}
+            }
+        } else {
+            let depth = interps.last_mut()?;
+            match c {
+                b'"' => in_string = true,
+                b'{' => *depth += 1,
+                b'}' => {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        interps.pop();
+                        in_string = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+impl fmt::Display for Tok<'_> {
+    /// How a token is named in "found ..." messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tok::Int(v) => write!(f, "integer `{v}`"),
+            Tok::Float(v) => write!(f, "float `{v}`"),
+            Tok::Str(_) => write!(f, "a string"),
+            Tok::Ident(n) => write!(f, "identifier `{n}`"),
+            Tok::Doc(_) => write!(f, "a doc comment"),
+            other => write!(f, "`{}`", other.text()),
+        }
+    }
+}
+
+impl Tok<'_> {
+    /// The source text of a fixed token (empty for literals, which carry their own text).
+    pub fn text(&self) -> &'static str {
+        match self {
+            Tok::Fn => "fn",
+            Tok::Let => "let",
+            Tok::If => "if",
+            Tok::Else => "else",
+            Tok::While => "while",
+            Tok::For => "for",
+            Tok::In => "in",
+            Tok::Break => "break",
+            Tok::Continue => "continue",
+            Tok::Return | Tok::ReturnBare => "return",
+            Tok::Throw => "throw",
+            Tok::Try => "try",
+            Tok::Catch => "catch",
+            Tok::Import => "import",
+            Tok::As => "as",
+            Tok::Export => "export",
+            Tok::Extern => "extern",
+            Tok::Type => "type",
+            Tok::And => "and",
+            Tok::Or => "or",
+            Tok::Not => "not",
+            Tok::True => "true",
+            Tok::False => "false",
+            Tok::Null => "null",
+            Tok::LParen | Tok::LParenLead => "(",
+            Tok::RParen => ")",
+            Tok::LBracket | Tok::LBracketLead => "[",
+            Tok::RBracket => "]",
+            Tok::LBrace => "{",
+            Tok::RBrace => "}",
+            Tok::Comma => ",",
+            Tok::Colon => ":",
+            Tok::Semi => ";",
+            Tok::Dot => ".",
+            Tok::DotDot => "..",
+            Tok::Assign => "=",
+            Tok::EqEq => "==",
+            Tok::Ne => "!=",
+            Tok::Lt => "<",
+            Tok::Le => "<=",
+            Tok::Gt => ">",
+            Tok::Ge => ">=",
+            Tok::Plus => "+",
+            Tok::Minus | Tok::MinusLead => "-",
+            Tok::Star => "*",
+            Tok::Slash => "/",
+            Tok::Percent => "%",
+            Tok::PlusEq => "+=",
+            Tok::MinusEq => "-=",
+            Tok::StarEq => "*=",
+            Tok::SlashEq => "/=",
+            Tok::PercentEq => "%=",
+            Tok::Arrow => "->",
+            Tok::Question => "?",
+            Tok::Pipe => "|",
+            Tok::AndAnd => "&&",
+            Tok::OrOr => "||",
+            Tok::Bang => "!",
+            Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::Ident(_) | Tok::Doc(_) => "",
+        }
+    }
+}
+
+/// A token with its byte span in the file.
+pub type Spanned<'s> = (usize, Tok<'s>, usize);
+
+/// The result of lexing: tokens ready for the grammar, and what was wrong with the input.
+#[derive(Debug, Default)]
+pub struct Lexed<'s> {
+    pub tokens: Vec<Spanned<'s>>,
+    pub diags: Vec<Diagnostic>,
+    /// Errors after which parsing would only report noise (an unterminated string, unbalanced
+    /// delimiters): the caller should report `diags` and not parse.
+    pub fatal: bool,
+}
+
+/// Where the lexed text sits: a whole file, or the inside of a `{...}` interpolation part.
+#[derive(Clone, Copy, Debug)]
+pub enum Context {
+    /// Statements: line-leading `(`, `[`, `-` and bare `return` are marked.
+    File,
+    /// An expression inside a string: newlines mean nothing, as inside parentheses.
+    Interpolation,
+}
+
+/// Lexes `src`, which starts at byte `base` of file `file`, into tokens with file offsets.
+pub fn lex<'s>(file: FileId, src: &'s str, base: usize, context: Context) -> Lexed<'s> {
+    let mut out = Lexed::default();
+    let mut lexer = Tok::lexer(src);
+    while let Some(result) = lexer.next() {
+        let range = lexer.span();
+        let span = Span::new(base + range.start, base + range.end);
+        match result {
+            Ok(Tok::AndAnd) => {
+                out.diags.push(c_operator(file, span, "&&", "and"));
+                out.tokens
+                    .push((span.start as usize, Tok::And, span.end as usize));
+            }
+            Ok(Tok::OrOr) => {
+                out.diags.push(c_operator(file, span, "||", "or"));
+                out.tokens
+                    .push((span.start as usize, Tok::Or, span.end as usize));
+            }
+            Ok(Tok::Bang) => {
+                out.diags.push(c_operator(file, span, "!", "not"));
+                out.tokens
+                    .push((span.start as usize, Tok::Not, span.end as usize));
+            }
+            Ok(tok) => out
+                .tokens
+                .push((span.start as usize, tok, span.end as usize)),
+            Err(err) => {
+                let text = src.get(range.clone()).unwrap_or("");
+                let (diag, substitute) = lex_error(file, span, text, &err);
+                out.fatal |= err == LexError::UnterminatedString;
+                out.diags.push(diag);
+                if let Some(tok) = substitute {
+                    out.tokens
+                        .push((span.start as usize, tok, span.end as usize));
+                }
+            }
+        }
+    }
+    merge_docs(&mut out.tokens);
+    if let Context::File = context {
+        if !out.fatal {
+            let delim = check_delimiters(file, &out.tokens);
+            out.fatal |= !delim.is_empty();
+            out.diags.extend(delim);
+        }
+        mark_leads(src, base, &mut out.tokens);
+    }
+    out
+}
+
+fn c_operator(file: FileId, span: Span, written: &str, word: &str) -> Diagnostic {
+    Diagnostic::error(
+        "E0106",
+        format!("`{written}` is not an operator in aivm"),
+        file,
+        span,
+    )
+    .with_label(format!("write `{word}` here"))
+    .with_help(format!(
+        "boolean operators are words: `and`, `or`, `not`; replace `{written}` with `{word}`"
+    ))
+}
+
+/// The diagnostic for a token logos rejected, and a token to parse in its place, if any, so
+/// that one bad literal does not also cause a syntax error.
+fn lex_error<'s>(
+    file: FileId,
+    span: Span,
+    text: &str,
+    err: &LexError,
+) -> (Diagnostic, Option<Tok<'s>>) {
+    match err {
+        LexError::UnknownChar => {
+            let ch = text.chars().next().unwrap_or('?');
+            let span = Span::new(span.start as usize, span.start as usize + ch.len_utf8().max(1));
+            let mut d = Diagnostic::error("E0101", format!("unexpected character `{}`", ch.escape_debug()), file, span)
+                .with_label("not valid here");
+            d = match ch {
+                '\'' => d.with_help("strings are written in double quotes: \"text\""),
+                '#' => d.with_help("comments start with `//`"),
+                '&' => d.with_help("to combine conditions, use `and`"),
+                _ => d,
+            };
+            (d, None)
+        }
+        LexError::IntOverflow => (
+            Diagnostic::error("E0104", "integer literal is too large", file, span)
+                .with_label("does not fit in a 64-bit signed integer")
+                .with_help("the largest int is 9223372036854775807; for larger magnitudes use a float such as `1e19`"),
+            Some(Tok::Int(0)),
+        ),
+        LexError::FloatOutOfRange => (
+            Diagnostic::error("E0105", "float literal is out of range", file, span)
+                .with_label("this is larger than the largest 64-bit float")
+                .with_help("the largest float is about 1.8e308"),
+            Some(Tok::Float(0.0)),
+        ),
+        LexError::UnterminatedString => {
+            let quote = Span::new(span.start as usize, span.start as usize + 1);
+            (
+                Diagnostic::error("E0102", "unterminated string", file, quote)
+                    .with_label("this string is never closed")
+                    .with_help("add a closing `\"`; a `\"` inside a string is written `\\\"`, a literal `{` is `\\{`"),
+                None,
+            )
+        }
+    }
+}
+
+/// Joins consecutive `///` lines into one token, and drops doc comments that do not come
+/// right before an item that keeps them (`fn name`, `export`, `extern`, `type`): elsewhere
+/// `///` is an ordinary comment.
+fn merge_docs(tokens: &mut Vec<Spanned<'_>>) {
+    let old = std::mem::take(tokens);
+    let mut iter = old.into_iter().peekable();
+    while let Some((start, tok, end)) = iter.next() {
+        let Tok::Doc(mut text) = tok else {
+            tokens.push((start, tok, end));
+            continue;
+        };
+        let mut end = end;
+        while let Some((_, Tok::Doc(more), more_end)) = iter.peek() {
+            text.push('\n');
+            text.push_str(more);
+            end = *more_end;
+            iter.next();
+        }
+        let documents_item = match iter.peek() {
+            Some((_, Tok::Export | Tok::Extern | Tok::Type, _)) => true,
+            Some((_, Tok::Fn, _)) => {
+                // `fn name` is an item; `fn(` is a lambda, which has no doc.
+                let mut ahead = iter.clone();
+                ahead.next();
+                matches!(ahead.peek(), Some((_, Tok::Ident(_), _)))
+            }
+            _ => false,
+        };
+        if documents_item {
+            tokens.push((start, Tok::Doc(text), end));
+        }
+    }
+}
+
+/// Reports unclosed, unexpected and mismatched `(` `[` `{`, the way rustc does before parsing,
+/// because a parser that meets a missing `}` can only point at the end of the file.
+fn check_delimiters(file: FileId, tokens: &[Spanned<'_>]) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut open: Vec<(&'static str, Span)> = Vec::new();
+    for (start, tok, end) in tokens {
+        let span = Span::new(*start, *end);
+        match tok {
+            Tok::LParen | Tok::LBracket | Tok::LBrace => open.push((tok.text(), span)),
+            Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                let close = tok.text();
+                match open.pop() {
+                    Some((o, _)) if closer(o) == close => {}
+                    Some((o, ospan)) => {
+                        diags.push(
+                            Diagnostic::error(
+                                "E0108",
+                                format!("mismatched closing delimiter `{close}`"),
+                                file,
+                                span,
+                            )
+                            .with_label(format!("expected `{}` here", closer(o)))
+                            .with_extra(
+                                file,
+                                ospan,
+                                format!("this `{o}` is closed by the `{close}`"),
+                            ),
+                        );
+                        return diags;
+                    }
+                    None => {
+                        diags.push(
+                            Diagnostic::error(
+                                "E0109",
+                                format!("unexpected closing delimiter `{close}`"),
+                                file,
+                                span,
+                            )
+                            .with_label("nothing is open here")
+                            .with_help(format!(
+                                "remove this `{close}`, or add its opening `{}` earlier",
+                                opener(close)
+                            )),
+                        );
+                        return diags;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((o, ospan)) = open.pop() {
+        let eof = tokens.last().map_or(0, |t| t.2);
+        diags.push(
+            Diagnostic::error(
+                "E0107",
+                format!("unclosed delimiter `{o}`"),
+                file,
+                Span::new(eof, eof),
+            )
+            .with_label(format!(
+                "expected `{}` before the end of the file",
+                closer(o)
+            ))
+            .with_extra(file, ospan, "unclosed delimiter")
+            .with_help(format!("add the missing `{}`", closer(o))),
+        );
+    }
+    diags
+}
+
+fn closer(open: &str) -> &'static str {
+    match open {
+        "(" => ")",
+        "[" => "]",
+        _ => "}",
+    }
+}
+
+fn opener(close: &str) -> &'static str {
+    match close {
+        ")" => "(",
+        "]" => "[",
+        _ => "{",
+    }
+}
+
+/// Marks the tokens whose meaning depends on the start of a line. Inside `(...)` and `[...]`
+/// newlines mean nothing; inside `{...}` and at top level, a `(`, `[` or `-` that begins a
+/// line (or follows `{` or `;`) begins a new statement, and `return` at the end of a line
+/// returns nothing.
+fn mark_leads(src: &str, base: usize, tokens: &mut [Spanned<'_>]) {
+    let mut stack: Vec<bool> = Vec::new(); // true = inside braces
+    let newline_between = |from: usize, to: usize| {
+        src.get(from.saturating_sub(base)..to.saturating_sub(base))
+            .is_some_and(|gap| gap.contains('\n'))
+    };
+    let mut prev: Option<(usize, bool)> = None; // end of the previous token, and whether it was `{`/`;`
+    for i in 0..tokens.len() {
+        let statements = stack.last().copied().unwrap_or(true);
+        let (start, end) = (tokens[i].0, tokens[i].2);
+        let leads = match prev {
+            None => true,
+            Some((prev_end, after_sep)) => after_sep || newline_between(prev_end, start),
+        };
+        let next_ends_line = match tokens.get(i + 1) {
+            None => true,
+            Some((next_start, next, _)) => {
+                matches!(next, Tok::RBrace | Tok::Semi) || newline_between(end, *next_start)
+            }
+        };
+        let tok = &mut tokens[i].1;
+        match tok {
+            Tok::LParen | Tok::LBracket => stack.push(false),
+            Tok::LBrace => stack.push(true),
+            Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        if statements && leads {
+            match tok {
+                Tok::LParen => *tok = Tok::LParenLead,
+                Tok::LBracket => *tok = Tok::LBracketLead,
+                Tok::Minus => *tok = Tok::MinusLead,
+                _ => {}
+            }
+        }
+        if statements && next_ends_line && *tok == Tok::Return {
+            *tok = Tok::ReturnBare;
+        }
+        prev = Some((end, matches!(tok, Tok::LBrace | Tok::Semi)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(src: &str) -> Vec<Tok<'_>> {
+        let lexed = lex(0, src, 0, Context::File);
+        assert!(
+            lexed.diags.is_empty(),
+            "unexpected diagnostics: {:?}",
+            lexed.diags
+        );
+        lexed.tokens.into_iter().map(|t| t.1).collect()
+    }
+
+    fn codes(src: &str) -> Vec<&'static str> {
+        lex(0, src, 0, Context::File)
+            .diags
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn keywords() {
+        let src = "fn let if else while for in break continue return throw try catch import as export extern type and or not true false null";
+        let expected = vec![
+            Tok::Fn,
+            Tok::Let,
+            Tok::If,
+            Tok::Else,
+            Tok::While,
+            Tok::For,
+            Tok::In,
+            Tok::Break,
+            Tok::Continue,
+            Tok::Return,
+            Tok::Throw,
+            Tok::Try,
+            Tok::Catch,
+            Tok::Import,
+            Tok::As,
+            Tok::Export,
+            Tok::Extern,
+            Tok::Type,
+            Tok::And,
+            Tok::Or,
+            Tok::Not,
+            Tok::True,
+            Tok::False,
+            Tok::Null,
+        ];
+        assert_eq!(toks(src), expected);
+        // A keyword prefix is still an identifier.
+        assert_eq!(
+            toks("fnord iff lets"),
+            vec![Tok::Ident("fnord"), Tok::Ident("iff"), Tok::Ident("lets")]
+        );
+    }
+
+    #[test]
+    fn punctuation() {
+        let src = "x ( ) [ ] { } , : ; . .. = == != < <= > >= + - * / % += -= *= /= %= -> ? |";
+        let expected = vec![
+            Tok::Ident("x"),
+            Tok::LParen,
+            Tok::RParen,
+            Tok::LBracket,
+            Tok::RBracket,
+            Tok::LBrace,
+            Tok::RBrace,
+            Tok::Comma,
+            Tok::Colon,
+            Tok::Semi,
+            Tok::Dot,
+            Tok::DotDot,
+            Tok::Assign,
+            Tok::EqEq,
+            Tok::Ne,
+            Tok::Lt,
+            Tok::Le,
+            Tok::Gt,
+            Tok::Ge,
+            Tok::Plus,
+            Tok::Minus,
+            Tok::Star,
+            Tok::Slash,
+            Tok::Percent,
+            Tok::PlusEq,
+            Tok::MinusEq,
+            Tok::StarEq,
+            Tok::SlashEq,
+            Tok::PercentEq,
+            Tok::Arrow,
+            Tok::Question,
+            Tok::Pipe,
+        ];
+        assert_eq!(toks(src), expected);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(
+            toks("42 1_000 0"),
+            vec![Tok::Int(42), Tok::Int(1000), Tok::Int(0)]
+        );
+        assert_eq!(
+            toks("1.5 1e9 2.5e-3 1_0.2_5"),
+            vec![
+                Tok::Float(1.5),
+                Tok::Float(1e9),
+                Tok::Float(2.5e-3),
+                Tok::Float(10.25)
+            ]
+        );
+        // `1..5` is a range, not the float `1.` followed by `.5`.
+        assert_eq!(toks("1..5"), vec![Tok::Int(1), Tok::DotDot, Tok::Int(5)]);
+        assert_eq!(toks("x.0"), vec![Tok::Ident("x"), Tok::Dot, Tok::Int(0)]);
+        assert_eq!(toks("9223372036854775807"), vec![Tok::Int(i64::MAX)]);
+    }
+
+    #[test]
+    fn number_overflow_is_a_diagnostic_with_a_substitute() {
+        let lexed = lex(0, "9223372036854775808 1e999", 0, Context::File);
+        let codes: Vec<_> = lexed.diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, vec!["E0104", "E0105"]);
+        assert_eq!(lexed.diags[0].span, Span::new(0, 19));
+        assert!(!lexed.fatal);
+        assert_eq!(
+            lexed.tokens.len(),
+            2,
+            "both literals are kept so parsing can continue"
+        );
+    }
+
+    #[test]
+    fn strings_keep_raw_text_including_nested_interpolation() {
+        assert_eq!(toks(r#""a\"b""#), vec![Tok::Str(r#""a\"b""#)]);
+        let src = r#""x {f("y {z}")} w" 1"#;
+        assert_eq!(
+            toks(src),
+            vec![Tok::Str(r#""x {f("y {z}")} w""#), Tok::Int(1)]
+        );
+        assert_eq!(
+            toks(r#""\{ not interp""#),
+            vec![Tok::Str(r#""\{ not interp""#)]
+        );
+        assert_eq!(toks("\"multi\nline\""), vec![Tok::Str("\"multi\nline\"")]);
+    }
+
+    #[test]
+    fn unterminated_string_is_fatal_and_points_at_the_quote() {
+        let lexed = lex(0, "let s = \"abc {x}\n", 0, Context::File);
+        assert!(lexed.fatal);
+        assert_eq!(lexed.diags.len(), 1);
+        assert_eq!(lexed.diags[0].code, "E0102");
+        assert_eq!(lexed.diags[0].span, Span::new(8, 9));
+        assert_eq!(codes("\"a {\"b}"), vec!["E0102"]);
+    }
+
+    #[test]
+    fn comments_and_doc_comments() {
+        assert_eq!(
+            toks("x // comment\ny"),
+            vec![Tok::Ident("x"), Tok::Ident("y")]
+        );
+        assert_eq!(
+            toks("/// one\n///two\nfn f"),
+            vec![Tok::Doc("one\ntwo".into()), Tok::Fn, Tok::Ident("f")]
+        );
+        assert_eq!(toks("/// d\nexport fn f")[0], Tok::Doc("d".into()));
+        assert_eq!(toks("/// d\ntype T")[0], Tok::Doc("d".into()));
+        assert_eq!(toks("/// d\nextern fn f")[0], Tok::Doc("d".into()));
+        // Not before an item: an ordinary comment. `////` is always ordinary.
+        assert_eq!(toks("/// d\nlet x"), vec![Tok::Let, Tok::Ident("x")]);
+        assert_eq!(toks("/// d\nfn(x)")[0], Tok::Fn);
+        assert_eq!(toks("//// d\nfn f")[0], Tok::Fn);
+    }
+
+    #[test]
+    fn line_leading_tokens_are_marked_in_statement_context() {
+        assert_eq!(toks("f\n(x)")[1], Tok::LParenLead);
+        assert_eq!(toks("f (x)")[1], Tok::LParen);
+        assert_eq!(toks("a\n-b")[1], Tok::MinusLead);
+        assert_eq!(toks("a\n[1]")[1], Tok::LBracketLead);
+        assert_eq!(toks("{ (x) }")[1], Tok::LParenLead);
+        assert_eq!(toks("a; -b")[2], Tok::MinusLead);
+        // Inside parentheses and brackets newlines mean nothing.
+        assert_eq!(toks("(a\n-b)")[2], Tok::Minus);
+        assert_eq!(toks("[a\n(b)]")[2], Tok::LParen);
+        // ...but a block inside them is statements again.
+        assert_eq!(toks("f(fn() {\n(x)\n})")[6], Tok::LParenLead);
+    }
+
+    #[test]
+    fn bare_return() {
+        assert_eq!(toks("return\nx")[0], Tok::ReturnBare);
+        assert_eq!(toks("{ return }")[1], Tok::ReturnBare);
+        assert_eq!(toks("return; x")[0], Tok::ReturnBare);
+        assert_eq!(toks("return")[0], Tok::ReturnBare);
+        assert_eq!(toks("return x")[0], Tok::Return);
+        assert_eq!(toks("return (x)")[0], Tok::Return);
+    }
+
+    #[test]
+    fn c_operators_are_replaced_with_a_diagnostic() {
+        let lexed = lex(0, "a && b || !c", 0, Context::File);
+        let codes: Vec<_> = lexed.diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, vec!["E0106", "E0106", "E0106"]);
+        let kinds: Vec<_> = lexed.tokens.iter().map(|t| t.1.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Tok::Ident("a"),
+                Tok::And,
+                Tok::Ident("b"),
+                Tok::Or,
+                Tok::Not,
+                Tok::Ident("c")
+            ]
+        );
+        assert_eq!(
+            lexed.diags[0].help.as_deref().map(|h| h.contains("`and`")),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn unknown_characters() {
+        assert_eq!(codes("a @ b"), vec!["E0101"]);
+        let lexed = lex(0, "x é", 0, Context::File);
+        assert_eq!(
+            lexed.diags[0].span,
+            Span::new(2, 4),
+            "the span covers the whole UTF-8 character"
+        );
+        assert!(lex(0, "'a'", 0, Context::File).diags[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("double quotes"));
+    }
+
+    #[test]
+    fn delimiters() {
+        let unclosed = lex(0, "fn f() {\n  if x {\n}", 0, Context::File);
+        assert!(unclosed.fatal);
+        assert_eq!(unclosed.diags[0].code, "E0107");
+        assert_eq!(
+            unclosed.diags[0].extra[0].span,
+            Span::new(7, 8),
+            "the unclosed brace is labelled"
+        );
+        assert_eq!(codes("(]"), vec!["E0108"]);
+        assert_eq!(codes("x)"), vec!["E0109"]);
+    }
+
+    #[test]
+    fn spans_are_offset_by_base() {
+        let lexed = lex(0, "a + 1", 100, Context::Interpolation);
+        let spans: Vec<_> = lexed.tokens.iter().map(|t| (t.0, t.2)).collect();
+        assert_eq!(spans, vec![(100, 101), (102, 103), (104, 105)]);
+    }
+}

@@ -1,0 +1,986 @@
+//! The parser's front door: [`parse_module`] turns source text into a [`SourceModule`] or
+//! the syntax diagnostics (E01xx). The lalrpop grammar stays behind it; this file also holds
+//! the helpers the grammar actions call, string-literal decoding and error conversion.
+
+use lalrpop_util::ParseError;
+
+use crate::ast::*;
+use crate::diagnostic::{Diagnostic, FileId};
+use crate::lexer::{self, Context, Tok};
+
+lalrpop_util::lalrpop_mod!(
+    #[allow(clippy::all, clippy::pedantic, unused_parens, unused_imports)]
+    grammar
+);
+
+/// The error type of the token stream: tokens come pre-lexed, so reading them cannot fail.
+pub type Never = std::convert::Infallible;
+
+type SyntaxError<'s> = ParseError<usize, Tok<'s>, Never>;
+
+/// How deeply string interpolations may nest (`"{"{"{x}"}"}"`); deeper input is rejected
+/// rather than recursed into.
+const MAX_INTERPOLATION_DEPTH: u32 = 16;
+
+/// At most this many syntax errors are reported per file; after that the rest is noise.
+const MAX_SYNTAX_ERRORS: usize = 30;
+
+/// Parses one source file. On failure, returns every syntax error found, in source order.
+///
+/// Recovery: when the parser stops at an error, the statement (or item) around the error is
+/// cut out of the token list and the file is parsed again, so each later error is reported
+/// as if the broken statement were not there, without the cascades of token-skipping recovery.
+pub fn parse_module(file: FileId, src: &str) -> Result<SourceModule, Vec<Diagnostic>> {
+    let lexed = lexer::lex(file, src, 0, Context::File);
+    if lexed.fatal {
+        return Err(lexed.diags);
+    }
+    let mut tokens = lexed.tokens;
+    let mut leads = line_leads(src, &tokens);
+    let mut diags = Vec::new();
+    let mut module = None;
+    let parser = grammar::ModuleParser::new();
+    for _ in 0..MAX_SYNTAX_ERRORS {
+        let mut ctx = Ctx::new(file, src);
+        let parsed = parser.parse(&mut ctx, tokens.iter().cloned().map(Ok::<_, Never>));
+        merge_unique(&mut diags, ctx.diags);
+        let error = match parsed {
+            Ok(m) => {
+                module = Some(m);
+                break;
+            }
+            Err(e) => e,
+        };
+        let at = match &error {
+            ParseError::UnrecognizedToken { token: (l, ..), .. }
+            | ParseError::ExtraToken { token: (l, ..) } => *l,
+            _ => src.len(),
+        };
+        diags.push(syntax_diagnostic(file, error));
+        let Some(k) = tokens.iter().position(|t| t.0 == at) else {
+            break;
+        };
+        let Some(cut) = recovery_cut(&tokens, &leads, k) else {
+            break;
+        };
+        tokens.drain(cut.clone());
+        leads.drain(cut);
+    }
+    finish(src, lexed.diags, diags, module)
+}
+
+/// Adds diagnostics not already present: each parse attempt reports again the problems that
+/// grammar actions found before the point where it stopped.
+fn merge_unique(into: &mut Vec<Diagnostic>, new: Vec<Diagnostic>) {
+    for d in new {
+        if !into.contains(&d) {
+            into.push(d);
+        }
+    }
+}
+
+/// Whether each token begins a line, or follows `{` or `;`: where statements start.
+fn line_leads(src: &str, tokens: &[lexer::Spanned<'_>]) -> Vec<bool> {
+    let mut prev: Option<&lexer::Spanned<'_>> = None;
+    let mut leads = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        leads.push(match prev {
+            None => true,
+            Some((_, Tok::LBrace | Tok::Semi, _)) => true,
+            Some((_, _, end)) => src.get(*end..t.0).is_some_and(|gap| gap.contains('\n')),
+        });
+        prev = Some(t);
+    }
+    leads
+}
+
+/// The token range to cut out after an error at token `k`: the statement or item containing
+/// it, from its first token to the next statement start at the same nesting depth (or the
+/// `}` that ends its block). Cutting whole bracketed groups keeps delimiters balanced.
+fn recovery_cut(
+    tokens: &[lexer::Spanned<'_>],
+    leads: &[bool],
+    k: usize,
+) -> Option<std::ops::Range<usize>> {
+    let is_open = |t: &Tok<'_>| {
+        matches!(
+            t,
+            Tok::LParen | Tok::LParenLead | Tok::LBracket | Tok::LBracketLead | Tok::LBrace
+        )
+    };
+    let is_close = |t: &Tok<'_>| matches!(t, Tok::RParen | Tok::RBracket | Tok::RBrace);
+    // depth[i]: delimiters open around token i (a delimiter pair sits at its outside depth);
+    // block[i]: the depth of the statements of the innermost `{...}` around token i.
+    let mut depth = Vec::with_capacity(tokens.len());
+    let mut block = Vec::with_capacity(tokens.len());
+    let mut stack: Vec<(bool, usize)> = Vec::new(); // (is a brace, index of the opener)
+    for (i, (_, t, _)) in tokens.iter().enumerate() {
+        if is_close(t) {
+            stack.pop();
+        }
+        depth.push(stack.len());
+        block.push(stack.iter().rposition(|o| o.0).map_or(0, |p| p + 1));
+        if is_open(t) {
+            stack.push((matches!(t, Tok::LBrace), i));
+        }
+    }
+    let (_, tok, _) = tokens.get(k)?;
+    let closes_block = matches!(tok, Tok::RBrace);
+    let d = if closes_block {
+        depth.get(k)? + 1
+    } else {
+        *block.get(k)?
+    };
+    let before = if closes_block { k } else { k + 1 };
+    let mut start = None;
+    for j in (0..before).rev() {
+        if depth[j] < d {
+            break;
+        }
+        if depth[j] == d && leads[j] {
+            start = Some(j);
+            break;
+        }
+    }
+    let start = start.unwrap_or_else(|| {
+        (0..before)
+            .rev()
+            .find(|&j| depth[j] < d)
+            .map_or(0, |j| j + 1)
+    });
+    let end = if closes_block {
+        k
+    } else {
+        (k + 1..tokens.len())
+            .find(|&j| {
+                let t = &tokens[j].1;
+                depth[j] < d
+                    || (depth[j] == d
+                        && leads[j]
+                        && !is_close(t)
+                        && !matches!(t, Tok::Else | Tok::Catch))
+            })
+            .unwrap_or(tokens.len())
+    };
+    (start < end).then_some(start..end)
+}
+
+/// Parses a single expression (as found inside `{...}` of a string), e.g. for tools and tests.
+pub fn parse_expr(file: FileId, src: &str) -> Result<Expr, Vec<Diagnostic>> {
+    let lexed = lexer::lex(file, src, 0, Context::Interpolation);
+    if lexed.fatal {
+        return Err(lexed.diags);
+    }
+    let mut ctx = Ctx::new(file, src);
+    let tokens = lexed.tokens.into_iter().map(Ok::<_, Never>);
+    let expr = match grammar::InterpolatedParser::new().parse(&mut ctx, tokens) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            ctx.syntax_error(e, None);
+            None
+        }
+    };
+    finish(src, lexed.diags, ctx.diags, expr)
+}
+
+/// Merges lexer and parser diagnostics in source order. A syntax error on a line that already
+/// has a lexical error is usually a consequence of it, so it is dropped.
+fn finish<T>(
+    src: &str,
+    mut diags: Vec<Diagnostic>,
+    parsed: Vec<Diagnostic>,
+    value: Option<T>,
+) -> Result<T, Vec<Diagnostic>> {
+    let lexical = diags.len();
+    for d in parsed {
+        let is_syntax = matches!(d.code, "E0110" | "E0111");
+        let line = line_of(src, d.span.start);
+        if is_syntax
+            && diags
+                .iter()
+                .take(lexical)
+                .any(|o| line_of(src, o.span.start) == line)
+        {
+            continue;
+        }
+        diags.push(d);
+    }
+    diags.sort_by_key(|d| d.span.start);
+    match value {
+        Some(v) if diags.is_empty() => Ok(v),
+        _ => Err(diags),
+    }
+}
+
+fn line_of(src: &str, offset: u32) -> usize {
+    src.get(..offset as usize)
+        .map_or(0, |s| s.matches('\n').count())
+}
+
+/// State shared by the grammar actions: where we are, and the diagnostics so far.
+pub struct Ctx<'s> {
+    file: FileId,
+    src: &'s str,
+    diags: Vec<Diagnostic>,
+    interpolation_depth: u32,
+}
+
+/// A string literal token: raw text (quotes included) and span.
+#[derive(Clone, Copy, Debug)]
+pub struct StrTok<'s> {
+    pub raw: &'s str,
+    pub span: Span,
+}
+
+/// One entry of a `{...}` literal, before we know whether it is a record or a map.
+pub enum Entry<'s> {
+    Field(Ident, Expr),
+    Key(StrTok<'s>, Expr),
+}
+
+impl<'s> Ctx<'s> {
+    fn new(file: FileId, src: &'s str) -> Self {
+        Ctx {
+            file,
+            src,
+            diags: Vec::new(),
+            interpolation_depth: 0,
+        }
+    }
+
+    fn syntax_error(&mut self, e: SyntaxError<'_>, extra_help: Option<&str>) {
+        let mut d = syntax_diagnostic(self.file, e);
+        if let Some(h) = extra_help {
+            d.help = Some(h.to_string());
+        }
+        self.diags.push(d);
+    }
+
+    fn error(
+        &mut self,
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diags
+            .push(Diagnostic::error(code, message, self.file, span).with_label(label));
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// `import "./path.ail"`: the path must be a plain string.
+    pub fn import_file(&mut self, s: StrTok<'s>) -> ImportTarget {
+        let path = self.plain_string(s, "an import path");
+        ImportTarget::File { path, span: s.span }
+    }
+
+    pub fn extern_decl(
+        &mut self,
+        doc: Option<String>,
+        name: Ident,
+        params: Vec<Param>,
+        ret: Option<TypeExpr>,
+        native: StrTok<'s>,
+        span: Span,
+    ) -> ExternDecl {
+        let native_name = self.plain_string(native, "a native name");
+        ExternDecl {
+            doc,
+            name,
+            params,
+            ret,
+            native: native_name,
+            native_span: native.span,
+            span,
+        }
+    }
+
+    /// `map[K, V]`: any other name before `[` is an error.
+    pub fn map_type(&mut self, m: Ident, k: TypeExpr, v: TypeExpr, span: Span) -> TypeExpr {
+        if m.name != "map" {
+            let msg = format!("`{}` takes no type arguments", m.name);
+            self.error(
+                "E0118",
+                msg,
+                m.span,
+                "only `map` is written with `[...]` after it",
+            )
+            .help = Some("a list type is written `[T]`, a map type `map[string, T]`".into());
+        }
+        ty(
+            TypeKind::Map(Box::new(k), Box::new(v)),
+            span.start as usize,
+            span.end as usize,
+        )
+    }
+
+    /// `"low"` in a type.
+    pub fn literal_type(&mut self, s: StrTok<'s>, span: Span) -> TypeExpr {
+        let text = self.plain_string(s, "a literal type");
+        ty(
+            TypeKind::StrLit(text),
+            span.start as usize,
+            span.end as usize,
+        )
+    }
+
+    /// The string of a literal that may not interpolate (import paths, native names, types).
+    fn plain_string(&mut self, s: StrTok<'s>, what: &str) -> String {
+        match self.string_expr(s).kind {
+            ExprKind::Str(text) => text,
+            _ => {
+                let msg = format!("{what} cannot contain `{{...}}` interpolation");
+                self.error("E0115", msg, s.span, "this string interpolates")
+                    .help = Some("write `\\{` for a literal brace".into());
+                String::new()
+            }
+        }
+    }
+
+    /// `target = value` or `target op= value`: the target must be a place.
+    pub fn assign(&mut self, target: Expr, op: Option<BinOp>, value: Expr) -> StmtKind {
+        if !matches!(
+            target.kind,
+            ExprKind::Name(_) | ExprKind::Field(..) | ExprKind::Index(..)
+        ) {
+            let label = match target.kind {
+                ExprKind::Binary(BinOp::Eq, ..) => "this is a comparison, not a place",
+                ExprKind::Call(..) => "a call result cannot be assigned to",
+                ExprKind::Slice(..) => "a slice cannot be assigned to",
+                _ => "not a variable, field or index",
+            };
+            self.error(
+                "E0112",
+                "invalid left-hand side of assignment",
+                target.span,
+                label,
+            )
+            .help = Some(
+                "only a variable `x`, a field `x.f` or an element `x[i]` can be assigned".into(),
+            );
+        }
+        StmtKind::Assign { target, op, value }
+    }
+
+    /// `{ ... }`: a record if keys are names, a map if they are strings; `{}` is the empty map.
+    pub fn braced(&mut self, entries: Vec<Entry<'s>>, span: Span) -> Expr {
+        let is_record = matches!(entries.first(), Some(Entry::Field(..)));
+        let mut fields = Vec::new();
+        let mut pairs = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Field(k, v) if is_record => fields.push((k, v)),
+                Entry::Key(k, v) if !is_record => {
+                    let key = self.string_expr(k);
+                    pairs.push((key, v));
+                }
+                Entry::Field(k, _) => {
+                    self.mixed_keys(k.span, "a field name in a map literal", span)
+                }
+                Entry::Key(k, _) => {
+                    self.mixed_keys(k.span, "a string key in a record literal", span)
+                }
+            }
+        }
+        let kind = if is_record {
+            ExprKind::Record(fields)
+        } else {
+            ExprKind::Map(pairs)
+        };
+        Expr { kind, span }
+    }
+
+    fn mixed_keys(&mut self, at: Span, label: &str, whole: Span) {
+        let file = self.file;
+        let d = self.error("E0114", "record fields and map keys are mixed", at, label);
+        d.extra.push(crate::diagnostic::Label {
+            file,
+            span: Span::new(whole.start as usize, whole.start as usize + 1),
+            text: "the first entry decides what this literal is".into(),
+        });
+        d.help = Some("a record has name keys `{a: 1}`; a map has string keys `{\"a\": 1}`".into());
+    }
+
+    /// A block; statements on one line must be separated by `;`.
+    pub fn block(&mut self, stmts: Vec<Stmt>, span: Span) -> Block {
+        for pair in stmts.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let gap = self
+                .src
+                .get(a.span.end as usize..b.span.start as usize)
+                .unwrap_or("\n");
+            if !gap.contains('\n') && !gap.contains(';') {
+                let at = Span::new(b.span.start as usize, b.span.start as usize);
+                let d = self.error(
+                    "E0119",
+                    "expected `;` or a new line between statements",
+                    at,
+                    "a new statement starts here",
+                );
+                d.extra.push(crate::diagnostic::Label {
+                    file: d.file,
+                    span: a.span,
+                    text: "this statement ends here".into(),
+                });
+                d.help =
+                    Some("put each statement on its own line, or separate them with `;`".into());
+            }
+        }
+        Block { stmts, span }
+    }
+
+    /// A string literal as an expression: escapes decoded, `{expr}` parts parsed.
+    pub fn string_expr(&mut self, s: StrTok<'s>) -> Expr {
+        let base = s.span.start as usize;
+        let mut parts: Vec<InterpPart> = Vec::new();
+        let mut text = String::new();
+        for piece in split_string(s.raw) {
+            match piece {
+                Piece::Char(c) => text.push(c),
+                Piece::BadEscape(at, len, what) => {
+                    let span = Span::new(base + at, base + at + len);
+                    self.bad_escape(span, what);
+                }
+                Piece::LoneClose(at) => {
+                    let span = Span::new(base + at, base + at + 1);
+                    self.error(
+                        "E0115",
+                        "unmatched `}` in string",
+                        span,
+                        "this `}` closes nothing",
+                    )
+                    .help = Some("write `\\}` for a literal `}`".into());
+                }
+                Piece::Interp(start, end) => {
+                    if !text.is_empty() {
+                        parts.push(InterpPart::Text(std::mem::take(&mut text)));
+                    }
+                    if let Some(e) = self.interpolation(s.raw, base, start, end) {
+                        parts.push(InterpPart::Expr(e));
+                    }
+                }
+            }
+        }
+        let kind = if parts.is_empty() {
+            ExprKind::Str(text)
+        } else {
+            if !text.is_empty() {
+                parts.push(InterpPart::Text(text));
+            }
+            ExprKind::Interp(parts)
+        };
+        Expr { kind, span: s.span }
+    }
+
+    fn bad_escape(&mut self, span: Span, what: EscapeError) {
+        let (msg, label, help) = match what {
+            EscapeError::Unknown => (
+                "unknown escape sequence",
+                "not a valid escape",
+                "the escapes are \\n \\t \\r \\\\ \\\" \\{ \\} \\0 and \\u{XXXX}",
+            ),
+            EscapeError::Unicode => (
+                "invalid unicode escape",
+                "not a unicode scalar value",
+                "write 1 to 6 hex digits in braces, e.g. \\u{1F600}, for a code point up to 10FFFF (not a surrogate)",
+            ),
+        };
+        self.error("E0103", msg, span, label).help = Some(help.into());
+    }
+
+    /// Parses the `{...}` part at `raw[start..end]` (braces excluded) as an expression.
+    fn interpolation(
+        &mut self,
+        raw: &'s str,
+        base: usize,
+        start: usize,
+        end: usize,
+    ) -> Option<Expr> {
+        let inner = raw.get(start..end).unwrap_or("");
+        let open = Span::new(base + start - 1, base + end + 1);
+        if inner.trim().is_empty() {
+            self.error(
+                "E0115",
+                "empty interpolation `{}` in string",
+                open,
+                "expected an expression inside the braces",
+            )
+            .help = Some("write `\\{}` for literal braces".into());
+            return None;
+        }
+        if self.interpolation_depth >= MAX_INTERPOLATION_DEPTH {
+            self.error(
+                "E0115",
+                "string interpolations are nested too deeply",
+                open,
+                "too deep",
+            );
+            return None;
+        }
+        let lexed = lexer::lex(self.file, inner, base + start, Context::Interpolation);
+        let failed = !lexed.diags.is_empty();
+        self.diags.extend(lexed.diags);
+        if failed {
+            return None;
+        }
+        let eof = base + end;
+        let tokens = lexed.tokens.into_iter().map(Ok::<_, Never>);
+        self.interpolation_depth += 1;
+        let parsed = grammar::InterpolatedParser::new().parse(self, tokens);
+        self.interpolation_depth -= 1;
+        match parsed {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let e = match e {
+                    // The end of the part is its closing brace, not the end of the file.
+                    ParseError::UnrecognizedEof { expected, .. } => ParseError::UnrecognizedToken {
+                        token: (eof, Tok::RBrace, eof + 1),
+                        expected,
+                    },
+                    other => other,
+                };
+                let help = "`{...}` in a string interpolates an expression; write `\\{` for a literal brace";
+                self.syntax_error(e, Some(help));
+                None
+            }
+        }
+    }
+}
+
+/// One decoded piece of a string literal's raw text. Offsets are into the raw text.
+enum Piece {
+    Char(char),
+    BadEscape(usize, usize, EscapeError),
+    LoneClose(usize),
+    /// The text between `{` and its `}`.
+    Interp(usize, usize),
+}
+
+#[derive(Clone, Copy)]
+enum EscapeError {
+    Unknown,
+    Unicode,
+}
+
+/// Splits the raw text of a string literal (quotes included) into characters, escapes and
+/// interpolation parts. The lexer has already checked that the literal is terminated.
+fn split_string(raw: &str) -> Vec<Piece> {
+    let body_end = raw.len().saturating_sub(1).max(1);
+    let mut out = Vec::new();
+    let mut chars = raw.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if i >= body_end {
+            break;
+        }
+        match c {
+            '\\' => {
+                let Some((j, e)) = chars.next() else { break };
+                let simple = match e {
+                    'n' => Some('\n'),
+                    't' => Some('\t'),
+                    'r' => Some('\r'),
+                    '0' => Some('\0'),
+                    '\\' | '"' | '{' | '}' => Some(e),
+                    _ => None,
+                };
+                if let Some(ch) = simple {
+                    out.push(Piece::Char(ch));
+                } else if e == 'u' {
+                    out.push(unicode_escape(raw, i, &mut chars));
+                } else {
+                    out.push(Piece::BadEscape(
+                        i,
+                        j + e.len_utf8() - i,
+                        EscapeError::Unknown,
+                    ));
+                }
+            }
+            '{' => {
+                let end = interpolation_end(raw, i + 1);
+                out.push(Piece::Interp(i + 1, end));
+                while chars.peek().is_some_and(|&(k, _)| k <= end) {
+                    chars.next();
+                }
+            }
+            '}' => out.push(Piece::LoneClose(i)),
+            c => out.push(Piece::Char(c)),
+        }
+    }
+    out
+}
+
+/// Decodes `\u{XXXX}`; `at` is the offset of the backslash, `chars` is just past the `u`.
+fn unicode_escape(
+    raw: &str,
+    at: usize,
+    chars: &mut std::iter::Peekable<impl Iterator<Item = (usize, char)>>,
+) -> Piece {
+    let bad = |end: usize| Piece::BadEscape(at, end - at, EscapeError::Unicode);
+    if chars.peek().map(|&(_, c)| c) != Some('{') {
+        return bad(at + 2);
+    }
+    chars.next();
+    let mut digits = String::new();
+    while let Some(&(k, c)) = chars.peek() {
+        chars.next();
+        if c == '}' {
+            let code = u32::from_str_radix(&digits, 16)
+                .ok()
+                .filter(|_| (1..=6).contains(&digits.len()));
+            return match code.and_then(char::from_u32) {
+                Some(ch) => Piece::Char(ch),
+                None => bad(k + 1),
+            };
+        }
+        if !c.is_ascii_hexdigit() || digits.len() >= 6 || c == '"' {
+            return bad(k + c.len_utf8().min(raw.len() - k));
+        }
+        digits.push(c);
+    }
+    bad(raw.len())
+}
+
+/// The offset of the `}` closing the interpolation that starts at `from` (just past its `{`),
+/// skipping nested braces and strings the way the lexer did.
+fn interpolation_end(raw: &str, from: usize) -> usize {
+    let bytes = raw.as_bytes();
+    let mut depth = 1u32;
+    let mut i = from;
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'"' => {
+                // A nested string: skip to its end, interpolations and all.
+                i += 1 + nested_string_len(bytes.get(i + 1..).unwrap_or(&[]));
+                continue;
+            }
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    raw.len().saturating_sub(1)
+}
+
+/// The length of a nested string's body and closing quote, as the lexer measured it.
+fn nested_string_len(b: &[u8]) -> usize {
+    lexer::string_len(b).unwrap_or(b.len())
+}
+
+/// Turns a lalrpop error into a diagnostic: "expected X, found Y" with a hint where we can guess.
+fn syntax_diagnostic(file: FileId, e: SyntaxError<'_>) -> Diagnostic {
+    match e {
+        ParseError::UnrecognizedEof { location, expected } => {
+            let want = describe_expected(&expected);
+            Diagnostic::error(
+                "E0111",
+                format!("unexpected end of file, expected {want}"),
+                file,
+                Span::new(location, location),
+            )
+            .with_label(format!("expected {want}"))
+        }
+        ParseError::UnrecognizedToken {
+            token: (l, tok, r),
+            expected,
+        } => unexpected_token(file, Span::new(l, r), &tok, &expected),
+        ParseError::ExtraToken { token: (l, tok, r) } => {
+            Diagnostic::error("E0110", format!("unexpected {tok}"), file, Span::new(l, r))
+                .with_label("unexpected here")
+        }
+        ParseError::InvalidToken { location } => Diagnostic::error(
+            "E0110",
+            "invalid token",
+            file,
+            Span::new(location, location),
+        )
+        .with_label("here"),
+        ParseError::User { error } => match error {},
+    }
+}
+
+fn unexpected_token(file: FileId, span: Span, tok: &Tok<'_>, expected: &[String]) -> Diagnostic {
+    let names: Vec<&str> = expected.iter().map(|s| terminal(s)).collect();
+    let has = |t: &str| names.contains(&t);
+    let cmp = matches!(
+        tok,
+        Tok::EqEq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge
+    );
+    if cmp && !has("==") && (has("and") || has("..")) {
+        return Diagnostic::error(
+            "E0113",
+            "comparison operators cannot be chained",
+            file,
+            span,
+        )
+        .with_label("a second comparison here")
+        .with_help("compare twice and combine the results: `a < b and b < c`");
+    }
+    let want = describe_expected(expected);
+    let mut d = Diagnostic::error("E0110", format!("expected {want}, found {tok}"), file, span)
+        .with_label(format!("expected {want}"));
+    let help = match tok {
+        Tok::Assign if has("{") => Some(
+            "to compare two values, use `==`; `=` assigns and is not an expression".to_string(),
+        ),
+        Tok::EqEq if has("=") => Some("to give a value, use `=`; `==` compares".to_string()),
+        Tok::Ident(w @ ("elif" | "elsif" | "elseif")) => {
+            Some(format!("there is no `{w}`: write `else if`"))
+        }
+        Tok::LBrace if names == ["("] => Some(
+            "a function needs a parameter list, even an empty one: `fn name() { ... }`".to_string(),
+        ),
+        Tok::Let
+        | Tok::If
+        | Tok::While
+        | Tok::For
+        | Tok::Return
+        | Tok::ReturnBare
+        | Tok::Ident(_)
+        | Tok::Int(_)
+            if has("import") && has("extern") =>
+        {
+            Some("statements belong inside a function, e.g. `fn main() { ... }`".to_string())
+        }
+        t if has(",") && starts_expression(t) => Some("separate items with `,`".to_string()),
+        t if has("identifier")
+            && !t.text().is_empty()
+            && t.text().chars().all(|c| c.is_ascii_lowercase()) =>
+        {
+            Some(format!(
+                "`{}` is a keyword and cannot be used as a name",
+                t.text()
+            ))
+        }
+        Tok::Plus if has("identifier") => Some("there is no `++`: write `x += 1`".to_string()),
+        _ => None,
+    };
+    if let Some(h) = help {
+        d = d.with_help(h);
+    }
+    d
+}
+
+fn starts_expression(t: &Tok<'_>) -> bool {
+    matches!(
+        t,
+        Tok::Ident(_)
+            | Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::Str(_)
+            | Tok::True
+            | Tok::False
+            | Tok::Null
+            | Tok::Not
+    )
+}
+
+/// A lalrpop terminal name (`"\"(\""`) as the user would write the token.
+fn terminal(name: &str) -> &str {
+    let name = name
+        .strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name);
+    let name = name
+        .strip_prefix("\\\"")
+        .and_then(|n| n.strip_suffix("\\\""))
+        .unwrap_or(name);
+    match name {
+        "line (" => "(",
+        "line [" => "[",
+        "line -" => "-",
+        "return (bare)" => "return",
+        other => other,
+    }
+}
+
+const EXPR_START: &[&str] = &[
+    "identifier",
+    "int",
+    "float",
+    "string",
+    "true",
+    "false",
+    "null",
+    "(",
+    "[",
+    "{",
+    "-",
+    "not",
+    "fn",
+];
+const STMT_START: &[&str] = &[
+    "let", "if", "while", "for", "break", "continue", "return", "throw", "try",
+];
+const ITEM_START: &[&str] = &["fn", "import", "type", "extern", "export", "doc comment"];
+const OPERATORS: &[&str] = &[
+    "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", ".", "(", "[",
+    "=", "+=", "-=", "*=", "/=", "%=", "?", "|",
+];
+
+/// Summarises lalrpop's expected-terminal list: whole classes ("an expression", "a
+/// statement") instead of their members, and operators left out when something more
+/// specific is possible.
+fn describe_expected(expected: &[String]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for n in expected.iter().map(|s| terminal(s)) {
+        if !names.contains(&n) && n != "doc comment" {
+            names.push(n);
+        }
+    }
+    let mut classes: Vec<String> = Vec::new();
+    if names.contains(&"import") && names.contains(&"extern") {
+        names.retain(|n| !ITEM_START.contains(n));
+        classes.push("an item (`fn`, `import`, `type`, `extern fn`)".into());
+    }
+    let expression = names.contains(&"int") && names.contains(&"identifier");
+    let statement = expression && names.contains(&"let") && names.contains(&"while");
+    if expression {
+        names.retain(|n| !EXPR_START.contains(n));
+    }
+    if statement {
+        names.retain(|n| !STMT_START.contains(n) && *n != ";");
+    }
+    // Operators that could continue an expression are noise next to anything more specific.
+    let continues_expression = names.contains(&"+") || names.contains(&"==");
+    if names.iter().any(|n| !OPERATORS.contains(n)) || !classes.is_empty() || expression {
+        names.retain(|n| !OPERATORS.contains(n));
+    } else if continues_expression {
+        names.clear();
+        classes.push("an operator".into());
+    }
+    if statement {
+        classes.push("a statement".into());
+    } else if expression {
+        classes.push("an expression".into());
+    }
+    let mut all: Vec<String> = names.iter().map(|n| display_terminal(n)).collect();
+    all.extend(classes);
+    join_or(&all)
+}
+
+fn display_terminal(n: &str) -> String {
+    match n {
+        "identifier" => "a name".into(),
+        "string" => "a string".into(),
+        "int" => "an integer".into(),
+        "float" => "a float".into(),
+        other => format!("`{other}`"),
+    }
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => "something else".into(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+// ---------------------------------------------------------------- grammar-action helpers
+
+pub fn span(l: usize, r: usize) -> Span {
+    Span::new(l, r)
+}
+
+pub fn ident(name: &str, l: usize, r: usize) -> Ident {
+    Ident {
+        name: name.to_string(),
+        span: Span::new(l, r),
+    }
+}
+
+pub fn ty(kind: TypeKind, l: usize, r: usize) -> TypeExpr {
+    TypeExpr {
+        kind,
+        span: Span::new(l, r),
+    }
+}
+
+pub fn expr(kind: ExprKind, l: usize, r: usize) -> Expr {
+    Expr {
+        kind,
+        span: Span::new(l, r),
+    }
+}
+
+pub fn name(id: Ident) -> Expr {
+    let span = id.span;
+    Expr {
+        kind: ExprKind::Name(id),
+        span,
+    }
+}
+
+pub fn unary(op: UnOp, e: Expr, l: usize, r: usize) -> Expr {
+    expr(ExprKind::Unary(op, Box::new(e)), l, r)
+}
+
+pub fn binary(op: BinOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
+    expr(ExprKind::Binary(op, Box::new(a), Box::new(b)), l, r)
+}
+
+pub fn logic(op: LogicOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
+    expr(ExprKind::Logic(op, Box::new(a), Box::new(b)), l, r)
+}
+
+pub fn slice(e: Expr, lo: Option<Expr>, hi: Option<Expr>, l: usize, r: usize) -> Expr {
+    expr(
+        ExprKind::Slice(Box::new(e), lo.map(Box::new), hi.map(Box::new)),
+        l,
+        r,
+    )
+}
+
+/// The name a lambda's [`FnDecl`] carries; lambdas have no name of their own.
+pub const LAMBDA_NAME: &str = "lambda";
+
+pub fn lambda(params: Vec<Param>, ret: Option<TypeExpr>, body: Block, l: usize, r: usize) -> Expr {
+    let decl = FnDecl {
+        doc: None,
+        exported: false,
+        name: ident(LAMBDA_NAME, l, l + 2),
+        params,
+        ret,
+        body,
+        span: Span::new(l, r),
+    };
+    expr(ExprKind::Lambda(Box::new(decl)), l, r)
+}
+
+pub type FnParts = (Ident, Vec<Param>, Option<TypeExpr>, Block, usize);
+
+pub fn fn_decl(
+    doc: Option<String>,
+    exported: bool,
+    l: usize,
+    (name, params, ret, body, r): FnParts,
+) -> FnDecl {
+    FnDecl {
+        doc,
+        exported,
+        name,
+        params,
+        ret,
+        body,
+        span: Span::new(l, r),
+    }
+}
+
+pub fn cons<T>(first: T, rest: Vec<T>) -> Vec<T> {
+    let mut v = Vec::with_capacity(rest.len() + 1);
+    v.push(first);
+    v.extend(rest);
+    v
+}
+
+pub fn push_opt<T>(mut v: Vec<T>, last: Option<T>) -> Vec<T> {
+    v.extend(last);
+    v
+}
