@@ -16,7 +16,9 @@ pub enum LexError {
     UnknownChar,
     IntOverflow,
     FloatOutOfRange,
-    UnterminatedString,
+    /// With the offset (from the opening quote) of a `{` whose interpolation spans quotes or
+    /// lines: usually a brace meant literally, which swallowed the closing quote.
+    UnterminatedString(Option<usize>),
 }
 
 /// One token. The `*Lead` variants and `ReturnBare` are never produced by `logos` itself: the
@@ -195,14 +197,15 @@ fn lex_comment<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Filter<String> {
 
 fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
     let rest = lex.remainder();
-    match string_len(rest.as_bytes()) {
-        Some(n) => {
+    match string_scan(rest.as_bytes()) {
+        Ok(n) => {
             lex.bump(n);
             Ok(lex.slice())
         }
-        None => {
+        Err(open) => {
             lex.bump(rest.len());
-            Err(LexError::UnterminatedString)
+            // Offsets from the opening quote.
+            Err(LexError::UnterminatedString(open.map(|o| o + 1)))
         }
     }
 }
@@ -212,28 +215,46 @@ fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexErr
 /// which may hold interpolations in turn; an explicit stack keeps deep nesting off the call stack.
 /// Scanning bytes is sound for UTF-8 because every byte this matches on is ASCII.
 pub(crate) fn string_len(b: &[u8]) -> Option<usize> {
+    string_scan(b).ok()
+}
+
+/// [`string_len`], or on failure the offset in `b` of an interpolation's `{` that probably
+/// should have been written `\{`, if any.
+fn string_scan(b: &[u8]) -> Result<usize, Option<usize>> {
     // Strings and interpolations nest strictly alternately, so one stack of open
     // interpolations (each with its brace depth) and a flag for "inside a string" suffice.
     let mut interps: Vec<u32> = Vec::new();
+    // The outermost `{` of the current interpolation, and the first one whose content held a
+    // quote or a line break: if the string never ends, that brace was probably meant literally.
+    let mut outermost = 0;
+    let mut suspect = None;
     let mut in_string = true;
     let mut i = 0;
     while let Some(&c) = b.get(i) {
         if in_string {
             match c {
                 b'\\' => i += 1,
-                b'"' if interps.is_empty() => return Some(i + 1),
+                b'"' if interps.is_empty() => return Ok(i + 1),
                 // A string nested in an interpolation closed: back to that interpolation.
                 b'"' => in_string = false,
                 b'{' => {
+                    if interps.is_empty() {
+                        outermost = i;
+                    }
                     interps.push(1);
                     in_string = false;
                 }
                 _ => {}
             }
         } else {
-            let depth = interps.last_mut()?;
+            let Some(depth) = interps.last_mut() else {
+                return Err(suspect);
+            };
             match c {
-                b'"' => in_string = true,
+                b'"' | b'\n' => {
+                    suspect = suspect.or(Some(outermost));
+                    in_string = c == b'"';
+                }
                 b'{' => *depth += 1,
                 b'}' => {
                     *depth -= 1;
@@ -247,7 +268,7 @@ pub(crate) fn string_len(b: &[u8]) -> Option<usize> {
         }
         i += 1;
     }
-    None
+    Err(suspect)
 }
 
 impl fmt::Display for Tok<'_> {
@@ -398,7 +419,7 @@ pub fn lex<'s>(file: FileId, src: &'s str, base: usize, context: Context) -> Lex
             Err(err) => {
                 let text = src.get(range.clone()).unwrap_or("");
                 let (diag, substitute) = lex_error(file, span, text, &err);
-                out.fatal |= err == LexError::UnterminatedString;
+                out.fatal |= matches!(err, LexError::UnterminatedString(_));
                 out.diags.push(diag);
                 if let Some(tok) = substitute {
                     out.tokens
@@ -504,14 +525,19 @@ fn lex_error<'s>(
                 .with_help("the largest float is about 1.8e308"),
             Some(Tok::Float(0.0)),
         ),
-        LexError::UnterminatedString => {
+        LexError::UnterminatedString(open_brace) => {
             let quote = Span::new(span.start as usize, span.start as usize + 1);
-            (
-                Diagnostic::error("E0102", "unterminated string", file, quote)
-                    .with_label("this string is never closed")
-                    .with_help("add a closing `\"`; a `\"` inside a string is written `\\\"`, a literal `{` is `\\{`"),
-                None,
-            )
+            let mut d = Diagnostic::error("E0102", "unterminated string", file, quote)
+                .with_label("this string is never closed");
+            d = match open_brace {
+                Some(o) => {
+                    let at = span.start as usize + o;
+                    d.with_extra(file, Span::new(at, at + 1), "this `{` starts an interpolation, which runs on past quotes")
+                        .with_help("a `{` in a string starts an interpolation `{expr}`; if the brace is meant literally, escape it as `\\{` (and `}` as `\\}`)")
+                }
+                None => d.with_help("add a closing `\"`; a `\"` inside a string is written `\\\"`"),
+            };
+            (d, None)
         }
     }
 }

@@ -115,3 +115,8 @@ snapshot!(
     several_errors,
     "fn main() {\n  let = 1\n  print(a b)\n  let ok = 2\n}\n\nfn helper(x y) {\n  return x\n}\n"
 );
+
+snapshot!(
+    unescaped_brace_swallows_string,
+    "fn main() {\n  let inbox = \"[\n    {\\\"id\\\": 1}\n  ]\"\n  print(inbox)\n}\n"
+);
