@@ -16,7 +16,9 @@ pub enum LexError {
     UnknownChar,
     IntOverflow,
     FloatOutOfRange,
-    UnterminatedString,
+    /// With the offset (from the opening quote) of a `{` whose interpolation spans quotes or
+    /// lines: usually a brace meant literally, which swallowed the closing quote.
+    UnterminatedString(Option<usize>),
 }
 
 /// One token. The `*Lead` variants and `ReturnBare` are never produced by `logos` itself: the
@@ -195,14 +197,15 @@ fn lex_comment<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Filter<String> {
 
 fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
     let rest = lex.remainder();
-    match string_len(rest.as_bytes()) {
-        Some(n) => {
+    match string_scan(rest.as_bytes()) {
+        Ok(n) => {
             lex.bump(n);
             Ok(lex.slice())
         }
-        None => {
+        Err(open) => {
             lex.bump(rest.len());
-            Err(LexError::UnterminatedString)
+            // Offsets from the opening quote.
+            Err(LexError::UnterminatedString(open.map(|o| o + 1)))
         }
     }
 }
@@ -212,28 +215,46 @@ fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexErr
 /// which may hold interpolations in turn; an explicit stack keeps deep nesting off the call stack.
 /// Scanning bytes is sound for UTF-8 because every byte this matches on is ASCII.
 pub(crate) fn string_len(b: &[u8]) -> Option<usize> {
+    string_scan(b).ok()
+}
+
+/// [`string_len`], or on failure the offset in `b` of an interpolation's `{` that probably
+/// should have been written `\{`, if any.
+fn string_scan(b: &[u8]) -> Result<usize, Option<usize>> {
     // Strings and interpolations nest strictly alternately, so one stack of open
     // interpolations (each with its brace depth) and a flag for "inside a string" suffice.
     let mut interps: Vec<u32> = Vec::new();
+    // The outermost `{` of the current interpolation, and the first one whose content held a
+    // quote or a line break: if the string never ends, that brace was probably meant literally.
+    let mut outermost = 0;
+    let mut suspect = None;
     let mut in_string = true;
     let mut i = 0;
     while let Some(&c) = b.get(i) {
         if in_string {
             match c {
                 b'\\' => i += 1,
-                b'"' if interps.is_empty() => return Some(i + 1),
+                b'"' if interps.is_empty() => return Ok(i + 1),
                 // A string nested in an interpolation closed: back to that interpolation.
                 b'"' => in_string = false,
                 b'{' => {
+                    if interps.is_empty() {
+                        outermost = i;
+                    }
                     interps.push(1);
                     in_string = false;
                 }
                 _ => {}
             }
         } else {
-            let depth = interps.last_mut()?;
+            let Some(depth) = interps.last_mut() else {
+                return Err(suspect);
+            };
             match c {
-                b'"' => in_string = true,
+                b'"' | b'\n' => {
+                    suspect = suspect.or(Some(outermost));
+                    in_string = c == b'"';
+                }
                 b'{' => *depth += 1,
                 b'}' => {
                     *depth -= 1;
@@ -247,7 +268,7 @@ pub(crate) fn string_len(b: &[u8]) -> Option<usize> {
         }
         i += 1;
     }
-    None
+    Err(suspect)
 }
 
 impl fmt::Display for Tok<'_> {
@@ -379,10 +400,26 @@ pub fn lex<'s>(file: FileId, src: &'s str, base: usize, context: Context) -> Lex
             Ok(tok) => out
                 .tokens
                 .push((span.start as usize, tok, span.end as usize)),
+            Err(LexError::UnknownChar) if src.get(range.clone()) == Some("'") => {
+                // A single-quoted string: report it once, and parse it as a string.
+                let rest = lexer.remainder();
+                let line = rest.split('\n').next().unwrap_or("");
+                let close = line.find('\'');
+                let end = range.end + close.map_or(0, |c| c + 1);
+                let whole = Span::new(base + range.start, base + end);
+                let text = src.get(range.start..end).unwrap_or("'");
+                out.diags
+                    .push(single_quoted(file, whole, text, close.is_some()));
+                if close.is_some() {
+                    lexer.bump(end - range.end);
+                    out.tokens
+                        .push((whole.start as usize, Tok::Str(text), whole.end as usize));
+                }
+            }
             Err(err) => {
                 let text = src.get(range.clone()).unwrap_or("");
                 let (diag, substitute) = lex_error(file, span, text, &err);
-                out.fatal |= err == LexError::UnterminatedString;
+                out.fatal |= matches!(err, LexError::UnterminatedString(_));
                 out.diags.push(diag);
                 if let Some(tok) = substitute {
                     out.tokens
@@ -392,15 +429,52 @@ pub fn lex<'s>(file: FileId, src: &'s str, base: usize, context: Context) -> Lex
         }
     }
     merge_docs(&mut out.tokens);
+    foreign_keywords(file, &mut out.tokens, &mut out.diags);
     if let Context::File = context {
         if !out.fatal {
-            let delim = check_delimiters(file, &out.tokens);
+            let delim = check_delimiters(file, src, base, &out.tokens);
             out.fatal |= !delim.is_empty();
             out.diags.extend(delim);
         }
         mark_leads(src, base, &mut out.tokens);
     }
     out
+}
+
+fn single_quoted(file: FileId, span: Span, text: &str, closed: bool) -> Diagnostic {
+    let d = Diagnostic::error("E0101", "strings are written in double quotes", file, span)
+        .with_label("single quotes do not make a string");
+    match text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+        Some(inner) if closed => d.with_help(format!("write \"{inner}\"")),
+        _ => d.with_help("write the string in double quotes: \"text\""),
+    }
+}
+
+/// `elif` (and `elsif`, `elseif`) right after a `}`: reported, and parsed as `else if`.
+fn foreign_keywords(file: FileId, tokens: &mut Vec<Spanned<'_>>, diags: &mut Vec<Diagnostic>) {
+    let mut i = 1;
+    while i < tokens.len() {
+        let (start, end) = (tokens[i].0, tokens[i].2);
+        if let (Tok::RBrace, Tok::Ident(w @ ("elif" | "elsif" | "elseif"))) =
+            (&tokens[i - 1].1, &tokens[i].1)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "E0106",
+                    format!("`{w}` is not a keyword in aivm"),
+                    file,
+                    Span::new(start, end),
+                )
+                .with_label("write `else if` here")
+                .with_help(
+                    "conditions are chained with `else if`: `if a { } else if b { } else { }`",
+                ),
+            );
+            tokens[i] = (start, Tok::Else, end);
+            tokens.insert(i + 1, (start, Tok::If, end));
+        }
+        i += 1;
+    }
 }
 
 fn c_operator(file: FileId, span: Span, written: &str, word: &str) -> Diagnostic {
@@ -428,7 +502,8 @@ fn lex_error<'s>(
         LexError::UnknownChar => {
             let ch = text.chars().next().unwrap_or('?');
             let span = Span::new(span.start as usize, span.start as usize + ch.len_utf8().max(1));
-            let mut d = Diagnostic::error("E0101", format!("unexpected character `{}`", ch.escape_debug()), file, span)
+            let shown = if ch.is_control() { ch.escape_debug().to_string() } else { ch.to_string() };
+            let mut d = Diagnostic::error("E0101", format!("unexpected character `{shown}`"), file, span)
                 .with_label("not valid here");
             d = match ch {
                 '\'' => d.with_help("strings are written in double quotes: \"text\""),
@@ -450,14 +525,19 @@ fn lex_error<'s>(
                 .with_help("the largest float is about 1.8e308"),
             Some(Tok::Float(0.0)),
         ),
-        LexError::UnterminatedString => {
+        LexError::UnterminatedString(open_brace) => {
             let quote = Span::new(span.start as usize, span.start as usize + 1);
-            (
-                Diagnostic::error("E0102", "unterminated string", file, quote)
-                    .with_label("this string is never closed")
-                    .with_help("add a closing `\"`; a `\"` inside a string is written `\\\"`, a literal `{` is `\\{`"),
-                None,
-            )
+            let mut d = Diagnostic::error("E0102", "unterminated string", file, quote)
+                .with_label("this string is never closed");
+            d = match open_brace {
+                Some(o) => {
+                    let at = span.start as usize + o;
+                    d.with_extra(file, Span::new(at, at + 1), "this `{` starts an interpolation, which runs on past quotes")
+                        .with_help("a `{` in a string starts an interpolation `{expr}`; if the brace is meant literally, escape it as `\\{` (and `}` as `\\}`)")
+                }
+                None => d.with_help("add a closing `\"`; a `\"` inside a string is written `\\\"`"),
+            };
+            (d, None)
         }
     }
 }
@@ -498,73 +578,133 @@ fn merge_docs(tokens: &mut Vec<Spanned<'_>>) {
 
 /// Reports unclosed, unexpected and mismatched `(` `[` `{`, the way rustc does before parsing,
 /// because a parser that meets a missing `}` can only point at the end of the file.
-fn check_delimiters(file: FileId, tokens: &[Spanned<'_>]) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
+fn check_delimiters(
+    file: FileId,
+    src: &str,
+    base: usize,
+    tokens: &[Spanned<'_>],
+) -> Vec<Diagnostic> {
     let mut open: Vec<(&'static str, Span)> = Vec::new();
+    // The first `{` whose `}` is indented differently from the line that opened it: when a
+    // `}` is missing, this is usually where (the braces after it pair up one level off).
+    let mut suspect: Option<(Span, Span)> = None;
     for (start, tok, end) in tokens {
         let span = Span::new(*start, *end);
+        let close = tok.text();
         match tok {
             Tok::LParen | Tok::LBracket | Tok::LBrace => open.push((tok.text(), span)),
-            Tok::RParen | Tok::RBracket | Tok::RBrace => {
-                let close = tok.text();
-                match open.pop() {
-                    Some((o, _)) if closer(o) == close => {}
-                    Some((o, ospan)) => {
-                        diags.push(
-                            Diagnostic::error(
-                                "E0108",
-                                format!("mismatched closing delimiter `{close}`"),
-                                file,
-                                span,
-                            )
-                            .with_label(format!("expected `{}` here", closer(o)))
-                            .with_extra(
-                                file,
-                                ospan,
-                                format!("this `{o}` is closed by the `{close}`"),
-                            ),
-                        );
-                        return diags;
-                    }
-                    None => {
-                        diags.push(
-                            Diagnostic::error(
-                                "E0109",
-                                format!("unexpected closing delimiter `{close}`"),
-                                file,
-                                span,
-                            )
-                            .with_label("nothing is open here")
-                            .with_help(format!(
-                                "remove this `{close}`, or add its opening `{}` earlier",
-                                opener(close)
-                            )),
-                        );
-                        return diags;
+            Tok::RParen | Tok::RBracket | Tok::RBrace => match open.pop() {
+                Some((o, ospan)) if closer(o) == close => {
+                    let (oi, ci) = (
+                        indent_of(src, base, ospan.start),
+                        indent_of(src, base, span.start),
+                    );
+                    if o == "{" && suspect.is_none() && ci.is_some() && oi != ci {
+                        suspect = Some((ospan, span));
                     }
                 }
-            }
+                Some((o, ospan)) => {
+                    let d = Diagnostic::error(
+                        "E0108",
+                        format!("mismatched closing delimiter `{close}`"),
+                        file,
+                        span,
+                    )
+                    .with_label(format!("expected `{}` here", closer(o)))
+                    .with_extra(
+                        file,
+                        ospan,
+                        format!("this `{o}` is closed by the `{close}`"),
+                    );
+                    return vec![d];
+                }
+                None => {
+                    let d = Diagnostic::error(
+                        "E0109",
+                        format!("unexpected closing delimiter `{close}`"),
+                        file,
+                        span,
+                    )
+                    .with_label("nothing is open here")
+                    .with_help(format!(
+                        "remove this `{close}`, or add its opening `{}` earlier",
+                        opener(close)
+                    ));
+                    return vec![d];
+                }
+            },
             _ => {}
         }
     }
-    if let Some((o, ospan)) = open.pop() {
-        let eof = tokens.last().map_or(0, |t| t.2);
-        diags.push(
-            Diagnostic::error(
-                "E0107",
-                format!("unclosed delimiter `{o}`"),
+    let Some((o, ospan)) = open.pop() else {
+        return Vec::new();
+    };
+    let eof = tokens.last().map_or(0, |t| t.2);
+    let mut d = Diagnostic::error(
+        "E0107",
+        format!("unclosed delimiter `{o}`"),
+        file,
+        Span::new(eof, eof),
+    )
+    .with_label(format!(
+        "expected `{}` before the end of the file",
+        closer(o)
+    ))
+    .with_extra(file, ospan, "unclosed delimiter")
+    .with_help(format!("add the missing `{}`", closer(o)));
+    if let (Some((sopen, sclose)), "{") = (suspect, o) {
+        let line = likely_missing_line(src, base, sopen.start)
+            .unwrap_or_else(|| line_number(src, base, sclose.start));
+        d.help = Some(format!(
+            "add the missing `}}`; judging by the indentation, it belongs before line {line}"
+        ));
+        d = d
+            .with_extra(file, sopen, "this `{` might be the one missing its `}`...")
+            .with_extra(
                 file,
-                Span::new(eof, eof),
-            )
-            .with_label(format!(
-                "expected `{}` before the end of the file",
-                closer(o)
-            ))
-            .with_extra(file, ospan, "unclosed delimiter")
-            .with_help(format!("add the missing `{}`", closer(o))),
-        );
+                sclose,
+                "...as the `}` that closes it is indented differently",
+            );
     }
-    diags
+    vec![d]
+}
+
+/// 1-based line number of a file offset.
+fn line_number(src: &str, base: usize, offset: u32) -> usize {
+    src.get(..(offset as usize).saturating_sub(base))
+        .map_or(0, |t| t.matches('\n').count())
+        + 1
+}
+
+/// The first non-blank line after the one holding the `{` at `open` that is indented no
+/// deeper than it: where that block's `}` was presumably meant to go.
+fn likely_missing_line(src: &str, base: usize, open: u32) -> Option<usize> {
+    let first = line_number(src, base, open);
+    let lines: Vec<&str> = src.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let opener_indent = indent(lines.get(first.checked_sub(1)?)?);
+    (first..lines.len())
+        .find(|&i| {
+            lines
+                .get(i)
+                .is_some_and(|l| !l.trim().is_empty() && indent(l) <= opener_indent)
+        })
+        .map(|i| i + 1)
+}
+
+/// The indentation of the line holding `offset`, if the token there is first on its line.
+fn indent_of(src: &str, base: usize, offset: u32) -> Option<usize> {
+    let at = (offset as usize).checked_sub(base)?;
+    let line_start = src.get(..at)?.rfind('\n').map_or(0, |p| p + 1);
+    let before = src.get(line_start..at)?;
+    let all_blank = before.chars().all(|c| c == ' ' || c == '\t');
+    // An opener need not start its line (`if x {`): use the indentation of its line.
+    let indent = before.len() - before.trim_start().len();
+    if all_blank || src.get(at..at + 1) == Some("{") {
+        Some(indent)
+    } else {
+        None
+    }
 }
 
 fn closer(open: &str) -> &'static str {
@@ -866,11 +1006,19 @@ mod tests {
             Span::new(2, 4),
             "the span covers the whole UTF-8 character"
         );
-        assert!(lex(0, "'a'", 0, Context::File).diags[0]
-            .help
-            .as_deref()
-            .unwrap_or("")
-            .contains("double quotes"));
+        let quoted = lex(0, "'a b'", 0, Context::File);
+        assert_eq!(
+            quoted.diags.len(),
+            1,
+            "one diagnostic for the whole single-quoted text"
+        );
+        assert_eq!(quoted.diags[0].span, Span::new(0, 5));
+        assert_eq!(quoted.diags[0].help.as_deref(), Some("write \"a b\""));
+        assert_eq!(
+            quoted.tokens[0].1,
+            Tok::Str("'a b'"),
+            "parsed on as a string"
+        );
     }
 
     #[test]

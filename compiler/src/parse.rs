@@ -301,7 +301,7 @@ impl<'s> Ctx<'s> {
         if m.name != "map" {
             let msg = format!("`{}` takes no type arguments", m.name);
             self.error(
-                "E0118",
+                "E0116",
                 msg,
                 m.span,
                 "only `map` is written with `[...]` after it",
@@ -413,7 +413,7 @@ impl<'s> Ctx<'s> {
             if !gap.contains('\n') && !gap.contains(';') {
                 let at = Span::new(b.span.start as usize, b.span.start as usize);
                 let d = self.error(
-                    "E0119",
+                    "E0117",
                     "expected `;` or a new line between statements",
                     at,
                     "a new statement starts here",
@@ -532,19 +532,43 @@ impl<'s> Ctx<'s> {
         match parsed {
             Ok(e) => Some(e),
             Err(e) => {
-                let e = match e {
-                    // The end of the part is its closing brace, not the end of the file.
-                    ParseError::UnrecognizedEof { expected, .. } => ParseError::UnrecognizedToken {
-                        token: (eof, Tok::RBrace, eof + 1),
-                        expected,
-                    },
-                    other => other,
-                };
-                let help = "`{...}` in a string interpolates an expression; write `\\{` for a literal brace";
-                self.syntax_error(e, Some(help));
+                self.bad_interpolation(e, Span::new(base + start - 1, base + start), eof);
                 None
             }
         }
+    }
+
+    /// A `{...}` part of a string that is not an expression: often text meant literally, such
+    /// as JSON in a prompt, so the diagnostic says how to escape the brace.
+    fn bad_interpolation(&mut self, e: SyntaxError<'_>, open: Span, eof: usize) {
+        let e = match e {
+            // The end of the part is its closing brace, not the end of the file.
+            ParseError::UnrecognizedEof { expected, .. } => ParseError::UnrecognizedToken {
+                token: (eof, Tok::RBrace, eof + 1),
+                expected,
+            },
+            // Where the expression could end, the `}` closing the part is what was missing.
+            ParseError::UnrecognizedToken {
+                token,
+                mut expected,
+            } => {
+                if !expected.iter().any(|t| terminal(t) == "int") {
+                    expected.push("\"}\"".into());
+                }
+                ParseError::UnrecognizedToken { token, expected }
+            }
+            other => other,
+        };
+        let mut d = syntax_diagnostic(self.file, e);
+        d.code = "E0115";
+        d.message = format!("invalid interpolation in string: {}", d.message);
+        d.extra.push(crate::diagnostic::Label {
+            file: self.file,
+            span: open,
+            text: "this `{` starts an interpolation".into(),
+        });
+        d.help = Some("`{...}` in a string must hold an expression; to write a literal brace, escape it as `\\{`".into());
+        self.diags.push(d);
     }
 }
 
@@ -840,6 +864,14 @@ fn describe_expected(expected: &[String]) -> String {
         classes.push("an item (`fn`, `import`, `type`, `extern fn`)".into());
     }
     let expression = names.contains(&"int") && names.contains(&"identifier");
+    let a_type = !expression
+        && names.contains(&"identifier")
+        && names.contains(&"null")
+        && names.contains(&"fn");
+    if a_type {
+        names.retain(|n| !["identifier", "null", "fn", "[", "{", "(", "string"].contains(n));
+        classes.push("a type".into());
+    }
     let statement = expression && names.contains(&"let") && names.contains(&"while");
     if expression {
         names.retain(|n| !EXPR_START.contains(n));
@@ -849,8 +881,11 @@ fn describe_expected(expected: &[String]) -> String {
     }
     // Operators that could continue an expression are noise next to anything more specific.
     let continues_expression = names.contains(&"+") || names.contains(&"==");
-    if names.iter().any(|n| !OPERATORS.contains(n)) || !classes.is_empty() || expression {
-        names.retain(|n| !OPERATORS.contains(n));
+    // `=` continues an assignment only where `+=` could too; elsewhere (`let x =`) it is specific.
+    let assigns = names.contains(&"+=");
+    let is_operator = |n: &&str| OPERATORS.contains(n) && (assigns || *n != "=");
+    if names.iter().any(|n| !is_operator(n)) || !classes.is_empty() || expression {
+        names.retain(|n| !is_operator(n));
     } else if continues_expression {
         names.clear();
         classes.push("an operator".into());

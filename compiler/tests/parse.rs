@@ -540,10 +540,10 @@ fn semantic_syntax_checks() {
     );
     assert_eq!(
         error_codes("fn main() { let x = 1 let y = 2 }"),
-        vec!["E0119"]
+        vec!["E0117"]
     );
     assert_eq!(error_codes("fn main() { if a < b < c {} }"), vec!["E0113"]);
-    assert_eq!(error_codes("type T = list[int, int]"), vec!["E0118"]);
+    assert_eq!(error_codes("type T = list[int, int]"), vec!["E0116"]);
     assert_eq!(error_codes("import \"{x}.ail\""), vec!["E0115"]);
     assert_eq!(error_codes("fn main() { print(\"{}\") }"), vec!["E0115"]);
     assert_eq!(error_codes("fn main() { print(\"a}\") }"), vec!["E0115"]);

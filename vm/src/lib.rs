@@ -2,3 +2,20 @@
 //! run it. The interpreter does no I/O: it yields effects that the host performs.
 
 pub mod format;
+
+mod compare;
+pub mod error;
+pub mod heap;
+pub mod host;
+pub mod host_value;
+pub mod interp;
+pub mod label;
+mod natives;
+mod text;
+pub mod value;
+
+pub use error::{Trace, TraceFrame, VmError};
+pub use host_value::{HostData, HostError, HostValue};
+pub use interp::{EffectRequest, Limits, Step, TaskId, Vm, VmState};
+pub use label::{Integrity, Label, LabelInfo};
+pub use value::Key;

@@ -134,7 +134,10 @@ pub struct Export {
 impl Module {
     /// The string with this id, or `""` when out of range (verified modules never are).
     pub fn str(&self, id: StrId) -> &str {
-        self.strings.get(id as usize).map(String::as_str).unwrap_or("")
+        self.strings
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// The source position of instruction `pc` of function `func`, from the line table.

@@ -218,7 +218,9 @@ impl OperandKind {
 pub type Reg = u16;
 
 /// A run of `count` registers starting at `start`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct RegRange {
     pub start: Reg,
     pub count: u16,
@@ -304,17 +306,39 @@ pub struct OpInfo {
 }
 
 macro_rules! operand_ty {
-    (Dst) => { Reg };
-    (Src) => { Reg };
-    (Range) => { RegRange };
-    (Const) => { u32 };
-    (Func) => { u32 };
-    (Type) => { u32 };
-    (Native) => { u32 };
-    (Str) => { u32 };
-    (Target) => { u32 };
-    (Imm) => { i32 };
-    (Count) => { u16 };
+    (Dst) => {
+        Reg
+    };
+    (Src) => {
+        Reg
+    };
+    (Range) => {
+        RegRange
+    };
+    (Const) => {
+        u32
+    };
+    (Func) => {
+        u32
+    };
+    (Type) => {
+        u32
+    };
+    (Native) => {
+        u32
+    };
+    (Str) => {
+        u32
+    };
+    (Target) => {
+        u32
+    };
+    (Imm) => {
+        i32
+    };
+    (Count) => {
+        u16
+    };
 }
 
 macro_rules! flow_of {
@@ -496,9 +520,17 @@ mod tests {
 
     #[test]
     fn operands_round_trip_through_from_operands() {
-        let i = Instr::Slice { dst: 1, obj: 2, lo: 3, hi: 4 };
+        let i = Instr::Slice {
+            dst: 1,
+            obj: 2,
+            lo: 3,
+            hi: 4,
+        };
         assert_eq!(Instr::from_operands(i.opcode(), &i.operands()), Some(i));
-        assert_eq!(Instr::from_operands(Opcode::Slice, &[Operand::Dst(1)]), None);
+        assert_eq!(
+            Instr::from_operands(Opcode::Slice, &[Operand::Dst(1)]),
+            None
+        );
         assert_eq!(i.encoded_len(), 9);
     }
 

@@ -1,0 +1,273 @@
+//! End-to-end tests of the `aivm` command line: every example runs with its expected output and
+//! exit code; build, disasm, asm and verify agree with each other on real files; bad input of
+//! each kind gets its documented exit code and a message, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn aivm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the aivm binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code, and that nothing panicked.
+fn assert_exit(o: &Output, code: i32) {
+    assert!(
+        !stderr(o).contains("panicked"),
+        "aivm panicked:\n{}",
+        stderr(o)
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn hello_greets_everyone_named() {
+    let o = aivm(&["run", "examples/hello.ail", "--", "Ada", "Grace"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "Hello, Ada!\nHello, Grace!\n");
+
+    let o = aivm(&["run", "examples/hello.ail"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "Hello, world!\n");
+}
+
+#[test]
+fn wordfreq_reads_a_granted_file() {
+    let o = aivm(&[
+        "run",
+        "--allow-read=examples/data",
+        "examples/wordfreq.ail",
+        "--",
+        "examples/data/tickets.txt",
+    ]);
+    assert_exit(&o, 0);
+    // Expected counts computed independently from examples/data/tickets.txt.
+    assert_eq!(
+        stdout(&o),
+        "44 distinct words\n10 the\n4 for\n3 page\n2 login\n2 on\n"
+    );
+}
+
+#[test]
+fn wordfreq_without_a_grant_is_denied_and_the_program_sees_why() {
+    let o = aivm(&["run", "examples/wordfreq.ail", "--", "examples/data/tickets.txt"]);
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    assert!(out.starts_with("cannot read examples/data/tickets.txt: "), "{out}");
+    assert!(out.contains("--allow-read"), "the denial names the flag: {out}");
+}
+
+#[test]
+fn triage_classifies_and_rejects() {
+    let o = aivm(&["run", "examples/triage.ail"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        concat!(
+            "skipped (InvalidTicket): no `id` in {\"title\":42}\n",
+            "triaged 4, rejected 1, urgent 1\n",
+            "by severity: {\"low\": 2, \"medium\": 1, \"high\": 1}\n",
+            "{\"id\":1,\"severity\":\"high\",\"tags\":[\"availability\"]}\n",
+            "{\"id\":2,\"severity\":\"medium\",\"tags\":[\"billing\"]}\n",
+            "{\"id\":3,\"severity\":\"low\",\"tags\":[\"performance\"]}\n",
+            "{\"id\":5,\"severity\":\"low\",\"tags\":[]}\n",
+        )
+    );
+}
+
+#[test]
+fn build_disasm_asm_verify_round_trip_byte_for_byte() {
+    let dir = temp_dir("roundtrip");
+    for example in ["hello", "wordfreq", "triage"] {
+        let aib = dir.join(format!("{example}.aib"));
+        let o = aivm(&[
+            "build",
+            &format!("examples/{example}.ail"),
+            "-o",
+            path_str(&aib),
+        ]);
+        assert_exit(&o, 0);
+        let o = aivm(&["verify", path_str(&aib)]);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).contains(": ok"), "{}", stdout(&o));
+
+        let o = aivm(&["disasm", path_str(&aib)]);
+        assert_exit(&o, 0);
+        let aia = dir.join(format!("{example}.aia"));
+        std::fs::write(&aia, o.stdout).expect("write assembly");
+        let again = dir.join(format!("{example}.2.aib"));
+        let o = aivm(&["asm", path_str(&aia), "-o", path_str(&again)]);
+        assert_exit(&o, 0);
+        assert_eq!(
+            std::fs::read(&aib).expect("read"),
+            std::fs::read(&again).expect("read"),
+            "asm(disasm(x)) == x for {example}"
+        );
+    }
+    // The bytecode runs like the source.
+    let o = aivm(&["run", path_str(&dir.join("hello.aib")), "--", "Ada"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "Hello, Ada!\n");
+}
+
+#[test]
+fn compile_errors_exit_3_with_spans_and_codes() {
+    let dir = temp_dir("compile-error");
+    let src = dir.join("bad.ail");
+    std::fs::write(
+        &src,
+        "fn main() -> int {\n  let x: int = \"five\"\n  return y\n}\n",
+    )
+    .expect("write");
+    let o = aivm(&["check", path_str(&src)]);
+    assert_exit(&o, 3);
+    let err = stderr(&o);
+    assert!(err.contains("bad.ail:2"), "points at line 2: {err}");
+    assert!(err.contains("bad.ail:3"), "points at line 3: {err}");
+    assert!(err.contains("2 errors"), "both errors reported: {err}");
+    assert!(!err.contains('\u{1b}'), "NO_COLOR honoured: {err}");
+}
+
+#[test]
+fn invalid_bytecode_exits_4_naming_the_section() {
+    let dir = temp_dir("bad-bytecode");
+    let aib = dir.join("hello.aib");
+    assert_exit(
+        &aivm(&["build", "examples/hello.ail", "-o", path_str(&aib)]),
+        0,
+    );
+    let bytes = std::fs::read(&aib).expect("read");
+
+    let truncated = dir.join("truncated.aib");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    for cmd in ["verify", "run"] {
+        let o = aivm(&[cmd, path_str(&truncated)]);
+        assert_exit(&o, 4);
+        assert!(stderr(&o).contains("offset"), "{}", stderr(&o));
+    }
+
+    let garbage = dir.join("garbage.aib");
+    std::fs::write(&garbage, b"not bytecode at all").expect("write");
+    let o = aivm(&["run", path_str(&garbage)]);
+    assert_exit(&o, 4);
+    assert!(stderr(&o).contains("magic"), "{}", stderr(&o));
+}
+
+#[test]
+fn runaway_programs_hit_limits_with_exit_5() {
+    let dir = temp_dir("limits");
+    let cases = [
+        ("spin.ail", "fn main() {\n  while true {\n  }\n}\n", vec!["--fuel", "100000"], "fuel"),
+        ("deep.ail", "fn f(n) {\n  return f(n + 1)\n}\nfn main() {\n  f(0)\n}\n", vec![], "stack overflow"),
+        (
+            "grow.ail",
+            "import std.lists\nfn main() {\n  let xs = [1]\n  while true {\n    xs = lists.concat(xs, xs)\n  }\n}\n",
+            vec!["--max-heap-mb", "16"],
+            "heap",
+        ),
+    ];
+    for (name, src, flags, needle) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, src).expect("write");
+        let mut args = vec!["run"];
+        args.extend(flags.iter().copied());
+        args.push(path_str(&file));
+        let o = aivm(&args);
+        assert_exit(&o, 5);
+        assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn uncaught_errors_exit_1_with_a_stack_trace() {
+    let dir = temp_dir("uncaught");
+    let file = dir.join("boom.ail");
+    std::fs::write(
+        &file,
+        "fn inner(x: int) -> int {\n  return x / 0\n}\n\nfn main() {\n  inner(1)\n}\n",
+    )
+    .expect("write");
+    let o = aivm(&["run", path_str(&file)]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("DivisionByZero"), "{err}");
+    assert!(err.contains("inner") && err.contains("boom.ail:2"), "{err}");
+    assert!(err.contains("main") && err.contains("boom.ail:6"), "{err}");
+}
+
+#[test]
+fn main_returns_the_exit_status() {
+    let dir = temp_dir("status");
+    let file = dir.join("status.ail");
+    std::fs::write(&file, "fn main(args: [string]) -> int {\n  return len(args) + 40\n}\n")
+        .expect("write");
+    assert_exit(&aivm(&["run", path_str(&file), "--", "a", "b"]), 42);
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_files_exit_6() {
+    assert_exit(&aivm(&["frobnicate"]), 2);
+    assert_exit(&aivm(&["run"]), 2);
+    let o = aivm(&["run", "examples/no-such-file.ail"]);
+    assert_exit(&o, 6);
+    assert!(stderr(&o).contains("no-such-file.ail"), "{}", stderr(&o));
+}
+
+#[test]
+fn trace_records_every_effect_as_json_lines() {
+    let dir = temp_dir("trace");
+    let trace = dir.join("trace.jsonl");
+    let o = aivm(&[
+        "run",
+        "--trace",
+        path_str(&trace),
+        "examples/hello.ail",
+        "--",
+        "Ada",
+        "Grace",
+    ]);
+    assert_exit(&o, 0);
+    let text = std::fs::read_to_string(&trace).expect("trace written");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let prints: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["effect"] == "io.print")
+        .collect();
+    assert_eq!(prints.len(), 2, "{text}");
+    assert_eq!(prints[0]["args"][0], "Hello, Ada!", "{text}");
+}

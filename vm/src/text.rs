@@ -1,0 +1,219 @@
+//! The text of values, as `print`, `str` and interpolation show them (spec/semantics.md,
+//! "Printing"): strings raw at top level and quoted inside collections, floats in shortest
+//! round-trip form with `.0` kept, maps and records in insertion order.
+
+use std::fmt::Write;
+
+use crate::format::{Constant, Module};
+use crate::heap::{Dangling, Heap, Obj};
+use crate::value::{Key, Kind, ObjId, Value};
+
+/// Collections nested deeper than this print as `...` (keeps printing off the Rust stack's edge).
+const MAX_DEPTH: usize = 200;
+
+/// Appends the text of `v` to `out`.
+pub(crate) fn write_text(
+    out: &mut String,
+    heap: &Heap,
+    module: &Module,
+    v: Value,
+) -> Result<(), Dangling> {
+    match v.kind {
+        Kind::Str(s) => {
+            out.push_str(heap.str(s)?);
+            Ok(())
+        }
+        _ => Printer {
+            heap,
+            module,
+            stack: Vec::new(),
+        }
+        .repr(out, v),
+    }
+}
+
+/// The text of `v` as a new string.
+pub(crate) fn text_of(heap: &Heap, module: &Module, v: Value) -> Result<String, Dangling> {
+    let mut out = String::new();
+    write_text(&mut out, heap, module, v)?;
+    Ok(out)
+}
+
+/// Appends a float: `NaN`, `inf`, `-inf`, or ryu's shortest round-trip form (`1.0`, `1e16`).
+pub fn write_float(out: &mut String, f: f64) {
+    if f.is_nan() {
+        out.push_str("NaN");
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" });
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(f));
+    }
+}
+
+/// Appends `s` as a JSON-style quoted string.
+pub fn write_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The name of function `f`, or `?` when out of range.
+pub(crate) fn func_name(module: &Module, f: u32) -> &str {
+    module
+        .functions
+        .get(f as usize)
+        .map(|func| module.str(func.name))
+        .unwrap_or("?")
+}
+
+/// The field names of record shape constant `shape`.
+pub(crate) fn shape_names(module: &Module, shape: u32) -> &[u32] {
+    match module.constants.get(shape as usize) {
+        Some(Constant::Shape(names)) => names,
+        _ => &[],
+    }
+}
+
+struct Printer<'a> {
+    heap: &'a Heap,
+    module: &'a Module,
+    /// The containers being printed, to show a cycle as `[...]` instead of looping.
+    stack: Vec<ObjId>,
+}
+
+impl Printer<'_> {
+    fn repr(&mut self, out: &mut String, v: Value) -> Result<(), Dangling> {
+        match v.kind {
+            Kind::Null => out.push_str("null"),
+            Kind::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Kind::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Kind::Float(f) => write_float(out, f),
+            Kind::Str(s) => write_quoted(out, self.heap.str(s)?),
+            Kind::Func(f) => {
+                let _ = write!(out, "<fn {}>", func_name(self.module, f));
+            }
+            Kind::Closure(o) => {
+                let f = self.heap.closure(o)?.func;
+                let _ = write!(out, "<fn {}>", func_name(self.module, f));
+            }
+            Kind::Error(o) => {
+                let e = self.heap.error(o)?;
+                let _ = write!(out, "{}: {}", e.kind, e.message);
+            }
+            Kind::Cell(_) => out.push_str("<cell>"),
+            Kind::Iter(_) => out.push_str("<iterator>"),
+            Kind::Range(o) => {
+                let (lo, hi) = self.heap.range(o)?;
+                let _ = write!(out, "{lo}..{hi}");
+            }
+            Kind::List(o) | Kind::Map(o) | Kind::Record(o) => self.container(out, v, o)?,
+        }
+        Ok(())
+    }
+
+    fn container(&mut self, out: &mut String, v: Value, o: ObjId) -> Result<(), Dangling> {
+        let (open, close) = if matches!(v.kind, Kind::List(_)) {
+            ("[", "]")
+        } else {
+            ("{", "}")
+        };
+        if self.stack.contains(&o) || self.stack.len() >= MAX_DEPTH {
+            out.push_str(open);
+            out.push_str("...");
+            out.push_str(close);
+            return Ok(());
+        }
+        self.stack.push(o);
+        out.push_str(open);
+        match self.heap.get(o)? {
+            Obj::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.repr(out, *item)?;
+                }
+            }
+            Obj::Map(m) => {
+                for (i, (k, e)) in m.entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    match k {
+                        Key::Int(n) => {
+                            let _ = write!(out, "{n}");
+                        }
+                        Key::Str(s) => write_quoted(out, s),
+                    }
+                    out.push_str(": ");
+                    self.repr(out, e.value)?;
+                }
+            }
+            Obj::Record(r) => {
+                let names = shape_names(self.module, r.shape);
+                for (i, (name, val)) in names.iter().zip(&r.vals).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(self.module.str(*name));
+                    out.push_str(": ");
+                    self.repr(out, *val)?;
+                }
+            }
+            Obj::Str(_)
+            | Obj::Closure(_)
+            | Obj::Cell(_)
+            | Obj::Error(_)
+            | Obj::Iter(_)
+            | Obj::Range(..) => return Err(Dangling(o)),
+        }
+        out.push_str(close);
+        self.stack.pop();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_shortest_round_trip() {
+        let cases = [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (1e16, "1e16"),
+            (-2.5, "-2.5"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ];
+        for (f, want) in cases {
+            let mut s = String::new();
+            write_float(&mut s, f);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn quoting_escapes_specials() {
+        let mut s = String::new();
+        write_quoted(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+    }
+}
