@@ -37,9 +37,28 @@ pub type Entries = IndexMap<Key, MapEntry, FxBuildHasher>;
 /// A map: insertion-ordered, with a fast deterministic hasher.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MapObj {
+    #[serde(with = "entries_as_pairs")]
     pub entries: Entries,
     /// Bytes held by string keys, for accounting.
     pub key_bytes: usize,
+}
+
+/// Map entries serialise as a list of `[key, entry]` pairs: keys may be ints, which formats
+/// such as JSON do not allow as object keys.
+mod entries_as_pairs {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Entries, MapEntry};
+    use crate::value::Key;
+
+    pub fn serialize<S: Serializer>(e: &Entries, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(e.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
+        let pairs: Vec<(Key, MapEntry)> = Vec::deserialize(d)?;
+        Ok(pairs.into_iter().collect())
+    }
 }
 
 /// A record: the field names are the module constant `shape` (a `Constant::Shape`).

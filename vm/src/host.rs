@@ -1,1 +1,221 @@
-//! placeholder
+//! The synchronous host of this version: it runs a VM to the end, performing each effect it
+//! yields — `io.print`, `io.read_line`, `fs.read` (deny by default: only under granted roots,
+//! after canonicalising the path, so no `..` or symlink escape; files under untrusted roots come
+//! back labelled untrusted) and `clock.now` — and records every effect in a trace.
+
+use std::io::{BufRead, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::VmError;
+use crate::host_value::{HostData, HostError, HostValue};
+use crate::interp::{EffectRequest, Step, Vm};
+use crate::label::LabelInfo;
+
+/// What the host lets a program do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Directories (or files) under which `fs.read` is allowed.
+    pub allow_read: Vec<PathBuf>,
+    /// Directories (or files) whose contents are labelled untrusted when read.
+    pub untrusted: Vec<PathBuf>,
+}
+
+/// One performed (or refused) effect, for `--trace`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub effect: String,
+    /// The arguments as plain JSON.
+    pub args: Vec<serde_json::Value>,
+    /// `"ok"` or the error kind.
+    pub outcome: String,
+    /// A short description of the result (sizes rather than contents).
+    pub summary: String,
+    /// The labels of the arguments and of the result, as text.
+    pub arg_labels: Vec<String>,
+    pub result_label: String,
+}
+
+/// Why `run_to_end` stopped without a final value.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error("cannot write the program's output: {0}")]
+    Output(std::io::Error),
+}
+
+/// The host. Output and input are any writer and reader, so tests capture them.
+pub struct Host {
+    pub policy: Policy,
+    stdout: Box<dyn Write>,
+    stdin: Box<dyn BufRead>,
+    /// Effects performed so far.
+    pub trace: Vec<TraceEvent>,
+}
+
+impl Host {
+    pub fn new(policy: Policy, stdout: Box<dyn Write>, stdin: Box<dyn BufRead>) -> Host {
+        Host {
+            policy,
+            stdout,
+            stdin,
+            trace: Vec::new(),
+        }
+    }
+
+    /// Runs `vm` until a task finishes, performing every effect; returns its final value.
+    pub fn run_to_end(&mut self, vm: &mut Vm) -> Result<HostValue, RunError> {
+        loop {
+            match vm.run()? {
+                Step::Done { value, .. } => {
+                    self.stdout.flush().map_err(RunError::Output)?;
+                    return Ok(value);
+                }
+                Step::Effect(req) => {
+                    let result = self.perform(&req)?;
+                    vm.resume(req.task, result)?;
+                }
+            }
+        }
+    }
+
+    /// Performs one effect (and records it).
+    pub fn perform(
+        &mut self,
+        req: &EffectRequest,
+    ) -> Result<Result<HostValue, HostError>, RunError> {
+        let result = match req.native.as_str() {
+            "io.print" => {
+                let text = req.args.first().and_then(HostValue::as_str).unwrap_or("");
+                writeln!(self.stdout, "{text}").map_err(RunError::Output)?;
+                Ok(HostValue::null())
+            }
+            "io.read_line" => {
+                self.stdout.flush().map_err(RunError::Output)?;
+                self.read_line()
+            }
+            "fs.read" => match req.args.first().map(|a| &a.data) {
+                Some(HostData::Str(p)) => self.read_file(Path::new(p)),
+                _ => Err(HostError::new("TypeError", "fs.read expects a path string")),
+            },
+            "clock.now" => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                Ok(HostValue::int(ms))
+            }
+            other => Err(HostError::new(
+                "PermissionDenied",
+                format!("this host does not perform the effect {other}"),
+            )),
+        };
+        self.record(req, &result);
+        Ok(result)
+    }
+
+    fn record(&mut self, req: &EffectRequest, result: &Result<HostValue, HostError>) {
+        let (outcome, summary, label) = match result {
+            Ok(v) => ("ok".to_string(), summarise(v), v.label.to_string()),
+            Err(e) => (e.kind.clone(), e.message.clone(), e.label.to_string()),
+        };
+        self.trace.push(TraceEvent {
+            effect: req.native.clone(),
+            args: req.args.iter().map(HostValue::to_json).collect(),
+            outcome,
+            summary,
+            arg_labels: req.args.iter().map(|a| a.label.to_string()).collect(),
+            result_label: label,
+        });
+    }
+
+    fn read_line(&mut self) -> Result<HostValue, HostError> {
+        let mut line = String::new();
+        match self.stdin.read_line(&mut line) {
+            Ok(0) => Ok(HostValue::null()),
+            Ok(_) => {
+                if line.ends_with('\n') {
+                    line.pop();
+                    if line.ends_with('\r') {
+                        line.pop();
+                    }
+                }
+                Ok(HostValue::str(line))
+            }
+            Err(e) => Err(HostError::new("IoError", format!("reading input: {e}"))),
+        }
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<HostValue, HostError> {
+        let shown = path.display().to_string();
+        let denied = || {
+            HostError::new(
+                "PermissionDenied",
+                format!("reading {shown} is not allowed (grant it with --allow-read)"),
+            )
+        };
+        let real = match path.canonicalize() {
+            Ok(p) => p,
+            Err(e) => {
+                // Say "not allowed" rather than "not found" for paths outside the grants, so a
+                // program cannot probe for files it may not read.
+                let lexical = lexical_absolute(path).ok_or_else(denied)?;
+                if !inside_any(&lexical, &self.policy.allow_read) {
+                    return Err(denied());
+                }
+                return Err(HostError::new(
+                    "IoError",
+                    format!("cannot read {shown}: {e}"),
+                ));
+            }
+        };
+        if !inside_any(&real, &self.policy.allow_read) {
+            return Err(denied());
+        }
+        let bytes = std::fs::read(&real)
+            .map_err(|e| HostError::new("IoError", format!("cannot read {shown}: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| HostError::new("IoError", format!("{shown} is not valid UTF-8 text")))?;
+        let label = if inside_any(&real, &self.policy.untrusted) {
+            LabelInfo::untrusted()
+        } else {
+            LabelInfo::public()
+        };
+        Ok(HostValue::str(text).labelled(label))
+    }
+}
+
+/// Whether the canonical path `p` is inside one of `roots` (each canonicalised; roots that do
+/// not exist grant nothing).
+fn inside_any(p: &Path, roots: &[PathBuf]) -> bool {
+    roots
+        .iter()
+        .filter_map(|r| r.canonicalize().ok())
+        .any(|r| p.starts_with(&r))
+}
+
+/// `p` made absolute with `.` and `..` resolved by text alone (for paths that do not exist).
+fn lexical_absolute(p: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(p).ok()?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+fn summarise(v: &HostValue) -> String {
+    match &v.data {
+        HostData::Null => "null".into(),
+        HostData::Str(s) => format!("{} bytes", s.len()),
+        HostData::Int(i) => i.to_string(),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
+}

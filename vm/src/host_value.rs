@@ -86,6 +86,43 @@ impl HostValue {
     }
 }
 
+impl HostValue {
+    /// The value as plain JSON (labels left out): maps and records become objects, errors
+    /// `{"kind", "message"}`, functions their name, non-finite floats null.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.data {
+            HostData::Null => J::Null,
+            HostData::Bool(b) => J::Bool(*b),
+            HostData::Int(i) => J::from(*i),
+            HostData::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            HostData::Str(s) | HostData::Func(s) => J::String(s.clone()),
+            HostData::List(items) => J::Array(items.iter().map(HostValue::to_json).collect()),
+            HostData::Map(pairs) => J::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match k {
+                            Key::Int(i) => i.to_string(),
+                            Key::Str(s) => s.to_string(),
+                        };
+                        (key, v.to_json())
+                    })
+                    .collect(),
+            ),
+            HostData::Record(fields) => J::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+            HostData::Error { kind, message } => {
+                serde_json::json!({ "kind": kind, "message": message })
+            }
+        }
+    }
+}
+
 /// An effect that failed: it becomes a catchable error value of this kind in the program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]

@@ -16,7 +16,7 @@ pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
 pub use module::*;
 pub use natives::{native_by_name, NativeInfo, NATIVES};
-pub use verify::{verify, Location, VerifiedModule, VerifyError};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };
+pub use verify::{verify, Location, VerifiedModule, VerifyError};

@@ -130,12 +130,18 @@ impl Exec<'_> {
         }
     }
 
+    /// Captured cell `idx` of the running closure. A function whose captures were not all
+    /// supplied (called directly, or closed over fewer cells) fails with a TypeError.
     fn upval(&self, closure: Option<ObjId>, idx: u16) -> R<ObjId> {
-        let c = closure.ok_or_else(|| corrupt("upvalue outside a closure"))?;
+        let missing = || {
+            Raise::rt(
+                kind::TYPE,
+                format!("captured variable {idx} is missing: the function was not called as a closure of its cells"),
+            )
+        };
+        let c = closure.ok_or_else(missing)?;
         let caps = &self.cx.heap.closure(c)?.caps;
-        caps.get(idx as usize)
-            .copied()
-            .ok_or_else(|| corrupt("upvalue index"))
+        caps.get(idx as usize).copied().ok_or_else(missing)
     }
 
     pub(super) fn upval_get(&mut self, closure: Option<ObjId>, idx: u16) -> R<Value> {

@@ -86,7 +86,6 @@ pub(crate) fn check_module(module: &Module) -> Result<Vec<NativeSlot>, VmError> 
 
 /// The per-opcode rules beyond index ranges.
 fn check_instr(module: &Module, infos: &[&NativeInfo], ins: &Instr) -> Result<(), String> {
-    let ncaps = |f: u32| module.functions.get(f as usize).map_or(0, |f| f.ncaps);
     match *ins {
         Instr::LoadConst { k, .. } => match module.constants.get(k as usize) {
             Some(Constant::Shape(_)) => Err("LoadConst of a record shape".into()),
@@ -103,12 +102,6 @@ fn check_instr(module: &Module, infos: &[&NativeInfo], ins: &Instr) -> Result<()
             _ => Err("NewRecord needs a shape with one name per value".into()),
         },
         Instr::NewMap { kvs, .. } if kvs.count % 2 != 0 => Err("NewMap of an odd count".into()),
-        Instr::LoadFunc { func, .. } | Instr::CallFn { func, .. } if ncaps(func) != 0 => {
-            Err("a function with captures needs Closure".into())
-        }
-        Instr::Closure { func, caps, .. } if ncaps(func) != caps.count => {
-            Err("Closure captures a different number of cells than the function has".into())
-        }
         Instr::CallNative { native, args, .. } | Instr::Effect { native, args, .. } => {
             let info = infos
                 .get(native as usize)
@@ -153,15 +146,8 @@ pub(crate) fn check_state(module: &Module, st: &VmState) -> Result<(), VmError> 
             if fr.base as usize != top || fr.pc as usize >= f.code.len() {
                 return Err(bad(format!("task {ti}: frame layout")));
             }
-            match fr.closure {
-                Some(o) => {
-                    let c = st.heap.closure(o).map_err(|e| bad(e.to_string()))?;
-                    if c.func != fr.func || c.caps.len() != f.ncaps as usize {
-                        return Err(bad(format!("task {ti}: frame closure")));
-                    }
-                }
-                None if f.ncaps != 0 => return Err(bad(format!("task {ti}: missing closure"))),
-                None => {}
+            if let Some(o) = fr.closure {
+                st.heap.closure(o).map_err(|e| bad(e.to_string()))?;
             }
             top += f.nregs as usize;
         }

@@ -162,6 +162,14 @@ impl Vm {
         })
     }
 
+    /// A VM for a module the verifier accepted.
+    pub fn from_verified(
+        module: &crate::format::VerifiedModule,
+        limits: Limits,
+    ) -> Result<Vm, VmError> {
+        Vm::new(module.arc().clone(), limits)
+    }
+
     /// A VM resuming a [`VmState`] taken from a VM of the same module.
     pub fn restore(module: Arc<Module>, limits: Limits, state: VmState) -> Result<Vm, VmError> {
         let vm = Vm::with_state(module, limits, state)?;
@@ -185,6 +193,11 @@ impl Vm {
     /// Approximate live heap bytes (exact after a collection).
     pub fn heap_bytes(&self) -> usize {
         self.st.heap.bytes()
+    }
+
+    /// Heap objects allocated and not yet collected.
+    pub fn heap_objects(&self) -> usize {
+        self.st.heap.objects()
     }
 
     /// Runs a full collection now, with every task's registers as roots.
