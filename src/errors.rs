@@ -111,8 +111,15 @@ pub fn color() -> bool {
 pub fn report(e: &CliError) {
     if let CliError::Compile(diags) = e {
         eprint!("{}", aivm_compiler::render::render(diags, color()));
-        let n = diags.items.iter().filter(|d| d.severity == aivm_compiler::diagnostic::Severity::Error).count();
-        eprintln!("error: could not compile: {n} error{}", if n == 1 { "" } else { "s" });
+        let n = diags
+            .items
+            .iter()
+            .filter(|d| d.severity == aivm_compiler::diagnostic::Severity::Error)
+            .count();
+        eprintln!(
+            "error: could not compile: {n} error{}",
+            if n == 1 { "" } else { "s" }
+        );
         return;
     }
     let theme = if color() {

@@ -19,7 +19,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage } else { Exit::Success };
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
             // Printing help or a usage error to a closed stream is not worth a panic.
             let _ = e.print();
             return code.into();
@@ -99,7 +103,10 @@ fn compile(file: &Path) -> Result<Module, CliError> {
     match aivm_compiler::compile_file(file) {
         Ok(compiled) => {
             if !compiled.warnings.items.is_empty() {
-                eprint!("{}", aivm_compiler::render::render(&compiled.warnings, errors::color()));
+                eprint!(
+                    "{}",
+                    aivm_compiler::render::render(&compiled.warnings, errors::color())
+                );
             }
             Ok(compiled.module)
         }

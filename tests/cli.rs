@@ -82,11 +82,22 @@ fn wordfreq_reads_a_granted_file() {
 
 #[test]
 fn wordfreq_without_a_grant_is_denied_and_the_program_sees_why() {
-    let o = aivm(&["run", "examples/wordfreq.ail", "--", "examples/data/tickets.txt"]);
+    let o = aivm(&[
+        "run",
+        "examples/wordfreq.ail",
+        "--",
+        "examples/data/tickets.txt",
+    ]);
     assert_exit(&o, 1);
     let out = stdout(&o);
-    assert!(out.starts_with("cannot read examples/data/tickets.txt: "), "{out}");
-    assert!(out.contains("--allow-read"), "the denial names the flag: {out}");
+    assert!(
+        out.starts_with("cannot read examples/data/tickets.txt: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("--allow-read"),
+        "the denial names the flag: {out}"
+    );
 }
 
 #[test]
@@ -231,8 +242,11 @@ fn uncaught_errors_exit_1_with_a_stack_trace() {
 fn main_returns_the_exit_status() {
     let dir = temp_dir("status");
     let file = dir.join("status.ail");
-    std::fs::write(&file, "fn main(args: [string]) -> int {\n  return len(args) + 40\n}\n")
-        .expect("write");
+    std::fs::write(
+        &file,
+        "fn main(args: [string]) -> int {\n  return len(args) + 40\n}\n",
+    )
+    .expect("write");
     assert_exit(&aivm(&["run", path_str(&file), "--", "a", "b"]), 42);
 }
 

@@ -11,12 +11,18 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -144,22 +150,46 @@ pub struct Stmt {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `let name: T = value`
-    Let { name: Ident, ty: Option<TypeExpr>, value: Expr },
+    Let {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        value: Expr,
+    },
     /// `target = value`, or `target op= value` (`op` is `Add`, `Sub`, `Mul`, `Div` or `Mod`).
-    Assign { target: Expr, op: Option<BinOp>, value: Expr },
+    Assign {
+        target: Expr,
+        op: Option<BinOp>,
+        value: Expr,
+    },
     /// A nested `fn name(...) { ... }`: a local closure that may call itself.
     Fn(FnDecl),
     Expr(Expr),
-    If { cond: Expr, then: Block, els: Option<Else> },
-    While { cond: Expr, body: Block },
+    If {
+        cond: Expr,
+        then: Block,
+        els: Option<Else>,
+    },
+    While {
+        cond: Expr,
+        body: Block,
+    },
     /// `for x in iter { }` or `for k, v in iter { }` (key/value of a map, index/item of a list).
-    For { first: Ident, second: Option<Ident>, iter: Expr, body: Block },
+    For {
+        first: Ident,
+        second: Option<Ident>,
+        iter: Expr,
+        body: Block,
+    },
     Break,
     Continue,
     Return(Option<Expr>),
     Throw(Expr),
     /// `try { } catch e { }`
-    Try { body: Block, name: Ident, handler: Block },
+    Try {
+        body: Block,
+        name: Ident,
+        handler: Block,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

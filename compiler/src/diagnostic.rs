@@ -25,7 +25,10 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
-        self.files.push(SourceFile { name: name.into(), text: text.into() });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        });
         (self.files.len() - 1) as FileId
     }
 
@@ -35,7 +38,9 @@ impl SourceMap {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (u32, u32) {
-        let Some(f) = self.get(file) else { return (0, 0) };
+        let Some(f) = self.get(file) else {
+            return (0, 0);
+        };
         let end = (offset as usize).min(f.text.len());
         let before = f.text.get(..end).unwrap_or("");
         let line = before.matches('\n').count() as u32 + 1;
@@ -95,7 +100,11 @@ impl Diagnostic {
     }
 
     pub fn with_extra(mut self, file: FileId, span: Span, text: impl Into<String>) -> Self {
-        self.extra.push(Label { file, span, text: text.into() });
+        self.extra.push(Label {
+            file,
+            span,
+            text: text.into(),
+        });
         self
     }
 
