@@ -41,7 +41,10 @@ def time_best(cmd, runs):
     best, out = math.inf, None
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return None, "timed out after 600 s"
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             return None, f"exit {proc.returncode}: {proc.stderr.strip()[:200]}"
@@ -64,7 +67,7 @@ def main():
         ("python3", lambda p: [sys.executable, p + ".py"]),
     ]
     names = [n for n in ORDER if not args.only or n in args.only.split(",")]
-    print(f"{'program':<10}" + "".join(f"{name:>10}" for name, _ in peers) + f"{'aivm/lua':>10}{'aivm/py':>10}  output")
+    print(f"{'program':<10}" + "".join(f"{name:>10}" for name, _ in peers) + f"{'aivm/lua':>10}{'aivm/py':>10}  output", flush=True)
     ratios = []
     for name in names:
         base = os.path.join(PROGRAMS, name)
@@ -82,7 +85,7 @@ def main():
         else:
             cells += f"{'-':>10}{'-':>10}"
         note = "same" if ok else "MISMATCH: " + " | ".join(repr(o)[:60] for o in outputs)
-        print(f"{name:<10}{cells}  {note}")
+        print(f"{name:<10}{cells}  {note}", flush=True)
     if ratios:
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         print(f"geometric mean of aivm/lua5.4: {geo:.2f}")
