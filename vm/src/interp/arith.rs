@@ -57,7 +57,7 @@ impl Exec<'_> {
         Ok(Value::with(kind, self.join(x.label, y.label)))
     }
 
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn add(&mut self, x: Value, y: Value) -> R<Value> {
         if let (Kind::Int(a), Kind::Int(b)) = (x.kind, y.kind) {
             let s = a.checked_add(b).ok_or_else(|| overflow("add"))?;
@@ -79,12 +79,12 @@ impl Exec<'_> {
         self.numeric(x, y, "add", i64::checked_add, |a, b| a + b)
     }
 
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn sub(&mut self, x: Value, y: Value) -> R<Value> {
         self.numeric(x, y, "subtract", i64::checked_sub, |a, b| a - b)
     }
 
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn mul(&mut self, x: Value, y: Value) -> R<Value> {
         self.numeric(x, y, "multiply", i64::checked_mul, |a, b| a * b)
     }
@@ -119,7 +119,7 @@ impl Exec<'_> {
         Ok(Value::with(kind, x.label))
     }
 
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn add_imm(&mut self, x: Value, imm: i32) -> R<Value> {
         let kind = match x.kind {
             Kind::Int(i) => Kind::Int(i.checked_add(imm as i64).ok_or_else(|| overflow("add"))?),
@@ -139,20 +139,18 @@ impl Exec<'_> {
         }
     }
 
-    /// The value of a condition, which must be a bool.
-    #[inline(always)]
-    pub(super) fn truth(&mut self, x: Value) -> R<bool> {
-        match x.kind {
-            Kind::Bool(b) => Ok(b),
-            _ => Err(Raise::rt(
-                kind::TYPE,
-                format!("condition must be a bool, found {}", x.type_name()),
-            )),
-        }
+    /// The error of a condition that is not a bool.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn not_bool(&mut self, x: Value) -> Raise {
+        Raise::rt(
+            kind::TYPE,
+            format!("condition must be a bool, found {}", x.type_name()),
+        )
     }
 
     /// `x < y` as a branch condition.
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn less(&mut self, x: Value, y: Value) -> R<bool> {
         if let (Kind::Int(a), Kind::Int(b)) = (x.kind, y.kind) {
             return Ok(a < b);
@@ -161,7 +159,7 @@ impl Exec<'_> {
     }
 
     /// `x == y` (or `!=` when `want` is false).
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn eq(&mut self, x: Value, y: Value, want: bool) -> R<Value> {
         let same = match (x.kind, y.kind) {
             (Kind::Int(a), Kind::Int(b)) => a == b,
@@ -174,7 +172,7 @@ impl Exec<'_> {
     }
 
     /// `x < y`, or `x <= y` with `or_equal`.
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn lt(&mut self, x: Value, y: Value, or_equal: bool) -> R<Value> {
         use std::cmp::Ordering::{Equal, Less};
         let b = match (x.kind, y.kind) {

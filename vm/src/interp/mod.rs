@@ -11,6 +11,7 @@ mod arith;
 mod calls;
 mod convert;
 mod exec;
+mod fast;
 mod load;
 mod types;
 

@@ -1,0 +1,479 @@
+//! The inner dispatch loop: every instruction that stays within one frame. The common cases
+//! (moves, int and float arithmetic on public values, compares, jumps, simple type checks) run
+//! inline; every other case goes through one out-of-line call, [`Exec::step`], which has the
+//! full semantics. The loop stops at a frame change (calls, returns, `try`, throws, effects: the
+//! outer loop in `exec.rs` runs those), at a raised error, at a GC safe point that is due, and
+//! when the fuel runs out. Kept apart from the outer loop, with a single call site for the slow
+//! path, so that its few live values (code, registers, pc, fuel) stay in machine registers.
+
+use crate::error::{Fatal, Raise, R};
+use crate::format::{Instr, TypeDesc};
+use crate::label::Label;
+use crate::value::{Kind, ObjId, Value};
+
+use super::exec::Exec;
+use super::{Frame, Handler, Task};
+
+fn corrupt(msg: String) -> Stop {
+    Stop::Raise(Raise::Fatal(Fatal::Corrupt(msg)))
+}
+
+/// Why the inner loop stopped. With `Outer` the top frame's pc is at the instruction the
+/// outer loop must run (not yet charged); with `Gc` and `Raise` the instruction at fault has
+/// run (charged, pc past it); with `Fuel` the pc is at the instruction that found none left.
+pub(super) enum Stop {
+    Fuel,
+    Outer,
+    Gc,
+    Raise(Raise),
+}
+
+/// Both operands ints, or both floats, with public labels: the result needs no label join.
+enum Num {
+    Ints(i64, i64),
+    Floats(f64, f64),
+    Other,
+}
+
+#[inline(always)]
+fn num(x: Value, y: Value) -> Num {
+    if (x.label.0 | y.label.0) != 0 {
+        return Num::Other;
+    }
+    match (x.kind, y.kind) {
+        (Kind::Int(i), Kind::Int(j)) => Num::Ints(i, j),
+        (Kind::Float(a), Kind::Float(b)) => Num::Floats(a, b),
+        _ => Num::Other,
+    }
+}
+
+impl Exec<'_> {
+    /// Runs task `t` with `left` fuel until it has to stop; returns the fuel left and why,
+    /// with the top frame's pc saved. Every instruction costs one unit of fuel, checked before
+    /// it runs.
+    ///
+    /// Invariants (load::check_module, load::check_state): register operands are below the
+    /// frame's `nregs`, `regs.len() == base + nregs` for the top frame, jump targets are in
+    /// the code, type operands are in the type table, and the last instruction of a function
+    /// does not fall through, so the indexing below cannot fail.
+    #[inline(never)]
+    pub(super) fn run_frames(&mut self, t: &mut Task, mut left: u64) -> (u64, Stop) {
+        let module = self.cx.module;
+        'frame: loop {
+            let Some(&Frame {
+                func,
+                pc,
+                base,
+                closure,
+                ..
+            }) = t.frames.last()
+            else {
+                return (left, corrupt("a running task has no frame".into()));
+            };
+            let Some(f) = module.functions.get(func as usize) else {
+                return (left, corrupt(format!("frame of missing function {func}")));
+            };
+            let mut code: &[Instr] = &f.code;
+            let mut base = base as usize;
+            let mut closure = closure;
+            let mut pc = pc as usize;
+            let Some(mut regs) = t.regs.get_mut(base..base + f.nregs as usize) else {
+                return (left, corrupt("register window out of range".into()));
+            };
+            // Leaves with the top frame's pc saved.
+            macro_rules! leave {
+                ($pc:expr, $stop:expr) => {{
+                    if let Some(fr) = t.frames.last_mut() {
+                        fr.pc = $pc as u32;
+                    }
+                    return (left, $stop);
+                }};
+            }
+            macro_rules! r {
+                ($x:expr) => {
+                    regs[$x as usize]
+                };
+            }
+            'run: while left != 0 {
+                let ins = code[pc];
+                pc = 'fast: {
+                    // Binary arithmetic on two public ints (`$int`: None = overflow or zero divisor, left
+                    // to the slow path) or two public floats.
+                    macro_rules! arith {
+                        ($dst:expr, $a:expr, $b:expr, $int:expr, $float:expr) => {
+                            match num(r!($a), r!($b)) {
+                                Num::Ints(i, j) => {
+                                    if let Some(s) = $int(i, j) {
+                                        r!($dst) = Value::int(s);
+                                        break 'fast pc + 1;
+                                    }
+                                }
+                                Num::Floats(a, b) => {
+                                    r!($dst) = Value::float($float(a, b));
+                                    break 'fast pc + 1;
+                                }
+                                Num::Other => {}
+                            }
+                        };
+                    }
+                    macro_rules! compare {
+                            ($dst:expr, $a:expr, $b:expr, $op:tt) => {
+                                match num(r!($a), r!($b)) {
+                                    Num::Ints(i, j) => {
+                                        r!($dst) = Value::bool(i $op j);
+                                        break 'fast pc + 1;
+                                    }
+                                    Num::Floats(a, b) => {
+                                        r!($dst) = Value::bool(a $op b);
+                                        break 'fast pc + 1;
+                                    }
+                                    Num::Other => {}
+                                }
+                            };
+                        }
+                    match ins {
+                        Instr::Nop {} => break 'fast pc + 1,
+                        Instr::Move { dst, src } => {
+                            r!(dst) = r!(src);
+                            break 'fast pc + 1;
+                        }
+                        Instr::LoadNull { dst } => {
+                            r!(dst) = Value::NULL;
+                            break 'fast pc + 1;
+                        }
+                        Instr::LoadTrue { dst } => {
+                            r!(dst) = Value::bool(true);
+                            break 'fast pc + 1;
+                        }
+                        Instr::LoadFalse { dst } => {
+                            r!(dst) = Value::bool(false);
+                            break 'fast pc + 1;
+                        }
+                        Instr::LoadInt { dst, imm } => {
+                            r!(dst) = Value::int(imm as i64);
+                            break 'fast pc + 1;
+                        }
+                        Instr::LoadFunc { dst, func } => {
+                            r!(dst) = Value::new(Kind::Func(func));
+                            break 'fast pc + 1;
+                        }
+                        Instr::Add { dst, a, b } => {
+                            arith!(dst, a, b, i64::checked_add, |a, b| a + b)
+                        }
+                        Instr::Sub { dst, a, b } => {
+                            arith!(dst, a, b, i64::checked_sub, |a, b| a - b)
+                        }
+                        Instr::Mul { dst, a, b } => {
+                            arith!(dst, a, b, i64::checked_mul, |a, b| a * b)
+                        }
+                        Instr::Div { dst, a, b } => {
+                            arith!(dst, a, b, i64::checked_div, |a, b| a / b)
+                        }
+                        Instr::Mod { dst, a, b } => {
+                            arith!(dst, a, b, i64::checked_rem, |a, b| a % b)
+                        }
+                        Instr::AddImm { dst, src, imm } => {
+                            let x = r!(src);
+                            match x.kind {
+                                Kind::Int(i) => {
+                                    if let Some(s) = i.checked_add(imm as i64) {
+                                        r!(dst) = Value::with(Kind::Int(s), x.label);
+                                        break 'fast pc + 1;
+                                    }
+                                }
+                                Kind::Float(f) => {
+                                    r!(dst) = Value::with(Kind::Float(f + imm as f64), x.label);
+                                    break 'fast pc + 1;
+                                }
+                                _ => {}
+                            }
+                        }
+                        Instr::Eq { dst, a, b } => compare!(dst, a, b, ==),
+                        Instr::Ne { dst, a, b } => compare!(dst, a, b, !=),
+                        Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
+                        Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
+                        Instr::Jump { target } => break 'fast target as usize,
+                        Instr::JumpIf { cond, target } => match r!(cond).kind {
+                            Kind::Bool(true) => break 'fast target as usize,
+                            Kind::Bool(false) => break 'fast pc + 1,
+                            _ => {}
+                        },
+                        Instr::JumpIfNot { cond, target } => match r!(cond).kind {
+                            Kind::Bool(false) => break 'fast target as usize,
+                            Kind::Bool(true) => break 'fast pc + 1,
+                            _ => {}
+                        },
+                        // The branch ignores labels (no value is made).
+                        Instr::JumpIfNotLt { a, b, target } => {
+                            let less = match (r!(a).kind, r!(b).kind) {
+                                (Kind::Int(i), Kind::Int(j)) => i < j,
+                                (Kind::Float(x), Kind::Float(y)) => x < y,
+                                _ => match self.less(r!(a), r!(b)) {
+                                    Ok(l) => l,
+                                    Err(e) => {
+                                        left -= 1;
+                                        leave!(pc + 1, Stop::Raise(e))
+                                    }
+                                },
+                            };
+                            break 'fast if less { pc + 1 } else { target as usize };
+                        }
+                        Instr::CheckType { src, ty } => {
+                            let simple = matches!(
+                                (self.cx.module.types.get(ty as usize), r!(src).kind),
+                                (Some(TypeDesc::Any), _)
+                                    | (Some(TypeDesc::Int), Kind::Int(_))
+                                    | (Some(TypeDesc::Float), Kind::Float(_))
+                                    | (Some(TypeDesc::Bool), Kind::Bool(_))
+                                    | (Some(TypeDesc::Str), Kind::Str(_))
+                            );
+                            if simple {
+                                break 'fast pc + 1;
+                            }
+                        }
+                        Instr::CallFn { dst, func, args } => {
+                            left -= 1;
+                            if let Some(fr) = t.frames.last_mut() {
+                                fr.pc = (pc + 1) as u32;
+                            }
+                            // The common case inline: arity right, depth below the limit.
+                            let callee = module.functions.get(func as usize);
+                            let Some(f) = callee.filter(|f| {
+                                f.params.len() == args.count as usize
+                                    && t.frames.len() < self.limits.max_depth
+                            }) else {
+                                if let Err(e) = self.call(t, func, None, args, dst, Label::PUBLIC) {
+                                    return (left, Stop::Raise(e));
+                                }
+                                continue 'frame;
+                            };
+                            let nregs = f.nregs as usize;
+                            let new_base = base + regs.len();
+                            let first = base + args.start as usize;
+                            // The new window: the arguments (registers of the caller's window,
+                            // in range by the load checks), then nulls.
+                            t.regs.reserve(nregs);
+                            for i in 0..nregs {
+                                let v = match i < args.count as usize {
+                                    true => t.regs.get(first + i).copied().unwrap_or(Value::NULL),
+                                    false => Value::NULL,
+                                };
+                                t.regs.push(v);
+                            }
+                            t.frames.push(Frame {
+                                func,
+                                pc: 0,
+                                base: new_base as u32,
+                                ret: dst,
+                                closure: None,
+                                label: Label::PUBLIC,
+                            });
+                            code = &f.code;
+                            base = new_base;
+                            closure = None;
+                            regs = match t.regs.get_mut(new_base..new_base + nregs) {
+                                Some(r) => r,
+                                None => leave!(0, corrupt("register window".into())),
+                            };
+                            pc = 0;
+                            continue 'run;
+                        }
+                        Instr::Call { dst, callee, args } => {
+                            left -= 1;
+                            let callee = r!(callee);
+                            if let Some(fr) = t.frames.last_mut() {
+                                fr.pc = (pc + 1) as u32;
+                            }
+                            if let Err(e) = self.call_value(t, callee, args, dst) {
+                                return (left, Stop::Raise(e));
+                            }
+                            continue 'frame;
+                        }
+                        // The last frame's return ends the task: the outer loop finishes it.
+                        Instr::Return { src } if t.frames.len() > 1 => {
+                            left -= 1;
+                            let v = r!(src);
+                            let Some(fr) = t.frames.pop() else {
+                                continue 'frame;
+                            };
+                            let depth = t.frames.len() as u32;
+                            while t.handlers.last().is_some_and(|h| h.depth > depth) {
+                                t.handlers.pop();
+                            }
+                            let v = v.labelled(self.cx.labels.join(v.label, fr.label));
+                            t.regs.truncate(fr.base as usize);
+                            let Some(&Frame {
+                                func,
+                                pc: caller_pc,
+                                base: caller_base,
+                                closure: caller_closure,
+                                ..
+                            }) = t.frames.last()
+                            else {
+                                continue 'frame;
+                            };
+                            let Some(f) = module.functions.get(func as usize) else {
+                                continue 'frame;
+                            };
+                            code = &f.code;
+                            base = caller_base as usize;
+                            closure = caller_closure;
+                            pc = caller_pc as usize;
+                            regs = match t.regs.get_mut(base..base + f.nregs as usize) {
+                                Some(r) => r,
+                                None => leave!(pc, corrupt("register window".into())),
+                            };
+                            if let Some(slot) = regs.get_mut(fr.ret as usize) {
+                                *slot = v;
+                            }
+                            continue 'run;
+                        }
+                        Instr::TryBegin { err, handler } => {
+                            t.handlers.push(Handler {
+                                depth: t.frames.len() as u32,
+                                err,
+                                target: handler,
+                            });
+                            break 'fast pc + 1;
+                        }
+                        Instr::TryEnd {} => {
+                            let depth = t.frames.len() as u32;
+                            if t.handlers.last().is_some_and(|h| h.depth == depth) {
+                                t.handlers.pop();
+                            }
+                            break 'fast pc + 1;
+                        }
+                        Instr::Return { .. } | Instr::Throw { .. } | Instr::Effect { .. } => {
+                            leave!(pc, Stop::Outer)
+                        }
+                        _ => {}
+                    }
+                    // The slow path: one call site for every case the arms above leave.
+                    let next = match self.step(ins, regs, closure) {
+                        Ok(None) => pc + 1,
+                        Ok(Some(target)) => target as usize,
+                        Err(e) => {
+                            left -= 1;
+                            leave!(pc + 1, Stop::Raise(e))
+                        }
+                    };
+                    // A safe point. Only an instruction that allocates can make a collection
+                    // due, and the inline cases above never allocate.
+                    if self.cx.heap.gc_due() {
+                        left -= 1;
+                        leave!(next, Stop::Gc)
+                    }
+                    next
+                };
+                left -= 1;
+            }
+            leave!(pc, Stop::Fuel)
+        }
+    }
+
+    /// The full semantics of an instruction that stays within its frame: the value it writes
+    /// and, for a branch taken, its target.
+    #[inline(never)]
+    fn step(&mut self, ins: Instr, regs: &mut [Value], closure: Option<ObjId>) -> R<Option<u32>> {
+        macro_rules! r {
+            ($x:expr) => {
+                regs[$x as usize]
+            };
+        }
+        match ins {
+            Instr::Nop {} => {}
+            Instr::Move { dst, src } => r!(dst) = r!(src),
+            Instr::LoadNull { dst } => r!(dst) = Value::NULL,
+            Instr::LoadTrue { dst } => r!(dst) = Value::bool(true),
+            Instr::LoadFalse { dst } => r!(dst) = Value::bool(false),
+            Instr::LoadInt { dst, imm } => r!(dst) = Value::int(imm as i64),
+            Instr::LoadConst { dst, k } => r!(dst) = self.constant(k)?,
+            Instr::LoadFunc { dst, func } => r!(dst) = Value::new(Kind::Func(func)),
+            Instr::Closure { dst, func, caps } => r!(dst) = self.closure(regs, func, caps)?,
+            Instr::CellNew { dst, src } => r!(dst) = self.cell_new(r!(src)),
+            Instr::CellGet { dst, cell } => r!(dst) = self.cell_get(r!(cell))?,
+            Instr::CellSet { cell, src } => self.cell_set(r!(cell), r!(src))?,
+            Instr::UpvalGet { dst, idx } => r!(dst) = self.upval_get(closure, idx)?,
+            Instr::UpvalSet { idx, src } => self.upval_set(closure, idx, r!(src))?,
+            Instr::UpvalCell { dst, idx } => r!(dst) = self.upval_cell(closure, idx)?,
+            Instr::Add { dst, a, b } => r!(dst) = self.add(r!(a), r!(b))?,
+            Instr::Sub { dst, a, b } => r!(dst) = self.sub(r!(a), r!(b))?,
+            Instr::Mul { dst, a, b } => r!(dst) = self.mul(r!(a), r!(b))?,
+            Instr::Div { dst, a, b } => r!(dst) = self.div(r!(a), r!(b))?,
+            Instr::Mod { dst, a, b } => r!(dst) = self.rem(r!(a), r!(b))?,
+            Instr::Neg { dst, src } => r!(dst) = self.neg(r!(src))?,
+            Instr::AddImm { dst, src, imm } => r!(dst) = self.add_imm(r!(src), imm)?,
+            Instr::Not { dst, src } => r!(dst) = self.not(r!(src))?,
+            Instr::Eq { dst, a, b } => r!(dst) = self.eq(r!(a), r!(b), true)?,
+            Instr::Ne { dst, a, b } => r!(dst) = self.eq(r!(a), r!(b), false)?,
+            Instr::Lt { dst, a, b } => r!(dst) = self.lt(r!(a), r!(b), false)?,
+            Instr::Le { dst, a, b } => r!(dst) = self.lt(r!(a), r!(b), true)?,
+            Instr::ToStr { dst, src } => r!(dst) = self.stringify(r!(src))?,
+            Instr::Concat { dst, parts } => r!(dst) = self.concat(regs, parts)?,
+            Instr::Jump { target } => return Ok(Some(target)),
+            Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
+                let Kind::Bool(b) = r!(cond).kind else {
+                    return Err(self.not_bool(r!(cond)));
+                };
+                if b == matches!(ins, Instr::JumpIf { .. }) {
+                    return Ok(Some(target));
+                }
+            }
+            Instr::JumpIfNotLt { a, b, target } => {
+                if !self.less(r!(a), r!(b))? {
+                    return Ok(Some(target));
+                }
+            }
+            Instr::NewList { dst, items } => r!(dst) = self.new_list(regs, items),
+            Instr::NewMap { dst, kvs } => r!(dst) = self.new_map(regs, kvs)?,
+            Instr::NewRecord { dst, shape, vals } => r!(dst) = self.new_record(regs, shape, vals),
+            Instr::GetIndex { dst, obj, key } => r!(dst) = self.get_index(r!(obj), r!(key))?,
+            Instr::SetIndex { obj, key, src } => self.set_index(r!(obj), r!(key), r!(src))?,
+            Instr::GetField { dst, obj, name } => r!(dst) = self.get_field(r!(obj), name)?,
+            Instr::SetField { obj, name, src } => self.set_field(r!(obj), name, r!(src))?,
+            Instr::Slice { dst, obj, lo, hi } => r!(dst) = self.slice(r!(obj), r!(lo), r!(hi))?,
+            Instr::Range { dst, lo, hi } => r!(dst) = self.range(r!(lo), r!(hi))?,
+            Instr::IterNew { dst, src } => r!(dst) = self.iter_new(r!(src))?,
+            Instr::IterNext { dst, iter, target } => match self.iter_next(r!(iter), false)? {
+                Some((_, v)) => r!(dst) = v,
+                None => {
+                    r!(dst) = Value::NULL;
+                    return Ok(Some(target));
+                }
+            },
+            Instr::IterNext2 {
+                key,
+                val,
+                iter,
+                target,
+            } => match self.iter_next(r!(iter), true)? {
+                Some((k, v)) => {
+                    r!(key) = k;
+                    r!(val) = v;
+                }
+                None => {
+                    r!(key) = Value::NULL;
+                    r!(val) = Value::NULL;
+                    return Ok(Some(target));
+                }
+            },
+            Instr::CallNative { dst, native, args } => {
+                r!(dst) = self.call_native(regs, native, args)?
+            }
+            Instr::CheckType { src, ty } => self.check_type(r!(src), ty)?,
+            Instr::Call { .. }
+            | Instr::CallFn { .. }
+            | Instr::Return { .. }
+            | Instr::Throw { .. }
+            | Instr::TryBegin { .. }
+            | Instr::TryEnd { .. }
+            | Instr::Effect { .. } => {
+                return Err(Raise::Fatal(crate::error::Fatal::Corrupt(format!(
+                    "{:?} reached the in-frame handler",
+                    ins.opcode()
+                ))))
+            }
+        }
+        Ok(None)
+    }
+}
