@@ -75,6 +75,11 @@ impl Value {
     }
 
     #[inline]
+    pub const fn str(s: StrRef) -> Value {
+        Value::new(Kind::Str(s))
+    }
+
+    #[inline]
     pub const fn bool(b: bool) -> Value {
         Value::new(Kind::Bool(b))
     }

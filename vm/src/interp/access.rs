@@ -243,6 +243,16 @@ impl Exec<'_> {
             .ok_or_else(|| key_err(k))
     }
 
+    /// The position in record `r` of the field named by string `name` of the pool.
+    #[inline]
+    pub(super) fn field_slot(&self, r: ObjId, name: u32) -> Option<usize> {
+        let rec = self.cx.heap.record(r).ok()?;
+        let want = *self.canon.get(name as usize)?;
+        shape_names(self.cx.module, rec.shape)
+            .iter()
+            .position(|&n| self.canon.get(n as usize) == Some(&want))
+    }
+
     /// The position of field `name` in record `r`.
     fn field_index(&self, r: ObjId, name: &str) -> R<Option<usize>> {
         let module = self.cx.module;

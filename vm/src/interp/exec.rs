@@ -27,6 +27,8 @@ pub(crate) enum Exit {
 pub(crate) struct Exec<'a> {
     pub cx: Ctx<'a>,
     pub natives: &'a [NativeSlot],
+    /// The first string id with the same text, per string id (field names compare by id).
+    pub canon: &'a [u32],
     pub limits: &'a Limits,
     pub consts: &'a mut [Option<StrRef>],
     executed: &'a mut u64,
@@ -37,6 +39,7 @@ impl<'a> Exec<'a> {
     pub fn new(
         module: &'a Module,
         natives: &'a [NativeSlot],
+        canon: &'a [u32],
         limits: &'a Limits,
         st: &'a mut VmState,
     ) -> Self {
@@ -47,6 +50,7 @@ impl<'a> Exec<'a> {
                 module,
             },
             natives,
+            canon,
             limits,
             consts: &mut st.consts,
             executed: &mut st.executed,

@@ -7,7 +7,7 @@
 //! path, so that its few live values (code, registers, pc, fuel) stay in machine registers.
 
 use crate::error::{Fatal, Raise, R};
-use crate::format::{Instr, TypeDesc};
+use crate::format::{Constant, Instr, TypeDesc};
 use crate::label::Label;
 use crate::value::{Kind, ObjId, Value};
 
@@ -327,6 +327,80 @@ impl Exec<'_> {
                                 *slot = v;
                             }
                             continue 'run;
+                        }
+                        // Numbers, and strings already on the heap (the first load of a
+                        // string constant allocates: slow path).
+                        Instr::LoadConst { dst, k } => {
+                            let v = match module.constants.get(k as usize) {
+                                Some(Constant::Int(i)) => Some(Value::int(*i)),
+                                Some(Constant::Float(f)) => Some(Value::float(*f)),
+                                _ => self
+                                    .consts
+                                    .get(k as usize)
+                                    .copied()
+                                    .flatten()
+                                    .map(Value::str),
+                            };
+                            if let Some(v) = v {
+                                r!(dst) = v;
+                                break 'fast pc + 1;
+                            }
+                        }
+                        Instr::GetField { dst, obj, name } => {
+                            let x = r!(obj);
+                            if let Kind::Record(o) = x.kind {
+                                let v = self.field_slot(o, name).and_then(|i| {
+                                    self.cx.heap.record(o).ok()?.vals.get(i).copied()
+                                });
+                                if let Some(v) = v {
+                                    r!(dst) = v.labelled(self.cx.labels.join(x.label, v.label));
+                                    break 'fast pc + 1;
+                                }
+                            }
+                        }
+                        Instr::SetField { obj, name, src } => {
+                            if let Kind::Record(o) = r!(obj).kind {
+                                if let Some(i) = self.field_slot(o, name) {
+                                    let slot = match self.cx.heap.record_mut(o) {
+                                        Ok(rec) => rec.vals.get_mut(i),
+                                        Err(_) => None,
+                                    };
+                                    if let Some(slot) = slot {
+                                        *slot = r!(src);
+                                        break 'fast pc + 1;
+                                    }
+                                }
+                            }
+                        }
+                        Instr::GetIndex { dst, obj, key } => {
+                            let (x, k) = (r!(obj), r!(key));
+                            if let (Kind::List(o), Kind::Int(i)) = (x.kind, k.kind) {
+                                let v = match self.cx.heap.list(o) {
+                                    Ok(list) => usize::try_from(i).ok().and_then(|i| list.get(i)),
+                                    Err(_) => None,
+                                };
+                                if let Some(&v) = v {
+                                    let l = self.cx.labels.join(x.label, k.label);
+                                    r!(dst) = v.labelled(self.cx.labels.join(l, v.label));
+                                    break 'fast pc + 1;
+                                }
+                            }
+                        }
+                        Instr::SetIndex { obj, key, src } => {
+                            let (k, v) = (r!(key), r!(src));
+                            if let (Kind::List(o), Kind::Int(i)) = (r!(obj).kind, k.kind) {
+                                let v = v.labelled(self.cx.labels.join(v.label, k.label));
+                                let slot = match self.cx.heap.list_mut(o) {
+                                    Ok(list) => {
+                                        usize::try_from(i).ok().and_then(|i| list.get_mut(i))
+                                    }
+                                    Err(_) => None,
+                                };
+                                if let Some(slot) = slot {
+                                    *slot = v;
+                                    break 'fast pc + 1;
+                                }
+                            }
                         }
                         Instr::TryBegin { err, handler } => {
                             t.handlers.push(Handler {

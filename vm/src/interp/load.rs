@@ -20,6 +20,18 @@ fn bad(msg: String) -> VmError {
     VmError::InvalidModule(msg)
 }
 
+/// For each string of the module's pool, the first id with the same text, so that names (of
+/// record fields) compare by id with the same result as comparing their texts.
+pub(crate) fn canonical_strings(module: &Module) -> Vec<u32> {
+    let mut first: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    module
+        .strings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| *first.entry(s.as_str()).or_insert(i as u32))
+        .collect()
+}
+
 /// Checks `module` and resolves its natives.
 pub(crate) fn check_module(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
     let mut slots = Vec::with_capacity(module.natives.len());

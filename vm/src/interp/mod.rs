@@ -137,6 +137,8 @@ pub struct VmState {
 pub struct Vm {
     module: Arc<Module>,
     natives: Vec<NativeSlot>,
+    /// `load::canonical_strings` of the module.
+    canon: Vec<u32>,
     limits: Limits,
     st: VmState,
 }
@@ -154,10 +156,12 @@ impl Vm {
 
     fn with_state(module: Arc<Module>, limits: Limits, mut st: VmState) -> Result<Vm, VmError> {
         let natives = load::check_module(&module)?;
+        let canon = load::canonical_strings(&module);
         st.heap.set_limit(limits.max_heap_bytes);
         Ok(Vm {
             module,
             natives,
+            canon,
             limits,
             st,
         })
@@ -297,7 +301,13 @@ impl Vm {
         task.status = Status::Done; // the placeholder left behind must never be picked
         let id = TaskId(idx as u32);
         let result = {
-            let mut ex = Exec::new(&self.module, &self.natives, &self.limits, &mut self.st);
+            let mut ex = Exec::new(
+                &self.module,
+                &self.natives,
+                &self.canon,
+                &self.limits,
+                &mut self.st,
+            );
             ex.run(&mut task)
         };
         let (status, step) = match result {
