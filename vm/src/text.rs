@@ -23,6 +23,10 @@ pub(crate) fn write_text(
             out.push_str(heap.str(s)?);
             Ok(())
         }
+        Kind::Int(i) => {
+            push_int(out, i);
+            Ok(())
+        }
         _ => Printer {
             heap,
             module,
@@ -34,7 +38,8 @@ pub(crate) fn write_text(
 
 /// The text of `v` as a new string.
 pub(crate) fn text_of(heap: &Heap, module: &Module, v: Value) -> Result<String, Dangling> {
-    let mut out = String::new();
+    // Room for any int or float without growing; longer texts grow as usual.
+    let mut out = String::with_capacity(24);
     write_text(&mut out, heap, module, v)?;
     Ok(out)
 }
@@ -79,6 +84,29 @@ pub(crate) fn func_name(module: &Module, f: u32) -> &str {
 }
 
 /// The field names of record shape constant `shape`.
+/// Appends the decimal text of `i`: the same text as `write!(out, "{i}")` without going through
+/// `fmt` (printing ints is the inner loop of building text).
+pub(crate) fn push_int(out: &mut String, i: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    // u64::MAX has 20 digits, so `pos` never goes below 0.
+    while pos > 0 {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    if let Some(Ok(digits)) = buf.get(pos..).map(std::str::from_utf8) {
+        out.push_str(digits);
+    }
+}
+
 pub(crate) fn shape_names(module: &Module, shape: u32) -> &[u32] {
     match module.constants.get(shape as usize) {
         Some(Constant::Shape(names)) => names,
@@ -98,9 +126,7 @@ impl Printer<'_> {
         match v.kind {
             Kind::Null => out.push_str("null"),
             Kind::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-            Kind::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Kind::Int(i) => push_int(out, i),
             Kind::Float(f) => write_float(out, f),
             Kind::Str(s) => write_quoted(out, self.heap.str(s)?),
             Kind::Func(f) => {
@@ -190,6 +216,15 @@ impl Printer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ints_print_like_display() {
+        for i in [0, 7, -7, 10, -10, 123456789, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut s = String::from("x");
+            push_int(&mut s, i);
+            assert_eq!(s, format!("x{i}"));
+        }
+    }
 
     #[test]
     fn floats_print_shortest_round_trip() {
