@@ -219,7 +219,17 @@ mod tests {
 
     #[test]
     fn ints_print_like_display() {
-        for i in [0, 7, -7, 10, -10, 123456789, i64::MAX, i64::MIN, i64::MIN + 1] {
+        for i in [
+            0,
+            7,
+            -7,
+            10,
+            -10,
+            123456789,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
             let mut s = String::from("x");
             push_int(&mut s, i);
             assert_eq!(s, format!("x{i}"));

@@ -243,14 +243,17 @@ impl Exec<'_> {
             .ok_or_else(|| key_err(k))
     }
 
-    /// The position in record `r` of the field named by string `name` of the pool.
+    /// The field of record `r` named by string `name` of the pool, if it has one.
     #[inline]
-    pub(super) fn field_slot(&self, r: ObjId, name: u32) -> Option<usize> {
-        let rec = self.cx.heap.record(r).ok()?;
+    pub(super) fn field_ref(&mut self, r: ObjId, name: u32) -> Option<&mut Value> {
         let want = *self.canon.get(name as usize)?;
-        shape_names(self.cx.module, rec.shape)
+        let shapes = self.shapes;
+        let rec = self.cx.heap.record_mut(r).ok()?;
+        let i = shapes
+            .get(rec.shape as usize)?
             .iter()
-            .position(|&n| self.canon.get(n as usize) == Some(&want))
+            .position(|&n| n == want)?;
+        rec.vals.get_mut(i)
     }
 
     /// The position of field `name` in record `r`.

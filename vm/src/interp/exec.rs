@@ -29,6 +29,8 @@ pub(crate) struct Exec<'a> {
     pub natives: &'a [NativeSlot],
     /// The first string id with the same text, per string id (field names compare by id).
     pub canon: &'a [u32],
+    /// Per constant, the canonical ids of a record shape's field names (else empty).
+    pub shapes: &'a [Box<[u32]>],
     pub limits: &'a Limits,
     pub consts: &'a mut [Option<StrRef>],
     executed: &'a mut u64,
@@ -40,6 +42,7 @@ impl<'a> Exec<'a> {
         module: &'a Module,
         natives: &'a [NativeSlot],
         canon: &'a [u32],
+        shapes: &'a [Box<[u32]>],
         limits: &'a Limits,
         st: &'a mut VmState,
     ) -> Self {
@@ -51,6 +54,7 @@ impl<'a> Exec<'a> {
             },
             natives,
             canon,
+            shapes,
             limits,
             consts: &mut st.consts,
             executed: &mut st.executed,

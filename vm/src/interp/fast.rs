@@ -349,10 +349,7 @@ impl Exec<'_> {
                         Instr::GetField { dst, obj, name } => {
                             let x = r!(obj);
                             if let Kind::Record(o) = x.kind {
-                                let v = self.field_slot(o, name).and_then(|i| {
-                                    self.cx.heap.record(o).ok()?.vals.get(i).copied()
-                                });
-                                if let Some(v) = v {
+                                if let Some(&mut v) = self.field_ref(o, name) {
                                     r!(dst) = v.labelled(self.cx.labels.join(x.label, v.label));
                                     break 'fast pc + 1;
                                 }
@@ -360,15 +357,10 @@ impl Exec<'_> {
                         }
                         Instr::SetField { obj, name, src } => {
                             if let Kind::Record(o) = r!(obj).kind {
-                                if let Some(i) = self.field_slot(o, name) {
-                                    let slot = match self.cx.heap.record_mut(o) {
-                                        Ok(rec) => rec.vals.get_mut(i),
-                                        Err(_) => None,
-                                    };
-                                    if let Some(slot) = slot {
-                                        *slot = r!(src);
-                                        break 'fast pc + 1;
-                                    }
+                                let v = r!(src);
+                                if let Some(slot) = self.field_ref(o, name) {
+                                    *slot = v;
+                                    break 'fast pc + 1;
                                 }
                             }
                         }

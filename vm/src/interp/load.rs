@@ -32,6 +32,22 @@ pub(crate) fn canonical_strings(module: &Module) -> Vec<u32> {
         .collect()
 }
 
+/// For each constant, the canonical ids (see [`canonical_strings`]) of its field names if it
+/// is a record shape, else nothing: a field's slot is then found by comparing ids.
+pub(crate) fn canonical_shapes(module: &Module, canon: &[u32]) -> Vec<Box<[u32]>> {
+    module
+        .constants
+        .iter()
+        .map(|c| match c {
+            Constant::Shape(names) => names
+                .iter()
+                .map(|&n| canon.get(n as usize).copied().unwrap_or(u32::MAX))
+                .collect(),
+            _ => Box::default(),
+        })
+        .collect()
+}
+
 /// Checks `module` and resolves its natives.
 pub(crate) fn check_module(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
     let mut slots = Vec::with_capacity(module.natives.len());

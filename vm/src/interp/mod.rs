@@ -137,8 +137,9 @@ pub struct VmState {
 pub struct Vm {
     module: Arc<Module>,
     natives: Vec<NativeSlot>,
-    /// `load::canonical_strings` of the module.
+    /// `load::canonical_strings` and `load::canonical_shapes` of the module.
     canon: Vec<u32>,
+    shapes: Vec<Box<[u32]>>,
     limits: Limits,
     st: VmState,
 }
@@ -157,11 +158,13 @@ impl Vm {
     fn with_state(module: Arc<Module>, limits: Limits, mut st: VmState) -> Result<Vm, VmError> {
         let natives = load::check_module(&module)?;
         let canon = load::canonical_strings(&module);
+        let shapes = load::canonical_shapes(&module, &canon);
         st.heap.set_limit(limits.max_heap_bytes);
         Ok(Vm {
             module,
             natives,
             canon,
+            shapes,
             limits,
             st,
         })
@@ -305,6 +308,7 @@ impl Vm {
                 &self.module,
                 &self.natives,
                 &self.canon,
+                &self.shapes,
                 &self.limits,
                 &mut self.st,
             );
