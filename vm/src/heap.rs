@@ -354,6 +354,29 @@ impl Heap {
         let Ok(total) = u32::try_from(a.len as usize + b.len as usize) else {
             return Ok(None);
         };
+        // The common case first: appending another buffer's text to a whole unfrozen buffer,
+        // with both slots borrowed at once.
+        if a.obj != b.obj {
+            if let Ok([Some(Obj::Str(ab)), Some(Obj::Str(bb))]) = self
+                .slots
+                .get_disjoint_mut([a.obj.0 as usize, b.obj.0 as usize])
+            {
+                if !ab.frozen && ab.text.len() == a.len as usize {
+                    if let Some(t) = bb.text.get(..b.len as usize) {
+                        let before = ab.text.capacity();
+                        ab.text.push_str(t);
+                        // A prefix of an all-ASCII buffer is ASCII.
+                        ab.ascii &= bb.ascii || t.is_ascii();
+                        let after = ab.text.capacity();
+                        self.resized(before, after);
+                        return Ok(Some(StrRef {
+                            obj: a.obj,
+                            len: total,
+                        }));
+                    }
+                }
+            }
+        }
         let buf = self.strbuf(a.obj)?;
         if !buf.frozen && buf.text.len() == a.len as usize {
             let mut text = std::mem::take(&mut self.strbuf_mut(a.obj)?.text);

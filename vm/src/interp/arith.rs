@@ -69,14 +69,20 @@ impl Exec<'_> {
     #[inline(never)]
     fn add_slow(&mut self, x: Value, y: Value) -> R<Value> {
         if let (Kind::Str(a), Kind::Str(b)) = (x.kind, y.kind) {
-            let s = self
-                .cx
-                .heap
-                .concat(a, b)?
-                .ok_or_else(|| Raise::rt(kind::VALUE, "string too long (over 4 GiB)"))?;
-            return Ok(Value::with(Kind::Str(s), self.join(x.label, y.label)));
+            let label = self.join(x.label, y.label);
+            return self.add_strs(a, b, label);
         }
         self.numeric(x, y, "add", i64::checked_add, |a, b| a + b)
+    }
+
+    /// `a + b` for two strings, with the result labelled `label`.
+    pub(super) fn add_strs(&mut self, a: StrRef, b: StrRef, label: Label) -> R<Value> {
+        let s = self
+            .cx
+            .heap
+            .concat(a, b)?
+            .ok_or_else(|| Raise::rt(kind::VALUE, "string too long (over 4 GiB)"))?;
+        Ok(Value::with(Kind::Str(s), label))
     }
 
     #[inline(never)]

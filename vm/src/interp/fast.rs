@@ -158,7 +158,23 @@ impl Exec<'_> {
                             break 'fast pc + 1;
                         }
                         Instr::Add { dst, a, b } => {
-                            arith!(dst, a, b, i64::checked_add, |a, b| a + b)
+                            arith!(dst, a, b, i64::checked_add, |a, b| a + b);
+                            let (x, y) = (r!(a), r!(b));
+                            if let (Kind::Str(p), Kind::Str(q)) = (x.kind, y.kind) {
+                                let label = self.cx.labels.join(x.label, y.label);
+                                match self.add_strs(p, q, label) {
+                                    Ok(v) => r!(dst) = v,
+                                    Err(e) => {
+                                        left -= 1;
+                                        leave!(pc + 1, Stop::Raise(e))
+                                    }
+                                }
+                                if self.cx.heap.gc_due() {
+                                    left -= 1;
+                                    leave!(pc + 1, Stop::Gc)
+                                }
+                                break 'fast pc + 1;
+                            }
                         }
                         Instr::Sub { dst, a, b } => {
                             arith!(dst, a, b, i64::checked_sub, |a, b| a - b)
@@ -393,6 +409,22 @@ impl Exec<'_> {
                                     break 'fast pc + 1;
                                 }
                             }
+                        }
+                        // Natives and string `+` skip the slow path's dispatch: they are the
+                        // inner loop of text building.
+                        Instr::CallNative { dst, native, args } => {
+                            match self.call_native(regs, native, args) {
+                                Ok(v) => r!(dst) = v,
+                                Err(e) => {
+                                    left -= 1;
+                                    leave!(pc + 1, Stop::Raise(e))
+                                }
+                            }
+                            if self.cx.heap.gc_due() {
+                                left -= 1;
+                                leave!(pc + 1, Stop::Gc)
+                            }
+                            break 'fast pc + 1;
                         }
                         Instr::TryBegin { err, handler } => {
                             t.handlers.push(Handler {
