@@ -95,7 +95,7 @@ impl Exec<'_> {
                 };
             }
             'run: while left != 0 {
-                let ins = code[pc];
+                let ins = &code[pc];
                 pc = 'fast: {
                     // Binary arithmetic on two public ints (`$int`: None = overflow or zero divisor, left
                     // to the slow path) or two public floats.
@@ -131,7 +131,7 @@ impl Exec<'_> {
                                 }
                             };
                         }
-                    match ins {
+                    match *ins {
                         Instr::Nop {} => break 'fast pc + 1,
                         Instr::Move { dst, src } => {
                             r!(dst) = r!(src);
@@ -472,13 +472,13 @@ impl Exec<'_> {
     /// The full semantics of an instruction that stays within its frame: the value it writes
     /// and, for a branch taken, its target.
     #[inline(never)]
-    fn step(&mut self, ins: Instr, regs: &mut [Value], closure: Option<ObjId>) -> R<Option<u32>> {
+    fn step(&mut self, ins: &Instr, regs: &mut [Value], closure: Option<ObjId>) -> R<Option<u32>> {
         macro_rules! r {
             ($x:expr) => {
                 regs[$x as usize]
             };
         }
-        match ins {
+        match *ins {
             Instr::Nop {} => {}
             Instr::Move { dst, src } => r!(dst) = r!(src),
             Instr::LoadNull { dst } => r!(dst) = Value::NULL,
