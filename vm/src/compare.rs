@@ -32,7 +32,7 @@ fn eq_at(heap: &Heap, module: &Module, a: Value, b: Value, depth: usize) -> R<bo
             "values are nested too deeply to compare (a cycle?)",
         ));
     }
-    Ok(match (a.kind, b.kind) {
+    Ok(match (a.kind(), b.kind()) {
         (Kind::Null, Kind::Null) => true,
         (Kind::Bool(x), Kind::Bool(y)) => x == y,
         (Kind::Int(x), Kind::Int(y)) => x == y,
@@ -107,7 +107,7 @@ fn eq_at(heap: &Heap, module: &Module, a: Value, b: Value, depth: usize) -> R<bo
 /// The order of two numbers or two strings; a TypeError for anything else. `None` when a
 /// float is NaN (every comparison with NaN is false).
 pub(crate) fn order(heap: &Heap, a: Value, b: Value) -> R<Option<Ordering>> {
-    Ok(match (a.kind, b.kind) {
+    Ok(match (a.kind(), b.kind()) {
         (Kind::Int(x), Kind::Int(y)) => Some(x.cmp(&y)),
         (Kind::Float(x), Kind::Float(y)) => x.partial_cmp(&y),
         (Kind::Int(x), Kind::Float(y)) => (x as f64).partial_cmp(&y),

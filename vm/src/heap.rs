@@ -514,7 +514,7 @@ impl Heap {
             obj.children(|c| {
                 if let Child::Value(v) = c {
                     ok &= self.kind_matches(v);
-                    if let Kind::Func(f) = v.kind {
+                    if let Kind::Func(f) = v.kind() {
                         ok &= (f as usize) < nfuncs;
                     }
                 }
@@ -540,7 +540,7 @@ impl Heap {
         let Some(id) = v.obj() else { return true };
         let Ok(obj) = self.get(id) else { return false };
         matches!(
-            (v.kind, obj),
+            (v.kind(), obj),
             (Kind::Str(_), Obj::Str(_))
                 | (Kind::List(_), Obj::List(_))
                 | (Kind::Map(_), Obj::Map(_))

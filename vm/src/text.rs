@@ -18,7 +18,7 @@ pub(crate) fn write_text(
     module: &Module,
     v: Value,
 ) -> Result<(), Dangling> {
-    match v.kind {
+    match v.kind() {
         Kind::Str(s) => {
             out.push_str(heap.str(s)?);
             Ok(())
@@ -123,7 +123,7 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn repr(&mut self, out: &mut String, v: Value) -> Result<(), Dangling> {
-        match v.kind {
+        match v.kind() {
             Kind::Null => out.push_str("null"),
             Kind::Bool(b) => out.push_str(if b { "true" } else { "false" }),
             Kind::Int(i) => push_int(out, i),
@@ -152,7 +152,7 @@ impl Printer<'_> {
     }
 
     fn container(&mut self, out: &mut String, v: Value, o: ObjId) -> Result<(), Dangling> {
-        let (open, close) = if matches!(v.kind, Kind::List(_)) {
+        let (open, close) = if matches!(v.kind(), Kind::List(_)) {
             ("[", "]")
         } else {
             ("{", "}")

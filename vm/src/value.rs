@@ -41,11 +41,71 @@ pub enum Kind {
     Range(ObjId),
 }
 
-/// A value in a register: its kind and its information-flow label.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// A value in a register: its kind and its information-flow label, packed in 16 bytes (two
+/// words) so that registers copy cheaply and "a public int" is one compare of `head`.
+/// Build values with [`Value::new`] and [`Value::with`], read them with [`Value::kind`] and
+/// [`Value::label`]. Serialises exactly like the struct `{kind, label}`.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(from = "ValueRepr", into = "ValueRepr")]
 pub struct Value {
-    pub kind: Kind,
-    pub label: Label,
+    /// The kind's tag in the low byte, the label in the high 32 bits.
+    head: u64,
+    /// The kind's payload (int, float bits, bool, object id, string view).
+    bits: u64,
+}
+
+/// The serialised form of a [`Value`].
+#[derive(Serialize, Deserialize)]
+struct ValueRepr {
+    kind: Kind,
+    label: Label,
+}
+
+impl From<ValueRepr> for Value {
+    fn from(r: ValueRepr) -> Value {
+        Value::with(r.kind, r.label)
+    }
+}
+
+impl From<Value> for ValueRepr {
+    fn from(v: Value) -> ValueRepr {
+        ValueRepr {
+            kind: v.kind(),
+            label: v.label(),
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.kind() == other.kind() && self.label() == other.label()
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Value")
+            .field("kind", &self.kind())
+            .field("label", &self.label())
+            .finish()
+    }
+}
+
+mod tag {
+    pub const NULL: u64 = 0;
+    pub const BOOL: u64 = 1;
+    pub const INT: u64 = 2;
+    pub const FLOAT: u64 = 3;
+    pub const STR: u64 = 4;
+    pub const LIST: u64 = 5;
+    pub const MAP: u64 = 6;
+    pub const RECORD: u64 = 7;
+    pub const FUNC: u64 = 8;
+    pub const CLOSURE: u64 = 9;
+    pub const CELL: u64 = 10;
+    pub const ERROR: u64 = 11;
+    pub const ITER: u64 = 12;
+    pub const RANGE: u64 = 13;
 }
 
 impl Value {
@@ -53,15 +113,83 @@ impl Value {
 
     #[inline]
     pub const fn new(kind: Kind) -> Value {
-        Value {
-            kind,
-            label: Label::PUBLIC,
-        }
+        Value::with(kind, Label::PUBLIC)
     }
 
     #[inline]
     pub const fn with(kind: Kind, label: Label) -> Value {
-        Value { kind, label }
+        let (t, bits) = match kind {
+            Kind::Null => (tag::NULL, 0),
+            Kind::Bool(b) => (tag::BOOL, b as u64),
+            Kind::Int(i) => (tag::INT, i as u64),
+            Kind::Float(f) => (tag::FLOAT, f.to_bits()),
+            Kind::Str(s) => (tag::STR, s.obj.0 as u64 | (s.len as u64) << 32),
+            Kind::List(o) => (tag::LIST, o.0 as u64),
+            Kind::Map(o) => (tag::MAP, o.0 as u64),
+            Kind::Record(o) => (tag::RECORD, o.0 as u64),
+            Kind::Func(f) => (tag::FUNC, f as u64),
+            Kind::Closure(o) => (tag::CLOSURE, o.0 as u64),
+            Kind::Cell(o) => (tag::CELL, o.0 as u64),
+            Kind::Error(o) => (tag::ERROR, o.0 as u64),
+            Kind::Iter(o) => (tag::ITER, o.0 as u64),
+            Kind::Range(o) => (tag::RANGE, o.0 as u64),
+        };
+        Value {
+            head: t | (label.0 as u64) << 32,
+            bits,
+        }
+    }
+
+    /// What the value is.
+    #[inline]
+    pub const fn kind(&self) -> Kind {
+        let o = ObjId(self.bits as u32);
+        match self.head & 0xff {
+            tag::BOOL => Kind::Bool(self.bits != 0),
+            tag::INT => Kind::Int(self.bits as i64),
+            tag::FLOAT => Kind::Float(f64::from_bits(self.bits)),
+            tag::STR => Kind::Str(StrRef {
+                obj: o,
+                len: (self.bits >> 32) as u32,
+            }),
+            tag::LIST => Kind::List(o),
+            tag::MAP => Kind::Map(o),
+            tag::RECORD => Kind::Record(o),
+            tag::FUNC => Kind::Func(self.bits as u32),
+            tag::CLOSURE => Kind::Closure(o),
+            tag::CELL => Kind::Cell(o),
+            tag::ERROR => Kind::Error(o),
+            tag::ITER => Kind::Iter(o),
+            tag::RANGE => Kind::Range(o),
+            // Values are only built by `with`, which never makes another tag.
+            _ => Kind::Null,
+        }
+    }
+
+    /// The value's information-flow label.
+    #[inline]
+    pub const fn label(&self) -> Label {
+        Label((self.head >> 32) as u32)
+    }
+
+    /// The int, if this is an int with the public label: one compare.
+    #[inline]
+    pub const fn public_int(&self) -> Option<i64> {
+        if self.head == tag::INT {
+            Some(self.bits as i64)
+        } else {
+            None
+        }
+    }
+
+    /// The float, if this is a float with the public label: one compare.
+    #[inline]
+    pub const fn public_float(&self) -> Option<f64> {
+        if self.head == tag::FLOAT {
+            Some(f64::from_bits(self.bits))
+        } else {
+            None
+        }
     }
 
     #[inline]
@@ -88,14 +216,14 @@ impl Value {
     #[inline]
     pub const fn labelled(self, label: Label) -> Value {
         Value {
-            kind: self.kind,
-            label,
+            head: (self.head & 0xff) | (label.0 as u64) << 32,
+            bits: self.bits,
         }
     }
 
     /// The heap object this value refers to, if any.
     pub fn obj(&self) -> Option<ObjId> {
-        match self.kind {
+        match self.kind() {
             Kind::Str(s) => Some(s.obj),
             Kind::List(o)
             | Kind::Map(o)
@@ -111,7 +239,7 @@ impl Value {
 
     /// The name `type_of` gives this value's kind.
     pub fn type_name(&self) -> &'static str {
-        match self.kind {
+        match self.kind() {
             Kind::Null => "null",
             Kind::Bool(_) => "bool",
             Kind::Int(_) => "int",
@@ -196,7 +324,35 @@ mod tests {
     #[test]
     fn values_stay_small() {
         assert!(std::mem::size_of::<Kind>() <= 16);
-        assert!(std::mem::size_of::<Value>() <= 24);
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+    }
+
+    #[test]
+    fn values_round_trip_through_their_parts() {
+        let s = StrRef {
+            obj: ObjId(7),
+            len: u32::MAX,
+        };
+        for k in [
+            Kind::Null,
+            Kind::Bool(true),
+            Kind::Int(-5),
+            Kind::Int(i64::MIN),
+            Kind::Float(-0.5),
+            Kind::Str(s),
+            Kind::Map(ObjId(u32::MAX)),
+            Kind::Func(3),
+            Kind::Range(ObjId(1)),
+        ] {
+            let v = Value::with(k, Label(9));
+            assert_eq!(v.kind(), k);
+            assert_eq!(v.label(), Label(9));
+            assert_eq!(v.labelled(Label::PUBLIC).kind(), k);
+        }
+        assert_eq!(Value::int(3).public_int(), Some(3));
+        assert_eq!(Value::int(3).labelled(Label(1)).public_int(), None);
+        let json = serde_json::to_string(&Value::with(Kind::Int(4), Label(2))).unwrap();
+        assert_eq!(json, r#"{"kind":{"Int":4},"label":2}"#);
     }
 
     #[test]

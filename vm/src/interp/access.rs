@@ -97,7 +97,7 @@ impl Exec<'_> {
         let start = caps.start as usize;
         let mut cells = Vec::with_capacity(caps.count as usize);
         for v in &regs[start..start + caps.count as usize] {
-            match v.kind {
+            match v.kind() {
                 Kind::Cell(o) => cells.push(o),
                 _ => return Err(corrupt("a closure captures a non-cell")),
             }
@@ -114,14 +114,14 @@ impl Exec<'_> {
     }
 
     pub(super) fn cell_get(&mut self, c: Value) -> R<Value> {
-        match c.kind {
+        match c.kind() {
             Kind::Cell(o) => Ok(*self.cx.heap.cell(o)?),
             _ => Err(corrupt("CellGet of a non-cell")),
         }
     }
 
     pub(super) fn cell_set(&mut self, c: Value, v: Value) -> R<()> {
-        match c.kind {
+        match c.kind() {
             Kind::Cell(o) => {
                 *self.cx.heap.cell_mut(o)? = v;
                 Ok(())
@@ -186,11 +186,11 @@ impl Exec<'_> {
     /// Sets `key` of map `m` to `v`; the key's label is kept with the entry.
     fn map_set(&mut self, m: ObjId, key: Value, v: Value) -> R<()> {
         let entry = MapEntry {
-            key_label: key.label,
+            key_label: key.label(),
             value: v,
         };
         let heap = &mut *self.cx.heap;
-        match key.kind {
+        match key.kind() {
             Kind::Int(i) => Ok(heap.map_insert(m, Key::Int(i), entry)?),
             Kind::Str(s) => {
                 let existing = {
@@ -223,7 +223,7 @@ impl Exec<'_> {
     /// The entry of map `m` for `key`.
     fn map_get(&self, m: ObjId, key: Value) -> R<MapEntry> {
         let heap = &*self.cx.heap;
-        let k = match key.kind {
+        let k = match key.kind() {
             Kind::Int(i) => KeyRef::Int(i),
             Kind::Str(s) => KeyRef::Str(heap.str(s)?),
             _ => {
@@ -283,8 +283,8 @@ impl Exec<'_> {
     }
 
     pub(super) fn get_index(&mut self, obj: Value, key: Value) -> R<Value> {
-        let label = self.cx.labels.join(obj.label, key.label);
-        let v = match (obj.kind, key.kind) {
+        let label = self.cx.labels.join(obj.label(), key.label());
+        let v = match (obj.kind(), key.kind()) {
             (Kind::List(o), Kind::Int(i)) => {
                 let list = self.cx.heap.list(o)?;
                 list[index(i, list.len(), "list")?]
@@ -293,7 +293,7 @@ impl Exec<'_> {
             (Kind::Map(o), _) => {
                 let e = self.map_get(o, key)?;
                 e.value
-                    .labelled(self.cx.labels.join(e.value.label, e.key_label))
+                    .labelled(self.cx.labels.join(e.value.label(), e.key_label))
             }
             (Kind::Record(o), Kind::Str(s)) => {
                 let name = self.cx.heap.str(s)?.to_string();
@@ -310,12 +310,12 @@ impl Exec<'_> {
                 ))
             }
         };
-        Ok(v.labelled(self.cx.labels.join(label, v.label)))
+        Ok(v.labelled(self.cx.labels.join(label, v.label())))
     }
 
     pub(super) fn set_index(&mut self, obj: Value, key: Value, src: Value) -> R<()> {
-        let v = src.labelled(self.cx.labels.join(src.label, key.label));
-        match (obj.kind, key.kind) {
+        let v = src.labelled(self.cx.labels.join(src.label(), key.label()));
+        match (obj.kind(), key.kind()) {
             (Kind::List(o), Kind::Int(i)) => {
                 let list = self.cx.heap.list_mut(o)?;
                 let at = index(i, list.len(), "list")?;
@@ -341,7 +341,7 @@ impl Exec<'_> {
     pub(super) fn get_field(&mut self, obj: Value, name: u32) -> R<Value> {
         let module = self.cx.module;
         let fname = module.str(name);
-        match obj.kind {
+        match obj.kind() {
             Kind::Record(o) => self.get_field_named(obj, o, fname),
             Kind::Map(o) => {
                 let e = *self
@@ -351,7 +351,7 @@ impl Exec<'_> {
                     .entries
                     .get(&KeyRef::Str(fname))
                     .ok_or_else(|| key_err(KeyRef::Str(fname)))?;
-                let l = self.cx.labels.join(obj.label, e.value.label);
+                let l = self.cx.labels.join(obj.label(), e.value.label());
                 Ok(e.value.labelled(self.cx.labels.join(l, e.key_label)))
             }
             Kind::Error(o) => {
@@ -379,7 +379,7 @@ impl Exec<'_> {
                         ))
                     }
                 };
-                Ok(v.labelled(self.cx.labels.join(obj.label, v.label)))
+                Ok(v.labelled(self.cx.labels.join(obj.label(), v.label())))
             }
             _ => Err(Raise::rt(
                 kind::TYPE,
@@ -400,7 +400,7 @@ impl Exec<'_> {
             .get(i)
             .copied()
             .ok_or_else(|| corrupt("record shape"))?;
-        Ok(v.labelled(self.cx.labels.join(obj.label, v.label)))
+        Ok(v.labelled(self.cx.labels.join(obj.label(), v.label())))
     }
 
     fn set_field_named(&mut self, o: ObjId, name: &str, v: Value) -> R<()> {
@@ -421,7 +421,7 @@ impl Exec<'_> {
     pub(super) fn set_field(&mut self, obj: Value, name: u32, src: Value) -> R<()> {
         let module = self.cx.module;
         let fname = module.str(name);
-        match obj.kind {
+        match obj.kind() {
             Kind::Record(o) => self.set_field_named(o, fname, src),
             Kind::Map(o) => {
                 let entry = MapEntry {
@@ -439,7 +439,7 @@ impl Exec<'_> {
 
     pub(super) fn slice(&mut self, obj: Value, lo: Value, hi: Value) -> R<Value> {
         let bound = |v: Value, default: i64| -> R<i64> {
-            match v.kind {
+            match v.kind() {
                 Kind::Null => Ok(default),
                 Kind::Int(i) => Ok(i),
                 _ => Err(Raise::rt(
@@ -448,8 +448,8 @@ impl Exec<'_> {
                 )),
             }
         };
-        let l1 = self.cx.labels.join(obj.label, lo.label);
-        let label = self.cx.labels.join(l1, hi.label);
+        let l1 = self.cx.labels.join(obj.label(), lo.label());
+        let label = self.cx.labels.join(l1, hi.label());
         let check = |a: i64, b: i64, len: usize, what: &str| -> R<(usize, usize)> {
             match (usize::try_from(a), usize::try_from(b)) {
                 (Ok(x), Ok(y)) if x <= y && y <= len => Ok((x, y)),
@@ -459,7 +459,7 @@ impl Exec<'_> {
                 )),
             }
         };
-        match obj.kind {
+        match obj.kind() {
             Kind::List(o) => {
                 let len = self.cx.heap.list(o)?.len();
                 let (a, b) = check(bound(lo, 0)?, bound(hi, len as i64)?, len, "list")?;
@@ -496,12 +496,12 @@ impl Exec<'_> {
     }
 
     pub(super) fn range(&mut self, lo: Value, hi: Value) -> R<Value> {
-        match (lo.kind, hi.kind) {
+        match (lo.kind(), hi.kind()) {
             (Kind::Int(a), Kind::Int(b)) => {
                 let o = self.cx.heap.alloc(Obj::Range(a, b));
                 Ok(Value::with(
                     Kind::Range(o),
-                    self.cx.labels.join(lo.label, hi.label),
+                    self.cx.labels.join(lo.label(), hi.label()),
                 ))
             }
             _ => Err(Raise::rt(
@@ -516,7 +516,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn iter_new(&mut self, src: Value) -> R<Value> {
-        let it = match src.kind {
+        let it = match src.kind() {
             Kind::List(list) => IterObj::List { list, next: 0 },
             Kind::Map(map) => IterObj::Map { map, next: 0 },
             Kind::Str(s) => IterObj::Str {
@@ -541,13 +541,13 @@ impl Exec<'_> {
             }
         };
         let o = self.cx.heap.alloc(Obj::Iter(it));
-        Ok(Value::with(Kind::Iter(o), src.label))
+        Ok(Value::with(Kind::Iter(o), src.label()))
     }
 
     /// Advances iterator `it`: `(index or key, item)`, or `None` at the end. For a map the
     /// single-variable form wants the key, which comes second when `pair` is false.
     pub(super) fn iter_next(&mut self, it: Value, pair: bool) -> R<Option<(Value, Value)>> {
-        let Kind::Iter(o) = it.kind else {
+        let Kind::Iter(o) = it.kind() else {
             return Err(corrupt("IterNext of a non-iterator"));
         };
         let state = *self.cx.heap.iter(o)?;
@@ -621,8 +621,8 @@ impl Exec<'_> {
             }
         };
         *self.cx.heap.iter_mut(o)? = next_state;
-        let kl = self.cx.labels.join(it.label, k.label);
-        let vl = self.cx.labels.join(it.label, v.label);
+        let kl = self.cx.labels.join(it.label(), k.label());
+        let vl = self.cx.labels.join(it.label(), v.label());
         Ok(Some((k.labelled(kl), v.labelled(vl))))
     }
 }

@@ -16,7 +16,7 @@ fn overflow(op: &str) -> Raise {
 }
 
 fn operands_err(verb: &str, x: Value, y: Value) -> Raise {
-    let hint = if matches!(x.kind, Kind::Str(_)) || matches!(y.kind, Kind::Str(_)) {
+    let hint = if matches!(x.kind(), Kind::Str(_)) || matches!(y.kind(), Kind::Str(_)) {
         " (use interpolation to build text: \"{a}{b}\")"
     } else {
         ""
@@ -47,29 +47,29 @@ impl Exec<'_> {
         int: fn(i64, i64) -> Option<i64>,
         float: fn(f64, f64) -> f64,
     ) -> R<Value> {
-        let kind = match (x.kind, y.kind) {
+        let kind = match (x.kind(), y.kind()) {
             (Kind::Int(a), Kind::Int(b)) => Kind::Int(int(a, b).ok_or_else(|| overflow(verb))?),
             (Kind::Float(a), Kind::Float(b)) => Kind::Float(float(a, b)),
             (Kind::Int(a), Kind::Float(b)) => Kind::Float(float(a as f64, b)),
             (Kind::Float(a), Kind::Int(b)) => Kind::Float(float(a, b as f64)),
             _ => return Err(operands_err(verb, x, y)),
         };
-        Ok(Value::with(kind, self.join(x.label, y.label)))
+        Ok(Value::with(kind, self.join(x.label(), y.label())))
     }
 
     #[inline(never)]
     pub(super) fn add(&mut self, x: Value, y: Value) -> R<Value> {
-        if let (Kind::Int(a), Kind::Int(b)) = (x.kind, y.kind) {
+        if let (Kind::Int(a), Kind::Int(b)) = (x.kind(), y.kind()) {
             let s = a.checked_add(b).ok_or_else(|| overflow("add"))?;
-            return Ok(Value::with(Kind::Int(s), self.join(x.label, y.label)));
+            return Ok(Value::with(Kind::Int(s), self.join(x.label(), y.label())));
         }
         self.add_slow(x, y)
     }
 
     #[inline(never)]
     fn add_slow(&mut self, x: Value, y: Value) -> R<Value> {
-        if let (Kind::Str(a), Kind::Str(b)) = (x.kind, y.kind) {
-            let label = self.join(x.label, y.label);
+        if let (Kind::Str(a), Kind::Str(b)) = (x.kind(), y.kind()) {
+            let label = self.join(x.label(), y.label());
             return self.add_strs(a, b, label);
         }
         self.numeric(x, y, "add", i64::checked_add, |a, b| a + b)
@@ -96,14 +96,14 @@ impl Exec<'_> {
     }
 
     pub(super) fn div(&mut self, x: Value, y: Value) -> R<Value> {
-        if let (Kind::Int(_), Kind::Int(0)) = (x.kind, y.kind) {
+        if let (Kind::Int(_), Kind::Int(0)) = (x.kind(), y.kind()) {
             return Err(Raise::rt(kind::DIV_ZERO, "division by zero"));
         }
         self.numeric(x, y, "divide", i64::checked_div, |a, b| a / b)
     }
 
     pub(super) fn rem(&mut self, x: Value, y: Value) -> R<Value> {
-        if let (Kind::Int(_), Kind::Int(0)) = (x.kind, y.kind) {
+        if let (Kind::Int(_), Kind::Int(0)) = (x.kind(), y.kind()) {
             return Err(Raise::rt(kind::DIV_ZERO, "remainder by zero"));
         }
         self.numeric(x, y, "take the remainder of", i64::checked_rem, |a, b| {
@@ -112,7 +112,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn neg(&mut self, x: Value) -> R<Value> {
-        let kind = match x.kind {
+        let kind = match x.kind() {
             Kind::Int(i) => Kind::Int(i.checked_neg().ok_or_else(|| overflow("negate"))?),
             Kind::Float(f) => Kind::Float(-f),
             _ => {
@@ -122,22 +122,22 @@ impl Exec<'_> {
                 ))
             }
         };
-        Ok(Value::with(kind, x.label))
+        Ok(Value::with(kind, x.label()))
     }
 
     #[inline(never)]
     pub(super) fn add_imm(&mut self, x: Value, imm: i32) -> R<Value> {
-        let kind = match x.kind {
+        let kind = match x.kind() {
             Kind::Int(i) => Kind::Int(i.checked_add(imm as i64).ok_or_else(|| overflow("add"))?),
             Kind::Float(f) => Kind::Float(f + imm as f64),
             _ => return Err(operands_err("add", x, Value::int(imm as i64))),
         };
-        Ok(Value::with(kind, x.label))
+        Ok(Value::with(kind, x.label()))
     }
 
     pub(super) fn not(&mut self, x: Value) -> R<Value> {
-        match x.kind {
-            Kind::Bool(b) => Ok(Value::with(Kind::Bool(!b), x.label)),
+        match x.kind() {
+            Kind::Bool(b) => Ok(Value::with(Kind::Bool(!b), x.label())),
             _ => Err(Raise::rt(
                 kind::TYPE,
                 format!("`not` needs a bool, found {}", x.type_name()),
@@ -158,7 +158,7 @@ impl Exec<'_> {
     /// `x < y` as a branch condition.
     #[inline(never)]
     pub(super) fn less(&mut self, x: Value, y: Value) -> R<bool> {
-        if let (Kind::Int(a), Kind::Int(b)) = (x.kind, y.kind) {
+        if let (Kind::Int(a), Kind::Int(b)) = (x.kind(), y.kind()) {
             return Ok(a < b);
         }
         Ok(compare::order(self.cx.heap, x, y)? == Some(std::cmp::Ordering::Less))
@@ -167,13 +167,13 @@ impl Exec<'_> {
     /// `x == y` (or `!=` when `want` is false).
     #[inline(never)]
     pub(super) fn eq(&mut self, x: Value, y: Value, want: bool) -> R<Value> {
-        let same = match (x.kind, y.kind) {
+        let same = match (x.kind(), y.kind()) {
             (Kind::Int(a), Kind::Int(b)) => a == b,
             _ => compare::equal(self.cx.heap, self.cx.module, x, y)?,
         };
         Ok(Value::with(
             Kind::Bool(same == want),
-            self.join(x.label, y.label),
+            self.join(x.label(), y.label()),
         ))
     }
 
@@ -181,7 +181,7 @@ impl Exec<'_> {
     #[inline(never)]
     pub(super) fn lt(&mut self, x: Value, y: Value, or_equal: bool) -> R<Value> {
         use std::cmp::Ordering::{Equal, Less};
-        let b = match (x.kind, y.kind) {
+        let b = match (x.kind(), y.kind()) {
             (Kind::Int(a), Kind::Int(b)) => a < b || (or_equal && a == b),
             _ => match compare::order(self.cx.heap, x, y)? {
                 Some(Less) => true,
@@ -189,16 +189,16 @@ impl Exec<'_> {
                 _ => false,
             },
         };
-        Ok(Value::with(Kind::Bool(b), self.join(x.label, y.label)))
+        Ok(Value::with(Kind::Bool(b), self.join(x.label(), y.label())))
     }
 
     /// The text of `x` as a string value (strings unchanged).
     pub(super) fn stringify(&mut self, x: Value) -> R<Value> {
-        if let Kind::Str(_) = x.kind {
+        if let Kind::Str(_) = x.kind() {
             return Ok(x);
         }
         let text = self.cx.text(x)?;
-        Ok(self.cx.new_str(text)?.labelled(x.label))
+        Ok(self.cx.new_str(text)?.labelled(x.label()))
     }
 
     /// The concatenated texts of `parts`. When the first part is a whole unfrozen string buffer
@@ -208,15 +208,15 @@ impl Exec<'_> {
         let vals = &regs[start..start + parts.count as usize];
         let mut label = Label::PUBLIC;
         for v in vals {
-            label = self.join(label, v.label);
+            label = self.join(label, v.label());
         }
         let heap = &mut *self.cx.heap;
         let module = self.cx.module;
         if let Some((first, rest)) = vals.split_first() {
-            if let Kind::Str(s) = first.kind {
+            if let Kind::Str(s) = first.kind() {
                 let buf = heap.strbuf(s.obj)?;
                 let whole = !buf.frozen && buf.text.len() == s.len as usize;
-                let simple = rest.iter().all(|v| match v.kind {
+                let simple = rest.iter().all(|v| match v.kind() {
                     Kind::Str(r) => r.obj != s.obj,
                     k => Value::new(k).obj().is_none(),
                 });

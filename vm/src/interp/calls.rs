@@ -74,11 +74,11 @@ impl Exec<'_> {
         args: RegRange,
         dst: u16,
     ) -> R<()> {
-        match callee.kind {
-            Kind::Func(f) => self.call(t, f, None, args, dst, callee.label),
+        match callee.kind() {
+            Kind::Func(f) => self.call(t, f, None, args, dst, callee.label()),
             Kind::Closure(o) => {
                 let f = self.cx.heap.closure(o)?.func;
-                self.call(t, f, Some(o), args, dst, callee.label)
+                self.call(t, f, Some(o), args, dst, callee.label())
             }
             _ => Err(Raise::rt(
                 kind::TYPE,
@@ -96,7 +96,7 @@ impl Exec<'_> {
         while t.handlers.last().is_some_and(|h| h.depth > depth) {
             t.handlers.pop();
         }
-        let v = v.labelled(self.cx.labels.join(v.label, fr.label));
+        let v = v.labelled(self.cx.labels.join(v.label(), fr.label));
         match t.frames.last() {
             None => Some(v),
             Some(caller) => {
@@ -111,13 +111,13 @@ impl Exec<'_> {
     /// The error `throw v` raises: `v` itself if it is an error, else an error of kind
     /// "Error" whose message is the text of `v` and whose payload is `v`.
     pub(super) fn throw(&mut self, v: Value) -> Raise {
-        if let Kind::Error(_) = v.kind {
+        if let Kind::Error(_) = v.kind() {
             return Raise::Value(v);
         }
         match self.cx.text(v) {
             Ok(message) => {
                 let e = convert::new_error(self.cx.heap, "Error", message, v);
-                Raise::Value(e.labelled(v.label))
+                Raise::Value(e.labelled(v.label()))
             }
             Err(r) => r,
         }
@@ -149,7 +149,7 @@ impl Exec<'_> {
             }
             return Ok(());
         }
-        let (kind, message) = match v.kind {
+        let (kind, message) = match v.kind() {
             Kind::Error(o) => match self.cx.heap.error(o) {
                 Ok(e) => (e.kind.clone(), e.message.clone()),
                 Err(d) => return Err(VmError::Corrupt(d.to_string())),
@@ -220,10 +220,10 @@ impl Exec<'_> {
         let a = &regs[start..start + args.count as usize];
         let mut label = Label::PUBLIC;
         for v in a {
-            label = self.cx.labels.join(label, v.label);
+            label = self.cx.labels.join(label, v.label());
         }
         let v = f(&mut self.cx, a)?;
-        Ok(v.labelled(self.cx.labels.join(v.label, label)))
+        Ok(v.labelled(self.cx.labels.join(v.label(), label)))
     }
 
     /// The request for effect native `native` on registers `args`. `io.print` gets the text.
@@ -241,7 +241,7 @@ impl Exec<'_> {
         let mut out = Vec::with_capacity(a.len());
         for v in a {
             let hv = if info.name == "io.print" {
-                let label = self.cx.labels.info(v.label);
+                let label = self.cx.labels.info(v.label());
                 HostValue::str(self.cx.text(*v)?).labelled(label)
             } else {
                 convert::to_host(&self.cx, *v)?

@@ -35,7 +35,7 @@ pub(crate) fn to_host(cx: &Ctx, v: Value) -> R<HostValue> {
 
 fn to_host_at(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<HostValue> {
     let heap = &*cx.heap;
-    let label = cx.labels.info(v.label);
+    let label = cx.labels.info(v.label());
     let mut enter = |o: ObjId| -> R<()> {
         if stack.contains(&o) || stack.len() >= MAX_DEPTH {
             return Err(Raise::rt(
@@ -46,7 +46,7 @@ fn to_host_at(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<HostValue> {
         stack.push(o);
         Ok(())
     };
-    let data = match v.kind {
+    let data = match v.kind() {
         Kind::Null => HostData::Null,
         Kind::Bool(b) => HostData::Bool(b),
         Kind::Int(i) => HostData::Int(i),

@@ -37,14 +37,13 @@ enum Num {
 
 #[inline(always)]
 fn num(x: Value, y: Value) -> Num {
-    if (x.label.0 | y.label.0) != 0 {
-        return Num::Other;
+    if let (Some(i), Some(j)) = (x.public_int(), y.public_int()) {
+        return Num::Ints(i, j);
     }
-    match (x.kind, y.kind) {
-        (Kind::Int(i), Kind::Int(j)) => Num::Ints(i, j),
-        (Kind::Float(a), Kind::Float(b)) => Num::Floats(a, b),
-        _ => Num::Other,
+    if let (Some(a), Some(b)) = (x.public_float(), y.public_float()) {
+        return Num::Floats(a, b);
     }
+    Num::Other
 }
 
 impl Exec<'_> {
@@ -160,8 +159,8 @@ impl Exec<'_> {
                         Instr::Add { dst, a, b } => {
                             arith!(dst, a, b, i64::checked_add, |a, b| a + b);
                             let (x, y) = (r!(a), r!(b));
-                            if let (Kind::Str(p), Kind::Str(q)) = (x.kind, y.kind) {
-                                let label = self.cx.labels.join(x.label, y.label);
+                            if let (Kind::Str(p), Kind::Str(q)) = (x.kind(), y.kind()) {
+                                let label = self.cx.labels.join(x.label(), y.label());
                                 match self.add_strs(p, q, label) {
                                     Ok(v) => r!(dst) = v,
                                     Err(e) => {
@@ -190,15 +189,15 @@ impl Exec<'_> {
                         }
                         Instr::AddImm { dst, src, imm } => {
                             let x = r!(src);
-                            match x.kind {
+                            match x.kind() {
                                 Kind::Int(i) => {
                                     if let Some(s) = i.checked_add(imm as i64) {
-                                        r!(dst) = Value::with(Kind::Int(s), x.label);
+                                        r!(dst) = Value::with(Kind::Int(s), x.label());
                                         break 'fast pc + 1;
                                     }
                                 }
                                 Kind::Float(f) => {
-                                    r!(dst) = Value::with(Kind::Float(f + imm as f64), x.label);
+                                    r!(dst) = Value::with(Kind::Float(f + imm as f64), x.label());
                                     break 'fast pc + 1;
                                 }
                                 _ => {}
@@ -209,19 +208,19 @@ impl Exec<'_> {
                         Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
                         Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
                         Instr::Jump { target } => break 'fast target as usize,
-                        Instr::JumpIf { cond, target } => match r!(cond).kind {
+                        Instr::JumpIf { cond, target } => match r!(cond).kind() {
                             Kind::Bool(true) => break 'fast target as usize,
                             Kind::Bool(false) => break 'fast pc + 1,
                             _ => {}
                         },
-                        Instr::JumpIfNot { cond, target } => match r!(cond).kind {
+                        Instr::JumpIfNot { cond, target } => match r!(cond).kind() {
                             Kind::Bool(false) => break 'fast target as usize,
                             Kind::Bool(true) => break 'fast pc + 1,
                             _ => {}
                         },
                         // The branch ignores labels (no value is made).
                         Instr::JumpIfNotLt { a, b, target } => {
-                            let less = match (r!(a).kind, r!(b).kind) {
+                            let less = match (r!(a).kind(), r!(b).kind()) {
                                 (Kind::Int(i), Kind::Int(j)) => i < j,
                                 (Kind::Float(x), Kind::Float(y)) => x < y,
                                 _ => match self.less(r!(a), r!(b)) {
@@ -236,7 +235,7 @@ impl Exec<'_> {
                         }
                         Instr::CheckType { src, ty } => {
                             let simple = matches!(
-                                (self.cx.module.types.get(ty as usize), r!(src).kind),
+                                (self.cx.module.types.get(ty as usize), r!(src).kind()),
                                 (Some(TypeDesc::Any), _)
                                     | (Some(TypeDesc::Int), Kind::Int(_))
                                     | (Some(TypeDesc::Float), Kind::Float(_))
@@ -316,7 +315,7 @@ impl Exec<'_> {
                             while t.handlers.last().is_some_and(|h| h.depth > depth) {
                                 t.handlers.pop();
                             }
-                            let v = v.labelled(self.cx.labels.join(v.label, fr.label));
+                            let v = v.labelled(self.cx.labels.join(v.label(), fr.label));
                             t.regs.truncate(fr.base as usize);
                             let Some(&Frame {
                                 func,
@@ -364,15 +363,15 @@ impl Exec<'_> {
                         }
                         Instr::GetField { dst, obj, name } => {
                             let x = r!(obj);
-                            if let Kind::Record(o) = x.kind {
+                            if let Kind::Record(o) = x.kind() {
                                 if let Some(&mut v) = self.field_ref(o, name) {
-                                    r!(dst) = v.labelled(self.cx.labels.join(x.label, v.label));
+                                    r!(dst) = v.labelled(self.cx.labels.join(x.label(), v.label()));
                                     break 'fast pc + 1;
                                 }
                             }
                         }
                         Instr::SetField { obj, name, src } => {
-                            if let Kind::Record(o) = r!(obj).kind {
+                            if let Kind::Record(o) = r!(obj).kind() {
                                 let v = r!(src);
                                 if let Some(slot) = self.field_ref(o, name) {
                                     *slot = v;
@@ -382,22 +381,22 @@ impl Exec<'_> {
                         }
                         Instr::GetIndex { dst, obj, key } => {
                             let (x, k) = (r!(obj), r!(key));
-                            if let (Kind::List(o), Kind::Int(i)) = (x.kind, k.kind) {
+                            if let (Kind::List(o), Kind::Int(i)) = (x.kind(), k.kind()) {
                                 let v = match self.cx.heap.list(o) {
                                     Ok(list) => usize::try_from(i).ok().and_then(|i| list.get(i)),
                                     Err(_) => None,
                                 };
                                 if let Some(&v) = v {
-                                    let l = self.cx.labels.join(x.label, k.label);
-                                    r!(dst) = v.labelled(self.cx.labels.join(l, v.label));
+                                    let l = self.cx.labels.join(x.label(), k.label());
+                                    r!(dst) = v.labelled(self.cx.labels.join(l, v.label()));
                                     break 'fast pc + 1;
                                 }
                             }
                         }
                         Instr::SetIndex { obj, key, src } => {
                             let (k, v) = (r!(key), r!(src));
-                            if let (Kind::List(o), Kind::Int(i)) = (r!(obj).kind, k.kind) {
-                                let v = v.labelled(self.cx.labels.join(v.label, k.label));
+                            if let (Kind::List(o), Kind::Int(i)) = (r!(obj).kind(), k.kind()) {
+                                let v = v.labelled(self.cx.labels.join(v.label(), k.label()));
                                 let slot = match self.cx.heap.list_mut(o) {
                                     Ok(list) => {
                                         usize::try_from(i).ok().and_then(|i| list.get_mut(i))
@@ -510,7 +509,7 @@ impl Exec<'_> {
             Instr::Concat { dst, parts } => r!(dst) = self.concat(regs, parts)?,
             Instr::Jump { target } => return Ok(Some(target)),
             Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
-                let Kind::Bool(b) = r!(cond).kind else {
+                let Kind::Bool(b) = r!(cond).kind() else {
                     return Err(self.not_bool(r!(cond)));
                 };
                 if b == matches!(ins, Instr::JumpIf { .. }) {

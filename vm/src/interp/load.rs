@@ -208,7 +208,7 @@ pub(crate) fn check_state(module: &Module, st: &VmState) -> Result<(), VmError> 
                     "task {ti}: a register refers to a missing object"
                 )));
             }
-            if let Kind::Func(f) = v.kind {
+            if let Kind::Func(f) = v.kind() {
                 if f as usize >= module.functions.len() {
                     return Err(bad(format!("task {ti}: function value out of range")));
                 }

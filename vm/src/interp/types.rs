@@ -37,19 +37,19 @@ impl Checker<'_> {
         let desc = self.ty(t)?;
         Ok(match desc {
             TypeDesc::Any => true,
-            TypeDesc::Null => matches!(v.kind, Kind::Null),
-            TypeDesc::Bool => matches!(v.kind, Kind::Bool(_)),
-            TypeDesc::Int => matches!(v.kind, Kind::Int(_)),
-            TypeDesc::Float => matches!(v.kind, Kind::Float(_)),
-            TypeDesc::Str => matches!(v.kind, Kind::Str(_)),
-            TypeDesc::Func => matches!(v.kind, Kind::Func(_) | Kind::Closure(_)),
-            TypeDesc::Error => matches!(v.kind, Kind::Error(_)),
-            TypeDesc::StrLit(s) => match v.kind {
+            TypeDesc::Null => matches!(v.kind(), Kind::Null),
+            TypeDesc::Bool => matches!(v.kind(), Kind::Bool(_)),
+            TypeDesc::Int => matches!(v.kind(), Kind::Int(_)),
+            TypeDesc::Float => matches!(v.kind(), Kind::Float(_)),
+            TypeDesc::Str => matches!(v.kind(), Kind::Str(_)),
+            TypeDesc::Func => matches!(v.kind(), Kind::Func(_) | Kind::Closure(_)),
+            TypeDesc::Error => matches!(v.kind(), Kind::Error(_)),
+            TypeDesc::StrLit(s) => match v.kind() {
                 Kind::Str(r) => self.heap.str(r)? == self.module.str(*s),
                 _ => false,
             },
             TypeDesc::Optional(inner) => {
-                matches!(v.kind, Kind::Null) || self.conforms(v, *inner)?
+                matches!(v.kind(), Kind::Null) || self.conforms(v, *inner)?
             }
             TypeDesc::Named { ty, .. } => self.conforms(v, *ty)?,
             TypeDesc::Union(members) => {
@@ -62,7 +62,7 @@ impl Checker<'_> {
                 false
             }
             TypeDesc::List(item) => {
-                let Kind::List(o) = v.kind else {
+                let Kind::List(o) = v.kind() else {
                     return Ok(false);
                 };
                 let item = *item;
@@ -77,7 +77,7 @@ impl Checker<'_> {
                 })?
             }
             TypeDesc::Map(val) => {
-                let Kind::Map(o) = v.kind else {
+                let Kind::Map(o) = v.kind() else {
                     return Ok(false);
                 };
                 let val = *val;
@@ -96,7 +96,7 @@ impl Checker<'_> {
                     .iter()
                     .map(|f| (self.module.str(f.name).to_string(), f.ty))
                     .collect();
-                match v.kind {
+                match v.kind() {
                     Kind::Record(o) => self.within(o, t, |c| {
                         let rec = c.heap.record(o)?;
                         let names = shape_names(c.module, rec.shape);
@@ -198,7 +198,7 @@ pub(crate) fn type_text(module: &Module, t: TypeId, depth: usize) -> String {
 impl Exec<'_> {
     pub(super) fn check_type(&mut self, v: Value, ty: TypeId) -> R<()> {
         if let (Some(TypeDesc::Any), _) | (Some(TypeDesc::Int), Kind::Int(_)) =
-            (self.cx.module.types.get(ty as usize), v.kind)
+            (self.cx.module.types.get(ty as usize), v.kind())
         {
             return Ok(());
         }

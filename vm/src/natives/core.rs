@@ -20,7 +20,7 @@ pub(super) fn lookup(name: &str) -> Option<NativeFn> {
 
 fn len(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    let n = match v.kind {
+    let n = match v.kind() {
         Kind::Str(s) => {
             let text = cx.heap.str(s)?;
             if cx.heap.str_is_ascii(s)? {
@@ -39,7 +39,7 @@ fn len(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 
 fn str(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    if let Kind::Str(_) = v.kind {
+    if let Kind::Str(_) = v.kind() {
         return Ok(v);
     }
     let text = cx.text(v)?;
@@ -66,7 +66,7 @@ pub(super) fn float_to_int(f: f64, what: &str) -> R<i64> {
 
 fn int(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    let i = match v.kind {
+    let i = match v.kind() {
         Kind::Int(i) => i,
         Kind::Float(f) => float_to_int(f, "int")?,
         Kind::Bool(b) => b as i64,
@@ -86,7 +86,7 @@ fn int(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 
 fn float(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    let f = match v.kind {
+    let f = match v.kind() {
         Kind::Int(i) => i as f64,
         Kind::Float(f) => f,
         Kind::Str(s) => {
@@ -119,6 +119,6 @@ fn error(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 }
 
 fn label_of(cx: &mut Ctx, args: &[Value]) -> R<Value> {
-    let text = cx.labels.describe(arg(args, 0).label);
+    let text = cx.labels.describe(arg(args, 0).label());
     cx.new_str(text)
 }

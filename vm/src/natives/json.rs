@@ -88,7 +88,7 @@ fn to_json(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<serde_json::Value> {
         stack.push(o);
         Ok(())
     };
-    Ok(match v.kind {
+    Ok(match v.kind() {
         Kind::Null => J::Null,
         Kind::Bool(b) => J::Bool(b),
         Kind::Int(i) => J::from(i),

@@ -72,15 +72,15 @@ fn remove(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 fn sort(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let l = cx.list_arg("sort", arg(args, 0))?;
     let mut items = cx.heap.list(l)?.clone();
-    let all = |f: fn(&Kind) -> bool| items.iter().all(|v| f(&v.kind));
+    let all = |f: fn(&Kind) -> bool| items.iter().all(|v| f(&v.kind()));
     if all(|k| matches!(k, Kind::Int(_))) {
-        items.sort_by_key(|v| match v.kind {
+        items.sort_by_key(|v| match v.kind() {
             Kind::Int(i) => i,
             _ => 0,
         });
     } else if all(|k| matches!(k, Kind::Int(_) | Kind::Float(_))) {
         // Mixed numbers order as floats; `total_cmp` is a total order (NaN sorts last).
-        let key = |v: &Value| match v.kind {
+        let key = |v: &Value| match v.kind() {
             Kind::Int(i) => i as f64,
             Kind::Float(f) => f,
             _ => 0.0,
@@ -90,7 +90,7 @@ fn sort(cx: &mut Ctx, args: &[Value]) -> R<Value> {
         let heap = &*cx.heap;
         let mut keyed: Vec<(&str, Value)> = Vec::with_capacity(items.len());
         for v in &items {
-            if let Kind::Str(s) = v.kind {
+            if let Kind::Str(s) = v.kind() {
                 keyed.push((heap.str(s)?, *v));
             }
         }
@@ -159,7 +159,7 @@ fn concat(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 
 fn copy(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    match v.kind {
+    match v.kind() {
         Kind::List(l) => {
             let items = cx.heap.list(l)?.clone();
             Ok(cx.new_list(items))

@@ -54,7 +54,7 @@ fn with_key<T>(
     key: Value,
     f: impl FnOnce(&crate::heap::MapObj, KeyRef) -> T,
 ) -> R<T> {
-    let k = match key.kind {
+    let k = match key.kind() {
         Kind::Int(i) => KeyRef::Int(i),
         Kind::Str(s) => KeyRef::Str(cx.heap.str(s)?),
         _ => {
@@ -80,14 +80,16 @@ fn get(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let m = cx.map_arg("get", arg(args, 0))?;
     let found = with_key(cx, m, arg(args, 1), |map, k| map.entries.get(&k).copied())?;
     Ok(match found {
-        Some(e) => e.value.labelled(cx.labels.join(e.value.label, e.key_label)),
+        Some(e) => e
+            .value
+            .labelled(cx.labels.join(e.value.label(), e.key_label)),
         None => arg(args, 2),
     })
 }
 
 fn remove(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let m = cx.map_arg("remove", arg(args, 0))?;
-    let key = match arg(args, 1).kind {
+    let key = match arg(args, 1).kind() {
         Kind::Int(i) => Key::Int(i),
         Kind::Str(s) => Key::Str(cx.heap.str(s)?.into()),
         _ => {

@@ -26,7 +26,7 @@ pub(super) fn lookup(name: &str) -> Option<NativeFn> {
 }
 
 fn num(native: &str, v: Value) -> R<f64> {
-    match v.kind {
+    match v.kind() {
         Kind::Int(i) => Ok(i as f64),
         Kind::Float(f) => Ok(f),
         _ => Err(type_err(native, "a number", v)),
@@ -35,7 +35,7 @@ fn num(native: &str, v: Value) -> R<f64> {
 
 fn abs(_: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
-    match v.kind {
+    match v.kind() {
         Kind::Int(i) => i
             .checked_abs()
             .map(Value::int)
@@ -67,7 +67,7 @@ fn max(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 
 fn rounding(args: &[Value], native: &str, f: fn(f64) -> f64) -> R<Value> {
     let v = arg(args, 0);
-    match v.kind {
+    match v.kind() {
         Kind::Int(i) => Ok(Value::int(i)),
         Kind::Float(x) => Ok(Value::int(float_to_int(f(x), native)?)),
         _ => Err(type_err(native, "a number", v)),

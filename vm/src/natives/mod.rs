@@ -55,28 +55,28 @@ fn type_err(native: &str, want: &str, got: Value) -> Raise {
 
 impl Ctx<'_> {
     pub fn str_arg(&self, native: &str, v: Value) -> R<&str> {
-        match v.kind {
+        match v.kind() {
             Kind::Str(s) => Ok(self.heap.str(s)?),
             _ => Err(type_err(native, "a string", v)),
         }
     }
 
     pub fn int_arg(&self, native: &str, v: Value) -> R<i64> {
-        match v.kind {
+        match v.kind() {
             Kind::Int(i) => Ok(i),
             _ => Err(type_err(native, "an int", v)),
         }
     }
 
     pub fn list_arg(&self, native: &str, v: Value) -> R<ObjId> {
-        match v.kind {
+        match v.kind() {
             Kind::List(o) => Ok(o),
             _ => Err(type_err(native, "a list", v)),
         }
     }
 
     pub fn map_arg(&self, native: &str, v: Value) -> R<ObjId> {
-        match v.kind {
+        match v.kind() {
             Kind::Map(o) => Ok(o),
             _ => Err(type_err(native, "a map", v)),
         }
