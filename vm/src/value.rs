@@ -182,6 +182,42 @@ impl Value {
         }
     }
 
+    /// The int, whatever the label.
+    #[inline]
+    pub const fn as_int(&self) -> Option<i64> {
+        if self.head & 0xff == tag::INT {
+            Some(self.bits as i64)
+        } else {
+            None
+        }
+    }
+
+    /// The bool, whatever the label.
+    #[inline]
+    pub const fn as_bool(&self) -> Option<bool> {
+        if self.head & 0xff == tag::BOOL {
+            Some(self.bits != 0)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this is a string, whatever the label.
+    #[inline]
+    pub const fn is_str(&self) -> bool {
+        self.head & 0xff == tag::STR
+    }
+
+    /// The float, whatever the label.
+    #[inline]
+    pub const fn as_float(&self) -> Option<f64> {
+        if self.head & 0xff == tag::FLOAT {
+            Some(f64::from_bits(self.bits))
+        } else {
+            None
+        }
+    }
+
     /// The float, if this is a float with the public label: one compare.
     #[inline]
     pub const fn public_float(&self) -> Option<f64> {

@@ -189,18 +189,14 @@ impl Exec<'_> {
                         }
                         Instr::AddImm { dst, src, imm } => {
                             let x = r!(src);
-                            match x.kind() {
-                                Kind::Int(i) => {
-                                    if let Some(s) = i.checked_add(imm as i64) {
-                                        r!(dst) = Value::with(Kind::Int(s), x.label());
-                                        break 'fast pc + 1;
-                                    }
-                                }
-                                Kind::Float(f) => {
-                                    r!(dst) = Value::with(Kind::Float(f + imm as f64), x.label());
+                            if let Some(i) = x.as_int() {
+                                if let Some(s) = i.checked_add(imm as i64) {
+                                    r!(dst) = Value::int(s).labelled(x.label());
                                     break 'fast pc + 1;
                                 }
-                                _ => {}
+                            } else if let Some(f) = x.as_float() {
+                                r!(dst) = Value::float(f + imm as f64).labelled(x.label());
+                                break 'fast pc + 1;
                             }
                         }
                         Instr::Eq { dst, a, b } => compare!(dst, a, b, ==),
@@ -208,40 +204,44 @@ impl Exec<'_> {
                         Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
                         Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
                         Instr::Jump { target } => break 'fast target as usize,
-                        Instr::JumpIf { cond, target } => match r!(cond).kind() {
-                            Kind::Bool(true) => break 'fast target as usize,
-                            Kind::Bool(false) => break 'fast pc + 1,
-                            _ => {}
+                        Instr::JumpIf { cond, target } => match r!(cond).as_bool() {
+                            Some(true) => break 'fast target as usize,
+                            Some(false) => break 'fast pc + 1,
+                            None => {}
                         },
-                        Instr::JumpIfNot { cond, target } => match r!(cond).kind() {
-                            Kind::Bool(false) => break 'fast target as usize,
-                            Kind::Bool(true) => break 'fast pc + 1,
-                            _ => {}
+                        Instr::JumpIfNot { cond, target } => match r!(cond).as_bool() {
+                            Some(false) => break 'fast target as usize,
+                            Some(true) => break 'fast pc + 1,
+                            None => {}
                         },
                         // The branch ignores labels (no value is made).
                         Instr::JumpIfNotLt { a, b, target } => {
-                            let less = match (r!(a).kind(), r!(b).kind()) {
-                                (Kind::Int(i), Kind::Int(j)) => i < j,
-                                (Kind::Float(x), Kind::Float(y)) => x < y,
-                                _ => match self.less(r!(a), r!(b)) {
-                                    Ok(l) => l,
-                                    Err(e) => {
-                                        left -= 1;
-                                        leave!(pc + 1, Stop::Raise(e))
-                                    }
+                            let (x, y) = (r!(a), r!(b));
+                            let less = match (x.as_int(), y.as_int()) {
+                                (Some(i), Some(j)) => i < j,
+                                _ => match (x.as_float(), y.as_float()) {
+                                    (Some(p), Some(q)) => p < q,
+                                    _ => match self.less(x, y) {
+                                        Ok(l) => l,
+                                        Err(e) => {
+                                            left -= 1;
+                                            leave!(pc + 1, Stop::Raise(e))
+                                        }
+                                    },
                                 },
                             };
                             break 'fast if less { pc + 1 } else { target as usize };
                         }
                         Instr::CheckType { src, ty } => {
-                            let simple = matches!(
-                                (self.cx.module.types.get(ty as usize), r!(src).kind()),
-                                (Some(TypeDesc::Any), _)
-                                    | (Some(TypeDesc::Int), Kind::Int(_))
-                                    | (Some(TypeDesc::Float), Kind::Float(_))
-                                    | (Some(TypeDesc::Bool), Kind::Bool(_))
-                                    | (Some(TypeDesc::Str), Kind::Str(_))
-                            );
+                            let x = r!(src);
+                            let simple = match self.cx.module.types.get(ty as usize) {
+                                Some(TypeDesc::Any) => true,
+                                Some(TypeDesc::Int) => x.as_int().is_some(),
+                                Some(TypeDesc::Float) => x.as_float().is_some(),
+                                Some(TypeDesc::Bool) => x.as_bool().is_some(),
+                                Some(TypeDesc::Str) => x.is_str(),
+                                _ => false,
+                            };
                             if simple {
                                 break 'fast pc + 1;
                             }
