@@ -1,7 +1,7 @@
-//! The dispatch loop: fetch the instruction at `pc`, match it, call a small handler. Calls and
-//! returns push and pop frames on the task's `Vec` (no Rust recursion per bytecode call); the
-//! loop reloads the frame's locals after each. Slow paths live in the `arith`, `access` and
-//! `calls` handlers. Fuel: every instruction costs one unit, checked before it runs.
+//! The outer dispatch loop: runs the inner loop (`fast.rs`, which executes almost every
+//! instruction, calls and returns included) and handles what it stops for: raised errors
+//! (unwinding to a handler), GC safe points, the fuel running out, `Throw`, `Effect` and the
+//! last `Return`. Fuel: every instruction costs one unit, checked before it runs.
 
 use crate::error::{Fatal, Raise, VmError, R};
 use crate::format::{Instr, Module};
