@@ -241,3 +241,14 @@ fn text_of_values() {
         ]
     );
 }
+
+#[test]
+fn loops_read_lists_live_and_element_stores_are_unchecked() {
+    assert_eq!(
+        prints(
+            "let xs = [1]\nfor x in xs { if x < 3 { push(xs, x + 1) } }\nprint(xs)\n\
+             let ys: [int] = [1]\nys[0] = \"s\"\nprint(ys)"
+        ),
+        ["[1, 2, 3]", "[\"s\"]"]
+    );
+}
