@@ -488,6 +488,14 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 let end = self.alloc();
                 self.expr_to(hi, end);
                 self.top = end + 1;
+                // The fast path never builds a `Range`, so it checks the bounds itself: a bound
+                // not statically an int (an `any`) must be an int at run time, as `Range` wants.
+                for (r, e) in [(counter, lo), (end, hi)] {
+                    if e.ty != Ty::Int {
+                        let t = self.pools.ty(&Ty::Int);
+                        self.emit(Instr::CheckType { src: r, ty: t });
+                    }
+                }
                 let start = self.pc();
                 let exit = self.emit(Instr::JumpIfNotLt {
                     a: counter,
