@@ -221,6 +221,17 @@ impl Lowerer<'_> {
                                 );
                                 self.diags.push(d);
                             }
+                            if let Some(ret) = f.ret.as_ref().filter(|t| !is_exit_status_type(t)) {
+                                let d = Diagnostic::error(
+                                    "E0313",
+                                    "`main` must return an exit status",
+                                    src.file,
+                                    ret.span,
+                                )
+                                .with_label("the exit status is an int")
+                                .with_help("declare `fn main(args: [string]) -> int`, or leave out the return type");
+                                self.diags.push(d);
+                            }
                         }
                         if f.exported {
                             self.prog.exports.push((f.name.name.clone(), idx));
@@ -1751,4 +1762,15 @@ fn has_break(stmts: &[ast::Stmt]) -> bool {
         }
         _ => false,
     })
+}
+
+/// Whether a declared return type of `main` can be an exit status: `int`, `int?` or `null`.
+fn is_exit_status_type(t: &ast::TypeExpr) -> bool {
+    match &t.kind {
+        ast::TypeKind::Name(path) => {
+            matches!(path.as_slice(), [one] if one.name == "int" || one.name == "null")
+        }
+        ast::TypeKind::Optional(inner) => is_exit_status_type(inner),
+        _ => false,
+    }
 }
