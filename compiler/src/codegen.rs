@@ -353,7 +353,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
         let (line, col) = self.sources.line_col(self.func.file, offset);
         let pc = self.pc();
         if let Some(last) = self.lines.last_mut() {
-            if last.line == line {
+            if last.line == line && last.col == col {
                 return;
             }
             if last.pc == pc {
