@@ -584,6 +584,9 @@ fn check_delimiters(
     base: usize,
     tokens: &[Spanned<'_>],
 ) -> Vec<Diagnostic> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut open: Vec<(&'static str, Span)> = Vec::new();
     // The first `{` whose `}` is indented differently from the line that opened it: when a
     // `}` is missing, this is usually where (the braces after it pair up one level off).
@@ -596,8 +599,8 @@ fn check_delimiters(
             Tok::RParen | Tok::RBracket | Tok::RBrace => match open.pop() {
                 Some((o, ospan)) if closer(o) == close => {
                     let (oi, ci) = (
-                        indent_of(src, base, ospan.start),
-                        indent_of(src, base, span.start),
+                        indent_of(src, base, &line_starts, ospan.start),
+                        indent_of(src, base, &line_starts, span.start),
                     );
                     if o == "{" && suspect.is_none() && ci.is_some() && oi != ci {
                         suspect = Some((ospan, span));
@@ -693,13 +696,19 @@ fn likely_missing_line(src: &str, base: usize, open: u32) -> Option<usize> {
 }
 
 /// The indentation of the line holding `offset`, if the token there is first on its line.
-fn indent_of(src: &str, base: usize, offset: u32) -> Option<usize> {
+/// The indentation of the line holding `offset`, if only blanks precede it on that line (or it
+/// is a `{`, which ends a line such as `if c {`). `line_starts` makes this independent of the
+/// line's length, so a file of one long line stays linear to check.
+fn indent_of(src: &str, base: usize, line_starts: &[usize], offset: u32) -> Option<usize> {
     let at = (offset as usize).checked_sub(base)?;
-    let line_start = src.get(..at)?.rfind('\n').map_or(0, |p| p + 1);
-    let before = src.get(line_start..at)?;
-    let all_blank = before.chars().all(|c| c == ' ' || c == '\t');
-    // An opener need not start its line (`if x {`): use the indentation of its line.
-    let indent = before.len() - before.trim_start().len();
+    let line = line_starts.partition_point(|&s| s <= at).checked_sub(1)?;
+    let line_start = *line_starts.get(line)?;
+    let indent = src
+        .get(line_start..at)?
+        .bytes()
+        .take_while(|b| *b == b' ' || *b == b'\t')
+        .count();
+    let all_blank = line_start + indent == at;
     if all_blank || src.get(at..at + 1) == Some("{") {
         Some(indent)
     } else {
