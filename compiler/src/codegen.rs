@@ -555,10 +555,16 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 }
                 self.top = save;
             }
-            StmtKind::SetField { obj, name, value } => {
+            StmtKind::SetField {
+                obj,
+                name,
+                value,
+                check,
+            } => {
                 let save = self.top;
                 let o = self.expr_any(obj);
                 let v = self.expr_any(value);
+                self.check(v, check);
                 let name = self.pools.string(name);
                 self.emit(Instr::SetField {
                     obj: o,
