@@ -163,6 +163,11 @@ pub enum Tok<'s> {
     /// The raw text of a string literal, quotes included; see `parse::string_literal`.
     #[token("\"", lex_string)]
     Str(&'s str),
+    /// The text of a raw string literal, `r"..."` or `\"\"\"...\"\"\"`, without its quotes: no
+    /// escapes, no interpolation.
+    #[token("r\"", lex_raw_string)]
+    #[token("\"\"\"", lex_triple_string)]
+    RawStr(&'s str),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident(&'s str),
     /// The text of one or more `///` lines, without the slashes.
@@ -206,6 +211,42 @@ fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexErr
             lex.bump(rest.len());
             // Offsets from the opening quote.
             Err(LexError::UnterminatedString(open.map(|o| o + 1)))
+        }
+    }
+}
+
+/// `r"..."`: everything up to the next `"`, verbatim.
+fn lex_raw_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
+    let rest = lex.remainder();
+    match rest.find('"') {
+        Some(n) => {
+            lex.bump(n + 1);
+            Ok(rest.get(..n).unwrap_or(""))
+        }
+        None => {
+            lex.bump(rest.len());
+            Err(LexError::UnterminatedString(None))
+        }
+    }
+}
+
+/// `"""..."""`: everything up to the next `"""`, verbatim, except that a line break right
+/// after the opening quotes is not part of the text.
+fn lex_triple_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
+    let rest = lex.remainder();
+    match rest.find("\"\"\"") {
+        Some(n) => {
+            lex.bump(n + 3);
+            let body = rest.get(..n).unwrap_or("");
+            let body = body
+                .strip_prefix("\r\n")
+                .or_else(|| body.strip_prefix('\n'))
+                .unwrap_or(body);
+            Ok(body)
+        }
+        None => {
+            lex.bump(rest.len());
+            Err(LexError::UnterminatedString(None))
         }
     }
 }
@@ -277,7 +318,7 @@ impl fmt::Display for Tok<'_> {
         match self {
             Tok::Int(v) => write!(f, "integer `{v}`"),
             Tok::Float(v) => write!(f, "float `{v}`"),
-            Tok::Str(_) => write!(f, "a string"),
+            Tok::Str(_) | Tok::RawStr(_) => write!(f, "a string"),
             Tok::Ident(n) => write!(f, "identifier `{n}`"),
             Tok::Doc(_) => write!(f, "a doc comment"),
             other => write!(f, "`{}`", other.text()),
@@ -347,7 +388,12 @@ impl Tok<'_> {
             Tok::AndAnd => "&&",
             Tok::OrOr => "||",
             Tok::Bang => "!",
-            Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::Ident(_) | Tok::Doc(_) => "",
+            Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::Str(_)
+            | Tok::RawStr(_)
+            | Tok::Ident(_)
+            | Tok::Doc(_) => "",
         }
     }
 }

@@ -163,6 +163,7 @@ fn ends_operand(t: Option<&Tok<'_>>) -> bool {
                 | Tok::Int(_)
                 | Tok::Float(_)
                 | Tok::Str(_)
+                | Tok::RawStr(_)
                 | Tok::True
                 | Tok::False
                 | Tok::Null
@@ -180,6 +181,7 @@ fn starts_operand(t: &Tok<'_>) -> bool {
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::Str(_)
+            | Tok::RawStr(_)
             | Tok::True
             | Tok::False
             | Tok::Null

@@ -240,11 +240,13 @@ pub struct Ctx<'s> {
     string_depths: nesting::StringDepths,
 }
 
-/// A string literal token: raw text (quotes included) and span.
+/// A string literal token: raw text (quotes included) and span; for a raw string literal,
+/// its text without quotes, taken as it is.
 #[derive(Clone, Copy, Debug)]
 pub struct StrTok<'s> {
     pub raw: &'s str,
     pub span: Span,
+    pub verbatim: bool,
 }
 
 /// One entry of a `{...}` literal, before we know whether it is a record or a map.
@@ -448,6 +450,12 @@ impl<'s> Ctx<'s> {
 
     /// A string literal as an expression: escapes decoded, `{expr}` parts parsed.
     pub fn string_expr(&mut self, s: StrTok<'s>) -> Expr {
+        if s.verbatim {
+            return Expr {
+                kind: ExprKind::Str(s.raw.to_string()),
+                span: s.span,
+            };
+        }
         let base = s.span.start as usize;
         let mut parts: Vec<InterpPart> = Vec::new();
         let mut text = String::new();
@@ -822,6 +830,7 @@ fn starts_expression(t: &Tok<'_>) -> bool {
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::Str(_)
+            | Tok::RawStr(_)
             | Tok::True
             | Tok::False
             | Tok::Null
@@ -844,6 +853,7 @@ fn terminal(name: &str) -> &str {
         "line [" => "[",
         "line -" => "-",
         "return (bare)" => "return",
+        "raw string" => "string",
         other => other,
     }
 }

@@ -169,3 +169,39 @@ fn main() {
     }
     assert_eq!(out[6], "nan is not less false");
 }
+
+#[test]
+fn raw_strings_take_their_text_as_it_is() {
+    let src = r####"
+type Path = r"C:\tmp"
+fn main() {
+  let r = 1
+  let p: Path = "C:\\tmp"
+  print(r"{not} \n interpolated")
+  print("""
+{"json": ["with", "quotes"], "and": "\n stays"}
+  second line""")
+  print(len(""""""))
+  print(r"" + "{r}" + r"\")
+  print(p == r"C:\tmp")
+}
+"####;
+    assert_eq!(
+        output(src),
+        [
+            "{not} \\n interpolated",
+            "{\"json\": [\"with\", \"quotes\"], \"and\": \"\\n stays\"}\n  second line",
+            "0",
+            "1\\",
+            "true",
+        ]
+    );
+    assert_eq!(
+        errors("fn main() {\n  print(r\"never closed)\n}\n"),
+        ["E0102"]
+    );
+    assert_eq!(
+        errors("fn main() {\n  print(\"\"\"never \" closed\")\n}\n"),
+        ["E0102"]
+    );
+}
