@@ -54,6 +54,12 @@ struct FnCtx {
     scopes: Scopes,
     loops: u32,
     ret_span: Option<Span>,
+    /// The variables of nested `fn` statements bound at the start of their block (so that
+    /// they can call each other), by the offset of the function's name.
+    hoisted: HashMap<u32, VarId>,
+    /// Nested functions used before their `fn` statement: their block must create their
+    /// variable (and cell) at its start, since a closure made earlier may capture it.
+    early_fns: Vec<VarId>,
 }
 
 struct Lowerer<'a> {
@@ -627,6 +633,8 @@ impl Lowerer<'_> {
             scopes: Scopes::default(),
             loops: 0,
             ret_span: decl.ret.as_ref().map(|t| t.span),
+            hoisted: HashMap::new(),
+            early_fns: Vec::new(),
         });
         self.ctx().scopes.push();
         for (p, ty) in decl.params.iter().zip(&param_tys) {
@@ -765,10 +773,33 @@ impl Lowerer<'_> {
 
     fn block(&mut self, b: &ast::Block) -> Vec<Stmt> {
         self.ctx().scopes.push();
+        // Nested functions are visible in their whole block, like top-level functions, so
+        // that they can be mutually recursive.
+        for s in &b.stmts {
+            if let ast::StmtKind::Fn(decl) = &s.kind {
+                let var = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
+                self.ctx().scopes.bind(&decl.name.name, var);
+                self.ctx().hoisted.insert(decl.name.span.start, var);
+            }
+        }
+        let early_before = self.ctx_ref().early_fns.len();
         let mut out = Vec::new();
         for s in &b.stmts {
             self.stmt(s, &mut out);
         }
+        let early: Vec<VarId> = self.ctx().early_fns.drain(early_before..).collect();
+        let declare = early.into_iter().map(|var| {
+            let span = self.ctx_ref().func.vars[var as usize].span;
+            Stmt {
+                kind: StmtKind::Let {
+                    var,
+                    value: Expr::new(ExprKind::Null, Ty::Null, span),
+                    check: None,
+                },
+                span,
+            }
+        });
+        let out: Vec<Stmt> = declare.collect::<Vec<_>>().into_iter().chain(out).collect();
         self.end_scope();
         out
     }
@@ -858,10 +889,31 @@ impl Lowerer<'_> {
                 }
             }
             ast::StmtKind::Fn(decl) => {
-                let var = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
-                self.ctx().scopes.bind(&decl.name.name, var);
+                let hoisted = self.ctx().hoisted.remove(&decl.name.span.start);
+                let var = match hoisted {
+                    Some(v) => v,
+                    None => {
+                        let v = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
+                        self.ctx().scopes.bind(&decl.name.name, v);
+                        v
+                    }
+                };
+                let early = self.ctx_ref().func.vars[var as usize].used;
                 let func = self.lambda(decl);
-                StmtKind::LocalFn { var, func }
+                if early {
+                    // Its variable exists from the start of the block; this fills it in.
+                    self.ctx().early_fns.push(var);
+                    if let Some(v) = self.ctx().func.vars.get_mut(var as usize) {
+                        v.assigned = true;
+                    }
+                    StmtKind::Assign {
+                        place: Place::Local(var),
+                        value: Expr::new(ExprKind::Closure(func), Ty::Func, decl.span),
+                        check: None,
+                    }
+                } else {
+                    StmtKind::LocalFn { var, func }
+                }
             }
             ast::StmtKind::Expr(e) => StmtKind::Expr(self.expr(e)),
             ast::StmtKind::If { cond, then, els } => {
@@ -1062,17 +1114,25 @@ impl Lowerer<'_> {
                 let obj = self.expr(obj);
                 let Some(op) = op else {
                     let value = self.expr(value);
+                    let check = self.check_field_store(&obj, name, &value);
                     return Some(StmtKind::SetField {
                         obj,
                         name: name.name.clone(),
                         value,
+                        check,
                     });
                 };
                 let tmp = self.temp_var(obj.span);
                 let tmp_e = Expr::new(ExprKind::Var(Place::Local(tmp)), obj.ty.clone(), obj.span);
                 let cur = self.field_of(tmp_e.clone(), name);
+                let field_ty = cur.ty.clone();
                 let value = self.expr(value);
                 let value = self.binary(op, cur, value, span);
+                let check = if field_ty.is_any() {
+                    None
+                } else {
+                    self.check_assign(&value.ty, &field_ty, value.span, None)
+                };
                 Some(StmtKind::Block(vec![
                     Stmt {
                         kind: StmtKind::Let {
@@ -1087,6 +1147,7 @@ impl Lowerer<'_> {
                             obj: tmp_e,
                             name: name.name.clone(),
                             value,
+                            check,
                         },
                         span,
                     },
@@ -1148,6 +1209,17 @@ impl Lowerer<'_> {
                 None
             }
         }
+    }
+
+    /// `obj.name = value`: the field must exist on a known record type, and the value must
+    /// conform to its declared type (statically, or by a run-time check it returns).
+    fn check_field_store(&mut self, obj: &Expr, name: &ast::Ident, value: &Expr) -> Option<Ty> {
+        // `field_of` reports a missing field or a value without fields, as for a read.
+        let want = self.field_of(obj.clone(), name).ty;
+        if want.is_any() {
+            return None;
+        }
+        self.check_assign(&value.ty, &want, value.span, None)
     }
 
     // ---- expressions --------------------------------------------------------------------

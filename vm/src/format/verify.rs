@@ -136,7 +136,7 @@ impl fmt::Display for Location {
 
 /// The most bitset words (64 registers each) the definite-assignment analysis may hold for one
 /// function: 2^24 words, 128 MiB (rule V18).
-const DATAFLOW_BUDGET_WORDS: usize = 1 << 24;
+pub const DATAFLOW_BUDGET_WORDS: usize = 1 << 24;
 
 /// Checks every rule of the module comment above; the first broken one is reported.
 pub fn verify(m: &Module) -> Result<(), VerifyError> {
