@@ -143,3 +143,28 @@ fn long_flat_programs_compile_or_hit_a_size_limit() {
     assert_exit("list", &o, 3);
     assert!(stderr(&o).contains("E0401"), "{}", stderr(&o));
 }
+
+#[test]
+fn long_alias_chains_are_error_e0314_and_short_ones_run() {
+    let chain = |n: usize| {
+        let mut src: String = (0..n)
+            .map(|i| format!("type A{i} = A{}\n", i + 1))
+            .collect();
+        src.push_str(&format!("type A{n} = int?\n"));
+        src + "fn main() {\n  let x: A0 = 7\n  print(x)\n}\n"
+    };
+    let o = check("alias-chain", &chain(N));
+    assert_exit("alias-chain", &o, 3);
+    assert!(stderr(&o).contains("E0314"), "{}", stderr(&o));
+
+    // A chain within the limit compiles into a module the verifier accepts (rule V3).
+    let dir = temp_dir();
+    let src = dir.join("short-chain.ail");
+    std::fs::write(&src, chain(20)).expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(["run", src.to_str().expect("utf-8 path")])
+        .output()
+        .expect("aivm runs");
+    assert_exit("short-chain", &o, 0);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "7\n");
+}

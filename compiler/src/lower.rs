@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aivm_vm::format::native_by_name;
+use aivm_vm::format::{native_by_name, MAX_TYPE_CHAIN};
 
 use crate::ast::{self, Span};
 use crate::diagnostic::{Diagnostic, FileId, Severity};
@@ -328,28 +328,56 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Rejects aliases that reach themselves without going through a list, map or record.
+    /// Rejects aliases that reach themselves without going through a list, map or record, and
+    /// chains of aliases, optionals and unions longer than the verifier allows (rule V3).
     fn check_alias_cycles(&mut self) {
-        fn reaches(types: &TypeTable, ty: &Ty, target: u32, seen: &mut Vec<u32>) -> bool {
+        /// What following non-container references from a type finds.
+        enum Reach {
+            Fine,
+            Cycle,
+            TooLong,
+        }
+        fn walk(
+            types: &TypeTable,
+            ty: &Ty,
+            target: u32,
+            depth: usize,
+            seen: &mut Vec<u32>,
+        ) -> Reach {
+            if depth > MAX_ALIAS_CHAIN {
+                return Reach::TooLong;
+            }
             match ty {
                 Ty::Named(id, _) => {
                     if *id == target {
-                        return true;
+                        return Reach::Cycle;
                     }
                     if seen.contains(id) {
-                        return false;
+                        return Reach::Fine;
                     }
                     seen.push(*id);
-                    types
-                        .aliases
-                        .get(*id as usize)
-                        .is_some_and(|a| reaches(types, &a.ty, target, seen))
+                    match types.aliases.get(*id as usize) {
+                        Some(a) => walk(types, &a.ty, target, depth + 1, seen),
+                        None => Reach::Fine,
+                    }
                 }
-                Ty::Optional(t) => reaches(types, t, target, seen),
-                Ty::Union(ms) => ms.iter().any(|t| reaches(types, t, target, seen)),
-                _ => false,
+                Ty::Optional(t) => walk(types, t, target, depth + 1, seen),
+                Ty::Union(ms) => {
+                    for m in ms {
+                        match walk(types, m, target, depth + 1, seen) {
+                            Reach::Fine => {}
+                            other => return other,
+                        }
+                    }
+                    Reach::Fine
+                }
+                _ => Reach::Fine,
             }
         }
+        // Half the verifier's limit: the type table may add a node or two per alias (the alias
+        // itself, then its optional or union), and a program must never compile into a module
+        // the verifier rejects.
+        const MAX_ALIAS_CHAIN: usize = MAX_TYPE_CHAIN / 2;
         let mods = self.mods;
         for (m, src) in mods.iter().enumerate() {
             for item in &src.ast.items {
@@ -364,19 +392,28 @@ impl Lowerer<'_> {
                 let Some(alias) = self.types.aliases.get(id as usize) else {
                     continue;
                 };
-                if reaches(&self.types, &alias.ty, id, &mut Vec::new()) {
-                    let d = Diagnostic::error(
+                let d = match walk(&self.types, &alias.ty, id, 1, &mut Vec::new()) {
+                    Reach::Fine => continue,
+                    Reach::Cycle => Diagnostic::error(
                         "E0309",
                         format!("type `{}` is defined in terms of itself", t.name.name),
                         src.file,
                         t.ty.span,
                     )
                     .with_label("this refers back to the type being defined")
-                    .with_help("a recursive type must go through a list, map or record, e.g. `{kids: [Tree]}`");
-                    self.diags.push(d);
-                    if let Some(a) = self.types.aliases.get_mut(id as usize) {
-                        a.ty = Ty::Any;
-                    }
+                    .with_help("a recursive type must go through a list, map or record, e.g. `{kids: [Tree]}`"),
+                    Reach::TooLong => Diagnostic::error(
+                        "E0314",
+                        format!("type `{}` is a chain of more than {MAX_ALIAS_CHAIN} aliases, optionals and unions", t.name.name),
+                        src.file,
+                        t.ty.span,
+                    )
+                    .with_label("the chain starts here")
+                    .with_help("write the type out, or shorten the chain of aliases"),
+                };
+                self.diags.push(d);
+                if let Some(a) = self.types.aliases.get_mut(id as usize) {
+                    a.ty = Ty::Any;
                 }
             }
         }
