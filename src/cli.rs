@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// aivm runs agent programs: `.ail` source compiled to portable `.aib` bytecode, executed by a
+/// Runs agent programs: `.ail` source compiled to portable `.aib` bytecode, executed by a
 /// register VM that performs every effect (printing, files, the clock) through a deny-by-default
 /// host.
 #[derive(Parser, Debug)]
-#[command(name = "aivm", version, about, long_about = None)]
+#[command(name = "aivm", version)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
@@ -16,6 +16,11 @@ pub struct Cli {
 }
 
 pub const EXIT_CODES_HELP: &str = "\
+Examples:
+  aivm run examples/hello.ail -- Ada       run source; arguments after -- go to main
+  aivm build examples/hello.ail            compile to examples/hello.aib
+  aivm run --allow-read=data prog.aib      run bytecode that may read files under data/
+
 Exit status:
   0    success (or the int that `main` returned)
   1    the program raised an error it did not catch
@@ -70,7 +75,8 @@ pub struct RunArgs {
     /// The program: `.ail` source or `.aib` bytecode.
     pub file: PathBuf,
 
-    /// Let the program read files under PATH (repeatable). Reading is denied by default.
+    /// Let the program read files under PATH (repeatable). Reading is denied by default; paths
+    /// are resolved (symlinks and `..` included) before they are checked against PATH.
     #[arg(long = "allow-read", value_name = "PATH")]
     pub allow_read: Vec<PathBuf>,
 

@@ -53,6 +53,13 @@ pub enum CliError {
         source: DecodeError,
     },
 
+    #[error("`{}` is text, not aivm bytecode", .0.display())]
+    #[diagnostic(
+        code(aivm::invalid_bytecode),
+        help("source files end in `.ail` (run them directly); assembly text is turned into bytecode with `aivm asm`")
+    )]
+    TextNotBytecode(PathBuf),
+
     #[error("`{}` was rejected by the verifier", file.display())]
     #[diagnostic(code(aivm::verify))]
     Verify {
@@ -86,9 +93,10 @@ impl CliError {
         match self {
             CliError::Io { .. } => Exit::Io,
             CliError::Compile(_) => Exit::Compile,
-            CliError::Decode { .. } | CliError::Verify { .. } | CliError::Assembly { .. } => {
-                Exit::InvalidBytecode
-            }
+            CliError::Decode { .. }
+            | CliError::TextNotBytecode(_)
+            | CliError::Verify { .. }
+            | CliError::Assembly { .. } => Exit::InvalidBytecode,
             CliError::Run(
                 VmError::FuelExhausted { .. }
                 | VmError::StackOverflow { .. }

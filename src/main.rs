@@ -120,9 +120,15 @@ fn decode(file: &Path) -> Result<Module, CliError> {
         path: file.to_path_buf(),
         source: e,
     })?;
-    format::decode(&bytes).map_err(|e| CliError::Decode {
-        file: file.to_path_buf(),
-        source: e,
+    format::decode(&bytes).map_err(|e| {
+        if !bytes.starts_with(&format::MAGIC) && std::str::from_utf8(&bytes).is_ok() {
+            CliError::TextNotBytecode(file.to_path_buf())
+        } else {
+            CliError::Decode {
+                file: file.to_path_buf(),
+                source: e,
+            }
+        }
     })
 }
 

@@ -47,7 +47,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         // Exit statuses are a byte on every platform we run on; the low byte is what a shell
         // sees, so report exactly that.
         Some(status) => Ok(ExitCode::from(status as u8)),
-        None => Err(CliError::BadExit(format!("{:?}", value.data))),
+        None => Err(CliError::BadExit(value.to_json().to_string())),
     }
 }
 

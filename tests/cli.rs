@@ -190,10 +190,21 @@ fn invalid_bytecode_exits_4_naming_the_section() {
     }
 
     let garbage = dir.join("garbage.aib");
-    std::fs::write(&garbage, b"not bytecode at all").expect("write");
+    std::fs::write(&garbage, [0xff, 0x00, 0x13, 0x37, 0xfe, 0x80, 0x01]).expect("write");
     let o = aivm(&["run", path_str(&garbage)]);
     assert_exit(&o, 4);
     assert!(stderr(&o).contains("magic"), "{}", stderr(&o));
+
+    // Source text given as bytecode gets a hint about file kinds rather than a byte dump.
+    let text = dir.join("source.aib");
+    std::fs::write(&text, "fn main() {}\n").expect("write");
+    let o = aivm(&["run", path_str(&text)]);
+    assert_exit(&o, 4);
+    assert!(
+        stderr(&o).contains("is text") && stderr(&o).contains(".ail"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -50,7 +50,12 @@ fn no_stray_debugging_or_stubs() {
     for path in sources() {
         let text = fs::read_to_string(&path).unwrap_or_default();
         for (i, line) in text.lines().enumerate() {
-            for needle in ["dbg!(", "todo!(", "unimplemented!("] {
+            // Spelled in pieces so that this file does not match itself.
+            for needle in [
+                concat!("dbg", "!("),
+                concat!("todo", "!("),
+                concat!("unimplemented", "!("),
+            ] {
                 if line.contains(needle) && !line.trim_start().starts_with("//") {
                     found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
                 }

@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 
 use aivm_vm::format::{
-    Constant, Export, Field, Function, Instr, LineEntry, Module, Param, Reg, RegRange, StrId,
-    TypeDesc, TypeId,
+    Constant, Export, Field, Flow, Function, Instr, LineEntry, Module, Operand, Param, Reg,
+    RegRange, StrId, TypeDesc, TypeId, DATAFLOW_BUDGET_WORDS,
 };
 
-use crate::diagnostic::SourceMap;
+use crate::ast::Span;
+use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::ir::{
     BinOp, Capture, Expr, ExprKind, Func, FuncIdx, Place, Program, Stmt, StmtKind, VarId,
 };
@@ -19,6 +20,9 @@ use crate::types::{Conf, Ty, TypeTable};
 
 /// A jump target not known yet; every one is patched before the function is finished.
 const UNPATCHED: u32 = u32::MAX;
+
+/// The most registers a frame can have: `nregs` is a `u16`.
+const MAX_REGS: Reg = Reg::MAX;
 
 /// Builds the module-wide pools while functions are generated.
 struct Pools<'a> {
@@ -160,8 +164,13 @@ impl Pools<'_> {
     }
 }
 
-/// Generates the bytecode module of a checked program.
-pub fn generate(prog: &Program, types: &TypeTable, sources: &SourceMap) -> Module {
+/// Generates the bytecode module of a checked program, or the E0401 errors of functions too
+/// large for the bytecode format or the verifier.
+pub fn generate(
+    prog: &Program,
+    types: &TypeTable,
+    sources: &SourceMap,
+) -> Result<Module, Vec<Diagnostic>> {
     let mut pools = Pools {
         module: Module::default(),
         strings: HashMap::new(),
@@ -181,16 +190,63 @@ pub fn generate(prog: &Program, types: &TypeTable, sources: &SourceMap) -> Modul
     for (i, a) in types.aliases.iter().enumerate() {
         pools.ty(&Ty::Named(i as u32, a.name.clone()));
     }
+    let mut errors = Vec::new();
     for func in &prog.funcs {
-        let f = FnGen::new(&mut pools, prog, func, sources).run();
-        pools.module.functions.push(f);
+        match FnGen::new(&mut pools, prog, func, sources).run() {
+            Ok(f) => pools.module.functions.push(f),
+            Err(d) => errors.push(*d),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     pools.module.entry = prog.entry;
     for (name, func) in &prog.exports {
         let name = pools.string(name);
         pools.module.exports.push(Export { name, func: *func });
     }
-    pools.module
+    Ok(pools.module)
+}
+
+/// The E0401 error of a function too large to compile.
+fn too_large(func: &Func, at: u32, why: String) -> Box<Diagnostic> {
+    let what = if func.name.is_empty() {
+        "this function".to_string()
+    } else {
+        format!("function `{}`", func.name)
+    };
+    let at = at as usize;
+    Box::new(
+        Diagnostic::error(
+            "E0401",
+            format!("{what} is too large to compile"),
+            func.file,
+            Span::new(at, at),
+        )
+        .with_label(why)
+        .with_help("split it into smaller functions, or build large lists in a loop"),
+    )
+}
+
+/// The number of basic blocks the verifier will see in `code`, as it counts them.
+fn basic_blocks(code: &[Instr]) -> usize {
+    let mut leader = vec![false; code.len() + 1];
+    if let Some(first) = leader.first_mut() {
+        *first = true;
+    }
+    for (pc, i) in code.iter().enumerate() {
+        if i.opcode().info().flow != Flow::Next {
+            leader[pc + 1] = true;
+        }
+        for o in i.operands() {
+            if let Operand::Target(t) = o {
+                if let Some(l) = leader.get_mut(t as usize) {
+                    *l = true;
+                }
+            }
+        }
+    }
+    leader.iter().take(code.len()).filter(|l| **l).count()
 }
 
 /// An enclosing loop: where `break` and `continue` jumps go.
@@ -216,6 +272,10 @@ struct FnGen<'a, 'p> {
     /// Set just before `expr_to` when its destination is a register nothing else uses yet, so
     /// a call may place its arguments from that register on.
     fresh: Option<Reg>,
+    /// Where the function first needed more registers than a frame can have.
+    too_many_regs: Option<u32>,
+    /// The source offset of the statement or call being compiled.
+    at: u32,
 }
 
 impl<'a, 'p> FnGen<'a, 'p> {
@@ -238,10 +298,12 @@ impl<'a, 'p> FnGen<'a, 'p> {
             loops: Vec::new(),
             try_depth: 0,
             fresh: None,
+            too_many_regs: None,
+            at: func.span.start,
         }
     }
 
-    fn run(mut self) -> Function {
+    fn run(mut self) -> Result<Function, Box<Diagnostic>> {
         let func = self.func;
         self.mark(func.span.start);
         for (i, v) in func.params.iter().enumerate() {
@@ -288,9 +350,28 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 }
             })
             .collect();
+        if let Some(at) = self.too_many_regs {
+            return Err(too_large(
+                func,
+                at,
+                format!("here it needs more than {MAX_REGS} registers (live values, list items, arguments)"),
+            ));
+        }
+        let blocks = basic_blocks(&self.code);
+        let words = usize::from(self.max).div_ceil(64).max(1);
+        if blocks.saturating_mul(words) > DATAFLOW_BUDGET_WORDS {
+            return Err(too_large(
+                func,
+                func.span.start,
+                format!(
+                    "its {blocks} branches with {} registers exceed what the verifier checks",
+                    self.max
+                ),
+            ));
+        }
         let ret = self.pools.ty(&func.ret);
         let doc = func.doc.as_deref().map(|d| self.pools.string(d));
-        Function {
+        Ok(Function {
             name,
             params,
             ret,
@@ -300,14 +381,20 @@ impl<'a, 'p> FnGen<'a, 'p> {
             lines: self.lines,
             file: Some(func.file),
             doc,
-        }
+        })
     }
 
     // ---- registers and code -------------------------------------------------------------
 
     fn alloc(&mut self) -> Reg {
+        if self.top == MAX_REGS {
+            // Past the frame size a register number can express: the function is reported as
+            // too large and its code discarded, so any register will do from here on.
+            self.too_many_regs.get_or_insert(self.at);
+            return MAX_REGS - 1;
+        }
         let r = self.top;
-        self.top = self.top.saturating_add(1);
+        self.top += 1;
         self.max = self.max.max(self.top);
         r
     }
@@ -350,10 +437,11 @@ impl<'a, 'p> FnGen<'a, 'p> {
 
     /// Records the source position of the code emitted from here on.
     fn mark(&mut self, offset: u32) {
+        self.at = offset;
         let (line, col) = self.sources.line_col(self.func.file, offset);
         let pc = self.pc();
         if let Some(last) = self.lines.last_mut() {
-            if last.line == line {
+            if last.line == line && last.col == col {
                 return;
             }
             if last.pc == pc {
@@ -381,7 +469,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 let r = self.alloc();
                 self.fresh = Some(r);
                 self.expr_to(value, r);
-                self.top = r + 1;
+                self.top = r.saturating_add(1);
                 if let Some(ty) = check {
                     let t = self.pools.ty(ty);
                     self.emit(Instr::CheckType { src: r, ty: t });
@@ -423,10 +511,16 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 }
                 self.top = save;
             }
-            StmtKind::SetField { obj, name, value } => {
+            StmtKind::SetField {
+                obj,
+                name,
+                value,
+                check,
+            } => {
                 let save = self.top;
                 let o = self.expr_any(obj);
                 let v = self.expr_any(value);
+                self.check(v, check);
                 let name = self.pools.string(name);
                 self.emit(Instr::SetField {
                     obj: o,
@@ -487,7 +581,15 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 self.expr_to(lo, counter);
                 let end = self.alloc();
                 self.expr_to(hi, end);
-                self.top = end + 1;
+                self.top = end.saturating_add(1);
+                // The fast path never builds a `Range`, so it checks the bounds itself: a bound
+                // not statically an int (an `any`) must be an int at run time, as `Range` wants.
+                for (r, e) in [(counter, lo), (end, hi)] {
+                    if e.ty != Ty::Int {
+                        let t = self.pools.ty(&Ty::Int);
+                        self.emit(Instr::CheckType { src: r, ty: t });
+                    }
+                }
                 let start = self.pc();
                 let exit = self.emit(Instr::JumpIfNotLt {
                     a: counter,
@@ -650,7 +752,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 } else {
                     self.closure(*func, r);
                 }
-                self.top = r + 1;
+                self.top = r.saturating_add(1);
             }
         }
     }
@@ -777,18 +879,18 @@ impl<'a, 'p> FnGen<'a, 'p> {
             self.fresh = Some(r);
             self.expr_to(it, r);
             // Temporaries of one item are dead once its value is in place.
-            self.top = r + 1;
+            self.top = r.saturating_add(1);
         }
         RegRange::new(start, items.len() as u16)
     }
 
     fn expr_to(&mut self, e: &Expr, dst: Reg) {
         let fresh = self.fresh.take() == Some(dst);
-        let save = self.top.max(dst + 1);
+        let save = self.top.max(dst.saturating_add(1));
         self.top = save;
         // A call reads its arguments before writing its result, so into a fresh destination
         // the arguments can start at the destination itself.
-        let args_from_dst = fresh && dst + 1 == self.top;
+        let args_from_dst = fresh && dst.saturating_add(1) == self.top;
         match &e.kind {
             ExprKind::Null => {
                 self.emit(Instr::LoadNull { dst });

@@ -15,6 +15,8 @@ pub struct SourceFile {
     /// The path as the user would recognise it (relative where possible).
     pub name: String,
     pub text: Arc<str>,
+    /// Byte offset of the start of each line, for positions in O(log n).
+    line_starts: Vec<u32>,
 }
 
 /// Every source file of one compilation.
@@ -25,9 +27,14 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i as u32 + 1))
+            .collect();
         self.files.push(SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         });
         (self.files.len() - 1) as FileId
     }
@@ -41,11 +48,17 @@ impl SourceMap {
         let Some(f) = self.get(file) else {
             return (0, 0);
         };
-        let end = (offset as usize).min(f.text.len());
-        let before = f.text.get(..end).unwrap_or("");
-        let line = before.matches('\n').count() as u32 + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
-        (line, col)
+        let offset = offset.min(f.text.len() as u32);
+        let line = f
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = f.line_starts.get(line - 1).copied().unwrap_or(0) as usize;
+        let col = f
+            .text
+            .get(start..offset as usize)
+            .map_or(0, |l| l.chars().count());
+        (line as u32, col as u32 + 1)
     }
 }
 
@@ -124,5 +137,33 @@ pub struct Diagnostics {
 impl Diagnostics {
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_lines_and_characters() {
+        let mut map = SourceMap::default();
+        let f = map.add("a.ail", "ab\né€x\n\nlast");
+        assert_eq!(map.line_col(f, 0), (1, 1));
+        assert_eq!(map.line_col(f, 2), (1, 3), "the newline ends line 1");
+        assert_eq!(map.line_col(f, 3), (2, 1));
+        // `é` and `€` are two and three bytes: `x` is the third character of line 2.
+        assert_eq!(map.line_col(f, 8), (2, 3));
+        assert_eq!(map.line_col(f, 10), (3, 1));
+        assert_eq!(map.line_col(f, 11), (4, 1));
+        assert_eq!(
+            map.line_col(f, 1000),
+            (4, 5),
+            "past the end clamps to the end"
+        );
+        assert_eq!(
+            map.line_col(99, 0),
+            (0, 0),
+            "an unknown file has no position"
+        );
     }
 }

@@ -110,6 +110,8 @@ pub enum StmtKind {
         obj: Expr,
         name: String,
         value: Expr,
+        /// A run-time check of `value` against the field's declared type, where needed.
+        check: Option<Ty>,
     },
     SetIndex {
         obj: Expr,

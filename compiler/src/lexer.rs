@@ -163,6 +163,11 @@ pub enum Tok<'s> {
     /// The raw text of a string literal, quotes included; see `parse::string_literal`.
     #[token("\"", lex_string)]
     Str(&'s str),
+    /// The text of a raw string literal, `r"..."` or `\"\"\"...\"\"\"`, without its quotes: no
+    /// escapes, no interpolation.
+    #[token("r\"", lex_raw_string)]
+    #[token("\"\"\"", lex_triple_string)]
+    RawStr(&'s str),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident(&'s str),
     /// The text of one or more `///` lines, without the slashes.
@@ -206,6 +211,42 @@ fn lex_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexErr
             lex.bump(rest.len());
             // Offsets from the opening quote.
             Err(LexError::UnterminatedString(open.map(|o| o + 1)))
+        }
+    }
+}
+
+/// `r"..."`: everything up to the next `"`, verbatim.
+fn lex_raw_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
+    let rest = lex.remainder();
+    match rest.find('"') {
+        Some(n) => {
+            lex.bump(n + 1);
+            Ok(rest.get(..n).unwrap_or(""))
+        }
+        None => {
+            lex.bump(rest.len());
+            Err(LexError::UnterminatedString(None))
+        }
+    }
+}
+
+/// `"""..."""`: everything up to the next `"""`, verbatim, except that a line break right
+/// after the opening quotes is not part of the text.
+fn lex_triple_string<'s>(lex: &mut logos::Lexer<'s, Tok<'s>>) -> Result<&'s str, LexError> {
+    let rest = lex.remainder();
+    match rest.find("\"\"\"") {
+        Some(n) => {
+            lex.bump(n + 3);
+            let body = rest.get(..n).unwrap_or("");
+            let body = body
+                .strip_prefix("\r\n")
+                .or_else(|| body.strip_prefix('\n'))
+                .unwrap_or(body);
+            Ok(body)
+        }
+        None => {
+            lex.bump(rest.len());
+            Err(LexError::UnterminatedString(None))
         }
     }
 }
@@ -277,7 +318,7 @@ impl fmt::Display for Tok<'_> {
         match self {
             Tok::Int(v) => write!(f, "integer `{v}`"),
             Tok::Float(v) => write!(f, "float `{v}`"),
-            Tok::Str(_) => write!(f, "a string"),
+            Tok::Str(_) | Tok::RawStr(_) => write!(f, "a string"),
             Tok::Ident(n) => write!(f, "identifier `{n}`"),
             Tok::Doc(_) => write!(f, "a doc comment"),
             other => write!(f, "`{}`", other.text()),
@@ -347,7 +388,12 @@ impl Tok<'_> {
             Tok::AndAnd => "&&",
             Tok::OrOr => "||",
             Tok::Bang => "!",
-            Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::Ident(_) | Tok::Doc(_) => "",
+            Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::Str(_)
+            | Tok::RawStr(_)
+            | Tok::Ident(_)
+            | Tok::Doc(_) => "",
         }
     }
 }
@@ -584,6 +630,9 @@ fn check_delimiters(
     base: usize,
     tokens: &[Spanned<'_>],
 ) -> Vec<Diagnostic> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut open: Vec<(&'static str, Span)> = Vec::new();
     // The first `{` whose `}` is indented differently from the line that opened it: when a
     // `}` is missing, this is usually where (the braces after it pair up one level off).
@@ -596,8 +645,8 @@ fn check_delimiters(
             Tok::RParen | Tok::RBracket | Tok::RBrace => match open.pop() {
                 Some((o, ospan)) if closer(o) == close => {
                     let (oi, ci) = (
-                        indent_of(src, base, ospan.start),
-                        indent_of(src, base, span.start),
+                        indent_of(src, base, &line_starts, ospan.start),
+                        indent_of(src, base, &line_starts, span.start),
                     );
                     if o == "{" && suspect.is_none() && ci.is_some() && oi != ci {
                         suspect = Some((ospan, span));
@@ -693,13 +742,19 @@ fn likely_missing_line(src: &str, base: usize, open: u32) -> Option<usize> {
 }
 
 /// The indentation of the line holding `offset`, if the token there is first on its line.
-fn indent_of(src: &str, base: usize, offset: u32) -> Option<usize> {
+/// The indentation of the line holding `offset`, if only blanks precede it on that line (or it
+/// is a `{`, which ends a line such as `if c {`). `line_starts` makes this independent of the
+/// line's length, so a file of one long line stays linear to check.
+fn indent_of(src: &str, base: usize, line_starts: &[usize], offset: u32) -> Option<usize> {
     let at = (offset as usize).checked_sub(base)?;
-    let line_start = src.get(..at)?.rfind('\n').map_or(0, |p| p + 1);
-    let before = src.get(line_start..at)?;
-    let all_blank = before.chars().all(|c| c == ' ' || c == '\t');
-    // An opener need not start its line (`if x {`): use the indentation of its line.
-    let indent = before.len() - before.trim_start().len();
+    let line = line_starts.partition_point(|&s| s <= at).checked_sub(1)?;
+    let line_start = *line_starts.get(line)?;
+    let indent = src
+        .get(line_start..at)?
+        .bytes()
+        .take_while(|b| *b == b' ' || *b == b'\t')
+        .count();
+    let all_blank = line_start + indent == at;
     if all_blank || src.get(at..at + 1) == Some("{") {
         Some(indent)
     } else {

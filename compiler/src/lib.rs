@@ -14,6 +14,7 @@ mod codegen;
 mod ir;
 mod load;
 mod lower;
+mod nesting;
 mod resolve;
 mod typeck;
 mod types;
@@ -77,7 +78,15 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
     if out.has_errors() {
         return Err(out);
     }
-    let module = codegen::generate(&lowered.program, &lowered.types, &out.sources);
+    let module = match codegen::generate(&lowered.program, &lowered.types, &out.sources) {
+        Ok(m) => m,
+        Err(errors) => {
+            let mut out = out;
+            out.items.extend(errors);
+            out.items.sort_by_key(|d| (d.file, d.span.start));
+            return Err(out);
+        }
+    };
     Ok(Compiled {
         module,
         warnings: out,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aivm_vm::format::native_by_name;
+use aivm_vm::format::{native_by_name, MAX_TYPE_CHAIN};
 
 use crate::ast::{self, Span};
 use crate::diagnostic::{Diagnostic, FileId, Severity};
@@ -54,6 +54,12 @@ struct FnCtx {
     scopes: Scopes,
     loops: u32,
     ret_span: Option<Span>,
+    /// The variables of nested `fn` statements bound at the start of their block (so that
+    /// they can call each other), by the offset of the function's name.
+    hoisted: HashMap<u32, VarId>,
+    /// Nested functions used before their `fn` statement: their block must create their
+    /// variable (and cell) at its start, since a closure made earlier may capture it.
+    early_fns: Vec<VarId>,
 }
 
 struct Lowerer<'a> {
@@ -221,6 +227,17 @@ impl Lowerer<'_> {
                                 );
                                 self.diags.push(d);
                             }
+                            if let Some(ret) = f.ret.as_ref().filter(|t| !is_exit_status_type(t)) {
+                                let d = Diagnostic::error(
+                                    "E0313",
+                                    "`main` must return an exit status",
+                                    src.file,
+                                    ret.span,
+                                )
+                                .with_label("the exit status is an int")
+                                .with_help("declare `fn main(args: [string]) -> int`, or leave out the return type");
+                                self.diags.push(d);
+                            }
                         }
                         if f.exported {
                             self.prog.exports.push((f.name.name.clone(), idx));
@@ -311,28 +328,56 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Rejects aliases that reach themselves without going through a list, map or record.
+    /// Rejects aliases that reach themselves without going through a list, map or record, and
+    /// chains of aliases, optionals and unions longer than the verifier allows (rule V3).
     fn check_alias_cycles(&mut self) {
-        fn reaches(types: &TypeTable, ty: &Ty, target: u32, seen: &mut Vec<u32>) -> bool {
+        /// What following non-container references from a type finds.
+        enum Reach {
+            Fine,
+            Cycle,
+            TooLong,
+        }
+        fn walk(
+            types: &TypeTable,
+            ty: &Ty,
+            target: u32,
+            depth: usize,
+            seen: &mut Vec<u32>,
+        ) -> Reach {
+            if depth > MAX_ALIAS_CHAIN {
+                return Reach::TooLong;
+            }
             match ty {
                 Ty::Named(id, _) => {
                     if *id == target {
-                        return true;
+                        return Reach::Cycle;
                     }
                     if seen.contains(id) {
-                        return false;
+                        return Reach::Fine;
                     }
                     seen.push(*id);
-                    types
-                        .aliases
-                        .get(*id as usize)
-                        .is_some_and(|a| reaches(types, &a.ty, target, seen))
+                    match types.aliases.get(*id as usize) {
+                        Some(a) => walk(types, &a.ty, target, depth + 1, seen),
+                        None => Reach::Fine,
+                    }
                 }
-                Ty::Optional(t) => reaches(types, t, target, seen),
-                Ty::Union(ms) => ms.iter().any(|t| reaches(types, t, target, seen)),
-                _ => false,
+                Ty::Optional(t) => walk(types, t, target, depth + 1, seen),
+                Ty::Union(ms) => {
+                    for m in ms {
+                        match walk(types, m, target, depth + 1, seen) {
+                            Reach::Fine => {}
+                            other => return other,
+                        }
+                    }
+                    Reach::Fine
+                }
+                _ => Reach::Fine,
             }
         }
+        // Half the verifier's limit: the type table may add a node or two per alias (the alias
+        // itself, then its optional or union), and a program must never compile into a module
+        // the verifier rejects.
+        const MAX_ALIAS_CHAIN: usize = MAX_TYPE_CHAIN / 2;
         let mods = self.mods;
         for (m, src) in mods.iter().enumerate() {
             for item in &src.ast.items {
@@ -347,19 +392,28 @@ impl Lowerer<'_> {
                 let Some(alias) = self.types.aliases.get(id as usize) else {
                     continue;
                 };
-                if reaches(&self.types, &alias.ty, id, &mut Vec::new()) {
-                    let d = Diagnostic::error(
+                let d = match walk(&self.types, &alias.ty, id, 1, &mut Vec::new()) {
+                    Reach::Fine => continue,
+                    Reach::Cycle => Diagnostic::error(
                         "E0309",
                         format!("type `{}` is defined in terms of itself", t.name.name),
                         src.file,
                         t.ty.span,
                     )
                     .with_label("this refers back to the type being defined")
-                    .with_help("a recursive type must go through a list, map or record, e.g. `{kids: [Tree]}`");
-                    self.diags.push(d);
-                    if let Some(a) = self.types.aliases.get_mut(id as usize) {
-                        a.ty = Ty::Any;
-                    }
+                    .with_help("a recursive type must go through a list, map or record, e.g. `{kids: [Tree]}`"),
+                    Reach::TooLong => Diagnostic::error(
+                        "E0314",
+                        format!("type `{}` is a chain of more than {MAX_ALIAS_CHAIN} aliases, optionals and unions", t.name.name),
+                        src.file,
+                        t.ty.span,
+                    )
+                    .with_label("the chain starts here")
+                    .with_help("write the type out, or shorten the chain of aliases"),
+                };
+                self.diags.push(d);
+                if let Some(a) = self.types.aliases.get_mut(id as usize) {
+                    a.ty = Ty::Any;
                 }
             }
         }
@@ -616,6 +670,8 @@ impl Lowerer<'_> {
             scopes: Scopes::default(),
             loops: 0,
             ret_span: decl.ret.as_ref().map(|t| t.span),
+            hoisted: HashMap::new(),
+            early_fns: Vec::new(),
         });
         self.ctx().scopes.push();
         for (p, ty) in decl.params.iter().zip(&param_tys) {
@@ -754,10 +810,33 @@ impl Lowerer<'_> {
 
     fn block(&mut self, b: &ast::Block) -> Vec<Stmt> {
         self.ctx().scopes.push();
+        // Nested functions are visible in their whole block, like top-level functions, so
+        // that they can be mutually recursive.
+        for s in &b.stmts {
+            if let ast::StmtKind::Fn(decl) = &s.kind {
+                let var = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
+                self.ctx().scopes.bind(&decl.name.name, var);
+                self.ctx().hoisted.insert(decl.name.span.start, var);
+            }
+        }
+        let early_before = self.ctx_ref().early_fns.len();
         let mut out = Vec::new();
         for s in &b.stmts {
             self.stmt(s, &mut out);
         }
+        let early: Vec<VarId> = self.ctx().early_fns.drain(early_before..).collect();
+        let declare = early.into_iter().map(|var| {
+            let span = self.ctx_ref().func.vars[var as usize].span;
+            Stmt {
+                kind: StmtKind::Let {
+                    var,
+                    value: Expr::new(ExprKind::Null, Ty::Null, span),
+                    check: None,
+                },
+                span,
+            }
+        });
+        let out: Vec<Stmt> = declare.collect::<Vec<_>>().into_iter().chain(out).collect();
         self.end_scope();
         out
     }
@@ -847,10 +926,31 @@ impl Lowerer<'_> {
                 }
             }
             ast::StmtKind::Fn(decl) => {
-                let var = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
-                self.ctx().scopes.bind(&decl.name.name, var);
+                let hoisted = self.ctx().hoisted.remove(&decl.name.span.start);
+                let var = match hoisted {
+                    Some(v) => v,
+                    None => {
+                        let v = self.new_var(&decl.name.name, decl.name.span, Ty::Func);
+                        self.ctx().scopes.bind(&decl.name.name, v);
+                        v
+                    }
+                };
+                let early = self.ctx_ref().func.vars[var as usize].used;
                 let func = self.lambda(decl);
-                StmtKind::LocalFn { var, func }
+                if early {
+                    // Its variable exists from the start of the block; this fills it in.
+                    self.ctx().early_fns.push(var);
+                    if let Some(v) = self.ctx().func.vars.get_mut(var as usize) {
+                        v.assigned = true;
+                    }
+                    StmtKind::Assign {
+                        place: Place::Local(var),
+                        value: Expr::new(ExprKind::Closure(func), Ty::Func, decl.span),
+                        check: None,
+                    }
+                } else {
+                    StmtKind::LocalFn { var, func }
+                }
             }
             ast::StmtKind::Expr(e) => StmtKind::Expr(self.expr(e)),
             ast::StmtKind::If { cond, then, els } => {
@@ -1051,17 +1151,25 @@ impl Lowerer<'_> {
                 let obj = self.expr(obj);
                 let Some(op) = op else {
                     let value = self.expr(value);
+                    let check = self.check_field_store(&obj, name, &value);
                     return Some(StmtKind::SetField {
                         obj,
                         name: name.name.clone(),
                         value,
+                        check,
                     });
                 };
                 let tmp = self.temp_var(obj.span);
                 let tmp_e = Expr::new(ExprKind::Var(Place::Local(tmp)), obj.ty.clone(), obj.span);
                 let cur = self.field_of(tmp_e.clone(), name);
+                let field_ty = cur.ty.clone();
                 let value = self.expr(value);
                 let value = self.binary(op, cur, value, span);
+                let check = if field_ty.is_any() {
+                    None
+                } else {
+                    self.check_assign(&value.ty, &field_ty, value.span, None)
+                };
                 Some(StmtKind::Block(vec![
                     Stmt {
                         kind: StmtKind::Let {
@@ -1076,6 +1184,7 @@ impl Lowerer<'_> {
                             obj: tmp_e,
                             name: name.name.clone(),
                             value,
+                            check,
                         },
                         span,
                     },
@@ -1137,6 +1246,17 @@ impl Lowerer<'_> {
                 None
             }
         }
+    }
+
+    /// `obj.name = value`: the field must exist on a known record type, and the value must
+    /// conform to its declared type (statically, or by a run-time check it returns).
+    fn check_field_store(&mut self, obj: &Expr, name: &ast::Ident, value: &Expr) -> Option<Ty> {
+        // `field_of` reports a missing field or a value without fields, as for a read.
+        let want = self.field_of(obj.clone(), name).ty;
+        if want.is_any() {
+            return None;
+        }
+        self.check_assign(&value.ty, &want, value.span, None)
     }
 
     // ---- expressions --------------------------------------------------------------------
@@ -1751,4 +1871,15 @@ fn has_break(stmts: &[ast::Stmt]) -> bool {
         }
         _ => false,
     })
+}
+
+/// Whether a declared return type of `main` can be an exit status: `int`, `int?` or `null`.
+fn is_exit_status_type(t: &ast::TypeExpr) -> bool {
+    match &t.kind {
+        ast::TypeKind::Name(path) => {
+            matches!(path.as_slice(), [one] if one.name == "int" || one.name == "null")
+        }
+        ast::TypeKind::Optional(inner) => is_exit_status_type(inner),
+        _ => false,
+    }
 }

@@ -7,6 +7,7 @@ use lalrpop_util::ParseError;
 use crate::ast::*;
 use crate::diagnostic::{Diagnostic, FileId};
 use crate::lexer::{self, Context, Tok};
+use crate::nesting;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, clippy::pedantic, unused_parens, unused_imports)]
@@ -42,6 +43,14 @@ pub fn parse_module(file: FileId, src: &str) -> Result<SourceModule, Vec<Diagnos
     let parser = grammar::ModuleParser::new();
     for _ in 0..MAX_SYNTAX_ERRORS {
         let mut ctx = Ctx::new(file, src);
+        // Checked on every attempt: cutting out a broken statement can join two expressions.
+        match nesting::check(file, &tokens, 0) {
+            Ok(depths) => ctx.string_depths = depths,
+            Err(d) => {
+                diags.push(*d);
+                break;
+            }
+        }
         let parsed = parser.parse(&mut ctx, tokens.iter().cloned().map(Ok::<_, Never>));
         merge_unique(&mut diags, ctx.diags);
         let error = match parsed {
@@ -172,6 +181,10 @@ pub fn parse_expr(file: FileId, src: &str) -> Result<Expr, Vec<Diagnostic>> {
         return Err(lexed.diags);
     }
     let mut ctx = Ctx::new(file, src);
+    match nesting::check(file, &lexed.tokens, 0) {
+        Ok(depths) => ctx.string_depths = depths,
+        Err(d) => return Err(vec![*d]),
+    }
     let tokens = lexed.tokens.into_iter().map(Ok::<_, Never>);
     let expr = match grammar::InterpolatedParser::new().parse(&mut ctx, tokens) {
         Ok(e) => Some(e),
@@ -223,13 +236,17 @@ pub struct Ctx<'s> {
     src: &'s str,
     diags: Vec<Diagnostic>,
     interpolation_depth: u32,
+    /// The nesting depth at each interpolating string literal (see `nesting`).
+    string_depths: nesting::StringDepths,
 }
 
-/// A string literal token: raw text (quotes included) and span.
+/// A string literal token: raw text (quotes included) and span; for a raw string literal,
+/// its text without quotes, taken as it is.
 #[derive(Clone, Copy, Debug)]
 pub struct StrTok<'s> {
     pub raw: &'s str,
     pub span: Span,
+    pub verbatim: bool,
 }
 
 /// One entry of a `{...}` literal, before we know whether it is a record or a map.
@@ -245,6 +262,7 @@ impl<'s> Ctx<'s> {
             src,
             diags: Vec::new(),
             interpolation_depth: 0,
+            string_depths: nesting::StringDepths::new(),
         }
     }
 
@@ -432,6 +450,12 @@ impl<'s> Ctx<'s> {
 
     /// A string literal as an expression: escapes decoded, `{expr}` parts parsed.
     pub fn string_expr(&mut self, s: StrTok<'s>) -> Expr {
+        if s.verbatim {
+            return Expr {
+                kind: ExprKind::Str(s.raw.to_string()),
+                span: s.span,
+            };
+        }
         let base = s.span.start as usize;
         let mut parts: Vec<InterpPart> = Vec::new();
         let mut text = String::new();
@@ -523,6 +547,14 @@ impl<'s> Ctx<'s> {
         self.diags.extend(lexed.diags);
         if failed {
             return None;
+        }
+        let depth = self.string_depths.get(&(base as u32)).copied().unwrap_or(0);
+        match nesting::check(self.file, &lexed.tokens, depth.saturating_add(1)) {
+            Ok(depths) => self.string_depths.extend(depths),
+            Err(d) => {
+                self.diags.push(*d);
+                return None;
+            }
         }
         let eof = base + end;
         let tokens = lexed.tokens.into_iter().map(Ok::<_, Never>);
@@ -798,6 +830,7 @@ fn starts_expression(t: &Tok<'_>) -> bool {
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::Str(_)
+            | Tok::RawStr(_)
             | Tok::True
             | Tok::False
             | Tok::Null
@@ -820,6 +853,7 @@ fn terminal(name: &str) -> &str {
         "line [" => "[",
         "line -" => "-",
         "return (bare)" => "return",
+        "raw string" => "string",
         other => other,
     }
 }

@@ -12,6 +12,10 @@ use crate::diagnostic::{Diagnostic, Diagnostics, FileId, Label, Severity, Source
 /// terminal.
 const WIDTH: usize = 100;
 
+/// At most this many diagnostics are shown; the rest are counted. Beyond helping nobody, each
+/// rendering scans its source from the start, so thousands of them would take quadratic time.
+const MAX_RENDERED: usize = 100;
+
 /// Renders every diagnostic, separated by blank lines. `color` selects unicode drawing with
 /// ANSI colors; otherwise plain ASCII without escape codes. Honouring `NO_COLOR` is the caller's job.
 pub fn render(diags: &Diagnostics, color: bool) -> String {
@@ -24,13 +28,38 @@ pub fn render(diags: &Diagnostics, color: bool) -> String {
         .with_width(WIDTH)
         .with_links(false);
     let mut out = String::new();
-    for diag in &diags.items {
+    // Errors first: when some must be left out, leave out warnings.
+    let errors = diags
+        .items
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let mut warnings_left = MAX_RENDERED.saturating_sub(errors);
+    let mut errors_left = MAX_RENDERED;
+    let shown = diags.items.iter().filter(|d| {
+        let left = match d.severity {
+            Severity::Error => &mut errors_left,
+            Severity::Warning => &mut warnings_left,
+        };
+        let show = *left > 0;
+        *left = left.saturating_sub(1);
+        show
+    });
+    for diag in shown {
         let report = Report::new(diag, &diags.sources);
         if handler.render_report(&mut out, &report).is_err() {
             // Rendering into a String only fails if a Display impl fails; fall back to one line.
             out.push_str(&format!("error[{}]: {}\n", diag.code, diag.message));
         }
         out.push('\n');
+    }
+    let hidden_errors = errors.saturating_sub(MAX_RENDERED);
+    let hidden_warnings =
+        (diags.items.len() - errors).saturating_sub(MAX_RENDERED.saturating_sub(errors));
+    if hidden_errors + hidden_warnings > 0 {
+        out.push_str(&format!(
+            "... and {hidden_errors} more error(s) and {hidden_warnings} more warning(s) not shown\n\n"
+        ));
     }
     out
 }

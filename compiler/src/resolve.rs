@@ -47,6 +47,9 @@ impl Namespace {
 #[derive(Debug, Default)]
 pub struct Scopes {
     scopes: Vec<Vec<(String, VarId)>>,
+    /// For each name, its bindings from outermost to innermost: lookups cost a hash, not a
+    /// scan of every variable in scope (a function may have tens of thousands).
+    index: HashMap<String, Vec<VarId>>,
 }
 
 impl Scopes {
@@ -56,12 +59,16 @@ impl Scopes {
 
     /// Leaves the innermost scope, returning the variables it defined.
     pub fn pop(&mut self) -> Vec<VarId> {
-        self.scopes
-            .pop()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect()
+        let scope = self.scopes.pop().unwrap_or_default();
+        for (name, _) in scope.iter().rev() {
+            if let Some(stack) = self.index.get_mut(name) {
+                stack.pop();
+                if stack.is_empty() {
+                    self.index.remove(name);
+                }
+            }
+        }
+        scope.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Binds `name` in the innermost scope, shadowing any outer binding (and an earlier one of
@@ -72,16 +79,12 @@ impl Scopes {
         }
         if let Some(s) = self.scopes.last_mut() {
             s.push((name.to_string(), var));
+            self.index.entry(name.to_string()).or_default().push(var);
         }
     }
 
     pub fn lookup(&self, name: &str) -> Option<VarId> {
-        self.scopes
-            .iter()
-            .rev()
-            .flat_map(|s| s.iter().rev())
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
+        self.index.get(name).and_then(|stack| stack.last()).copied()
     }
 
     /// Every name in scope (for suggestions).

@@ -97,11 +97,7 @@ fn compile_items(items: Vec<Item>) -> Result<Module, Vec<Diagnostic>> {
     {
         return Err(diags);
     }
-    Ok(crate::codegen::generate(
-        &lowered.program,
-        &lowered.types,
-        &sources,
-    ))
+    crate::codegen::generate(&lowered.program, &lowered.types, &sources)
 }
 
 fn listing(m: &Module, func: usize) -> String {

@@ -215,7 +215,13 @@ fn summarise(v: &HostValue) -> String {
     match &v.data {
         HostData::Null => "null".into(),
         HostData::Str(s) => format!("{} bytes", s.len()),
+        HostData::Bool(b) => b.to_string(),
         HostData::Int(i) => i.to_string(),
-        other => format!("{:?}", std::mem::discriminant(other)),
+        HostData::Float(f) => f.to_string(),
+        HostData::List(items) => format!("list of {}", items.len()),
+        HostData::Map(entries) => format!("map of {}", entries.len()),
+        HostData::Record(fields) => format!("record of {} fields", fields.len()),
+        HostData::Error { kind, .. } => format!("error {kind}"),
+        HostData::Func(name) => format!("fn {name}"),
     }
 }

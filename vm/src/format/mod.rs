@@ -19,4 +19,6 @@ pub use natives::{native_by_name, NativeInfo, NATIVES};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };
-pub use verify::{verify, Location, VerifiedModule, VerifyError};
+pub use verify::{
+    verify, Location, VerifiedModule, VerifyError, DATAFLOW_BUDGET_WORDS, MAX_TYPE_CHAIN,
+};

@@ -9,7 +9,7 @@
 //! * V2  a record shape constant names each field once.
 //! * V3  every type index inside a type is in range; a record type names each field once; no
 //!   cycle of types runs only through `Named`, `Optional` and `Union` (a recursive type must go
-//!   through a list, map or record).
+//!   through a list, map or record), and no chain of them is longer than 64.
 //! * V4  every entry of the native table names a native the VM has (`natives::native_by_name`).
 //! * V5  each function's parameter and return types are in range, it has no more parameters
 //!   than registers, and its file index is in range.
@@ -136,7 +136,10 @@ impl fmt::Display for Location {
 
 /// The most bitset words (64 registers each) the definite-assignment analysis may hold for one
 /// function: 2^24 words, 128 MiB (rule V18).
-const DATAFLOW_BUDGET_WORDS: usize = 1 << 24;
+pub const DATAFLOW_BUDGET_WORDS: usize = 1 << 24;
+
+/// The longest chain of `Named`, `Optional` and `Union` references a type may start (rule V3).
+pub const MAX_TYPE_CHAIN: usize = 64;
 
 /// Checks every rule of the module comment above; the first broken one is reported.
 pub fn verify(m: &Module) -> Result<(), VerifyError> {
@@ -384,8 +387,10 @@ impl<'m> Verifier<'m> {
         Ok(())
     }
 
-    /// V3: no cycle through `Named`, `Optional` and `Union` alone. Iterative depth-first
-    /// search, so a long chain of types cannot overflow the stack.
+    /// V3: no cycle through `Named`, `Optional` and `Union` alone, and no chain of them longer
+    /// than [`MAX_TYPE_CHAIN`], so that checking a value against a type recurses a bounded
+    /// number of times per level of the value. Iterative depth-first search, so a long chain of
+    /// types cannot overflow the stack here either.
     fn type_cycles(&self) -> Result<(), VerifyError> {
         let types = &self.m.types;
         let edges = |t: &TypeDesc| -> Vec<u32> {
@@ -397,6 +402,8 @@ impl<'m> Verifier<'m> {
         };
         // 0 = unvisited, 1 = on the current path, 2 = done.
         let mut color = vec![0u8; types.len()];
+        // For done types: the longest chain of non-container references starting there.
+        let mut height = vec![0usize; types.len()];
         for root in 0..types.len() {
             if color[root] != 0 {
                 continue;
@@ -431,6 +438,23 @@ impl<'m> Verifier<'m> {
                         _ => {}
                     }
                 } else {
+                    let h = 1 + succ
+                        .iter()
+                        .filter_map(|&s| height.get(s as usize))
+                        .max()
+                        .copied()
+                        .unwrap_or(0);
+                    if h > MAX_TYPE_CHAIN {
+                        return Err(table_err(
+                            3,
+                            "type",
+                            Some(node),
+                            format!(
+                                "a chain of named, optional and union types {h} long; at most {MAX_TYPE_CHAIN} are allowed"
+                            ),
+                        ));
+                    }
+                    height[node] = h;
                     color[node] = 2;
                     stack.pop();
                 }

@@ -15,6 +15,16 @@ fn corrupt(what: &str) -> Raise {
     Raise::Fatal(Fatal::Corrupt(what.to_string()))
 }
 
+/// A TypeError for an operand that only compiler-made code sets up right (a cell, an
+/// iterator): a verified module may still get it wrong, and must fail catchably, not as a
+/// corrupt VM.
+fn not_a(instr: &str, what: &str, v: Value) -> Raise {
+    Raise::rt(
+        kind::TYPE,
+        format!("{instr} needs a {what}, found {}", v.type_name()),
+    )
+}
+
 fn index_err(i: i64, len: usize, what: &str) -> Raise {
     if i < 0 {
         Raise::rt(
@@ -99,7 +109,12 @@ impl Exec<'_> {
         for v in &regs[start..start + caps.count as usize] {
             match v.kind() {
                 Kind::Cell(o) => cells.push(o),
-                _ => return Err(corrupt("a closure captures a non-cell")),
+                _ => {
+                    return Err(Raise::rt(
+                        kind::TYPE,
+                        format!("a closure can only capture cells, found {}", v.type_name()),
+                    ))
+                }
             }
         }
         let o = self
@@ -116,7 +131,7 @@ impl Exec<'_> {
     pub(super) fn cell_get(&mut self, c: Value) -> R<Value> {
         match c.kind() {
             Kind::Cell(o) => Ok(*self.cx.heap.cell(o)?),
-            _ => Err(corrupt("CellGet of a non-cell")),
+            _ => Err(not_a("CellGet", "cell", c)),
         }
     }
 
@@ -126,7 +141,7 @@ impl Exec<'_> {
                 *self.cx.heap.cell_mut(o)? = v;
                 Ok(())
             }
-            _ => Err(corrupt("CellSet of a non-cell")),
+            _ => Err(not_a("CellSet", "cell", c)),
         }
     }
 
@@ -548,7 +563,7 @@ impl Exec<'_> {
     /// single-variable form wants the key, which comes second when `pair` is false.
     pub(super) fn iter_next(&mut self, it: Value, pair: bool) -> R<Option<(Value, Value)>> {
         let Kind::Iter(o) = it.kind() else {
-            return Err(corrupt("IterNext of a non-iterator"));
+            return Err(not_a("IterNext", "iterator", it));
         };
         let state = *self.cx.heap.iter(o)?;
         let (next_state, k, v) = match state {

@@ -1,0 +1,207 @@
+//! Closed gaps of the back end: mutually recursive nested functions, type checks of stores
+//! into record fields, and `if a < b` (compiled to `JumpIfNotLt`) failing exactly like `a < b`.
+
+use std::sync::Arc;
+
+use aivm_compiler::compile_source;
+use aivm_compiler::render::render;
+use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
+
+/// Compiles `src` and runs `main`, returning what it printed.
+fn output(src: &str) -> Vec<String> {
+    let c = compile_source("gap.ail", src).unwrap_or_else(|d| panic!("{}", render(&d, false)));
+    aivm_vm::format::verify(&c.module).expect("verifies");
+    let mut vm = Vm::new(Arc::new(c.module), Limits::default()).expect("module loads");
+    vm.start_main(vec![]).expect("main starts");
+    let mut out = Vec::new();
+    loop {
+        match vm.run() {
+            Ok(Step::Done { .. }) => return out,
+            Ok(Step::Effect(req)) => {
+                let r = if req.native == "io.print" {
+                    out.push(req.args[0].as_str().unwrap_or("?").to_string());
+                    Ok(HostValue::null())
+                } else {
+                    Err(HostError::new("IoError", format!("no {}", req.native)))
+                };
+                vm.resume(req.task, r).expect("resume");
+            }
+            Err(e) => panic!("{e}\noutput so far: {out:?}"),
+        }
+    }
+}
+
+/// The codes of the errors compiling `src` reports.
+fn errors(src: &str) -> Vec<&'static str> {
+    match compile_source("gap.ail", src) {
+        Ok(_) => Vec::new(),
+        Err(d) => d
+            .items
+            .iter()
+            .filter(|d| d.severity == aivm_compiler::diagnostic::Severity::Error)
+            .map(|d| d.code)
+            .collect(),
+    }
+}
+
+#[test]
+fn nested_functions_can_call_each_other() {
+    let src = r#"
+fn main() {
+  let base = 0
+  fn is_even(n: int) -> bool {
+    if n == base { return true }
+    return is_odd(n - 1)
+  }
+  fn is_odd(n: int) -> bool {
+    if n == base { return false }
+    return is_even(n - 1)
+  }
+  print("{is_even(10)} {is_odd(7)} {is_even(3)}")
+}
+"#;
+    assert_eq!(output(src), ["true true false"]);
+}
+
+#[test]
+fn nested_functions_are_visible_in_their_whole_block() {
+    // A lambda made before `later` is declared sees it; inner blocks hoist their own.
+    let src = r#"
+fn main() {
+  let early = fn(x) { return later(x) + 1 }
+  fn later(x) { return x * 10 }
+  print(early(4))
+  if true {
+    fn ping(n) { if n == 0 { return "ping" } else { return pong(n - 1) } }
+    fn pong(n) { if n == 0 { return "pong" } else { return ping(n - 1) } }
+    print("{ping(3)} {ping(4)}")
+  }
+  let counter = 0
+  fn bump() { counter += 1; if counter < 3 { again() } }
+  fn again() { bump() }
+  bump()
+  print(counter)
+}
+"#;
+    assert_eq!(output(src), ["41", "pong ping", "3"]);
+}
+
+#[test]
+fn a_nested_function_called_before_its_statement_is_a_catchable_error() {
+    let src = r#"
+fn main() {
+  try {
+    print(too_soon())
+  } catch e {
+    print(e.kind)
+  }
+  fn too_soon() { return 1 }
+  print(too_soon())
+}
+"#;
+    assert_eq!(output(src), ["TypeError", "1"]);
+}
+
+#[test]
+fn stores_into_known_record_fields_are_type_checked() {
+    let rec = "type T = {n: int, tag: \"a\" | \"b\"}\n";
+    let bad_static =
+        format!("{rec}fn main() {{\n  let t: T = {{n: 1, tag: \"a\"}}\n  t.n = \"x\"\n}}\n");
+    assert_eq!(errors(&bad_static), ["E0301"]);
+    let bad_compound =
+        format!("{rec}fn main() {{\n  let t: T = {{n: 1, tag: \"a\"}}\n  t.n += 1.5\n}}\n");
+    assert_eq!(errors(&bad_compound), ["E0301"]);
+    let bad_literal =
+        format!("{rec}fn main() {{\n  let t: T = {{n: 1, tag: \"a\"}}\n  t.tag = \"c\"\n}}\n");
+    assert_eq!(errors(&bad_literal), ["E0301"]);
+    let no_field = format!("{rec}fn main() {{\n  let t: T = {{n: 1, tag: \"a\"}}\n  t.m = 1\n}}\n");
+    assert_eq!(errors(&no_field), ["E0305"]);
+    let no_fields = "fn main() {\n  let s: string = \"x\"\n  s.n = 1\n}\n";
+    assert_eq!(errors(no_fields), ["E0306"]);
+
+    // Values of unknown type are checked when stored; conforming ones are stored.
+    let dynamic = format!(
+        "{rec}fn main() {{
+  let t: T = {{n: 1, tag: \"a\"}}
+  let v = \"x\"
+  try {{ t.n = v }} catch e {{ print(e.kind) }}
+  let w = \"b\"
+  t.tag = w
+  t.n += 2
+  let u = {{n: 1}}
+  u.n = \"anything\"
+  print(\"{{t}} {{u.n}}\")
+}}
+"
+    );
+    assert_eq!(
+        output(&dynamic),
+        ["TypeError", "{n: 3, tag: \"b\"} anything"]
+    );
+}
+
+#[test]
+fn if_less_than_fails_like_the_less_than_operator() {
+    // `if a < b` and `while a < b` compile to `JumpIfNotLt`; `let c = a < b` to `Lt`.
+    let src = r#"
+fn main() {
+  let pairs = [["a", 1], [1, "a"], [null, 2], [[1], [2]], [true, false], [{}, {}]]
+  for p in pairs {
+    let a = p[0]
+    let b = p[1]
+    let m1 = ""
+    let m2 = ""
+    let m3 = ""
+    try { let c = a < b; m1 = "no error {c}" } catch e { m1 = "{e.kind}: {e.message}" }
+    try { if a < b { m2 = "no error" } else { m2 = "no error" } } catch e { m2 = "{e.kind}: {e.message}" }
+    try { while a < b { break } ; m3 = "no error" } catch e { m3 = "{e.kind}: {e.message}" }
+    print("{m1 == m2 and m2 == m3} {m1}")
+  }
+  let nan = 0.0 / 0.0
+  let x = nan < 1.0
+  if nan < 1.0 { print("wrong") } else { print("nan is not less {x}") }
+}
+"#;
+    let out = output(src);
+    assert_eq!(out.len(), 7, "{out:?}");
+    for line in &out[..6] {
+        assert!(line.starts_with("true TypeError: "), "{line}");
+    }
+    assert_eq!(out[6], "nan is not less false");
+}
+
+#[test]
+fn raw_strings_take_their_text_as_it_is() {
+    let src = r####"
+type Path = r"C:\tmp"
+fn main() {
+  let r = 1
+  let p: Path = "C:\\tmp"
+  print(r"{not} \n interpolated")
+  print("""
+{"json": ["with", "quotes"], "and": "\n stays"}
+  second line""")
+  print(len(""""""))
+  print(r"" + "{r}" + r"\")
+  print(p == r"C:\tmp")
+}
+"####;
+    assert_eq!(
+        output(src),
+        [
+            "{not} \\n interpolated",
+            "{\"json\": [\"with\", \"quotes\"], \"and\": \"\\n stays\"}\n  second line",
+            "0",
+            "1\\",
+            "true",
+        ]
+    );
+    assert_eq!(
+        errors("fn main() {\n  print(r\"never closed)\n}\n"),
+        ["E0102"]
+    );
+    assert_eq!(
+        errors("fn main() {\n  print(\"\"\"never \" closed\")\n}\n"),
+        ["E0102"]
+    );
+}
