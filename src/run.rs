@@ -17,7 +17,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         max_depth: args.max_depth,
         max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
     };
-    let mut vm = Vm::new(module.arc().clone(), limits).map_err(CliError::Run)?;
+    let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
     let policy = Policy {

@@ -2,7 +2,7 @@
 //! each is compiled from source, run with `io.print` captured, and its output compared with
 //! what the spec says.
 
-use std::sync::Arc;
+use aivm_vm::format::VerifiedModule;
 
 use aivm_compiler::compile_source;
 use aivm_compiler::render::render;
@@ -11,7 +11,11 @@ use aivm_vm::{HostError, HostValue, Limits, Step, Vm, VmError};
 /// The lines `main` prints, then `Ok(exit value)` or the uncaught error as `Kind: message`.
 fn run(src: &str, args: &[&str]) -> (Vec<String>, Result<String, String>) {
     let c = compile_source("spec.ail", src).unwrap_or_else(|d| panic!("{}", render(&d, false)));
-    let mut vm = Vm::new(Arc::new(c.module), Limits::default()).expect("module loads");
+    let mut vm = Vm::new(
+        &VerifiedModule::new(c.module).expect("the compiled module verifies"),
+        Limits::default(),
+    )
+    .expect("module loads");
     vm.start_main(args.iter().map(|s| s.to_string()).collect())
         .expect("main starts");
     let mut out = Vec::new();

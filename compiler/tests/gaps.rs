@@ -1,7 +1,7 @@
 //! Closed gaps of the back end: mutually recursive nested functions, type checks of stores
 //! into record fields, and `if a < b` (compiled to `JumpIfNotLt`) failing exactly like `a < b`.
 
-use std::sync::Arc;
+use aivm_vm::format::VerifiedModule;
 
 use aivm_compiler::compile_source;
 use aivm_compiler::render::render;
@@ -11,7 +11,11 @@ use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
 fn output(src: &str) -> Vec<String> {
     let c = compile_source("gap.ail", src).unwrap_or_else(|d| panic!("{}", render(&d, false)));
     aivm_vm::format::verify(&c.module).expect("verifies");
-    let mut vm = Vm::new(Arc::new(c.module), Limits::default()).expect("module loads");
+    let mut vm = Vm::new(
+        &VerifiedModule::new(c.module).expect("the compiled module verifies"),
+        Limits::default(),
+    )
+    .expect("module loads");
     vm.start_main(vec![]).expect("main starts");
     let mut out = Vec::new();
     loop {

@@ -222,7 +222,7 @@ fn exercise(src: &str) -> Result<Outcome, String> {
             max_depth: 200,
             max_heap_bytes: 64 << 20,
         };
-        let Ok(mut vm) = Vm::new(verified.arc().clone(), limits) else {
+        let Ok(mut vm) = Vm::new(&verified, limits) else {
             return;
         };
         if vm.start_main(vec!["a".into(), "b".into()]).is_err() {

@@ -1,7 +1,7 @@
 //! Compiled programs run on the interpreter and print what the source says they print.
 
+use aivm_vm::format::VerifiedModule;
 use std::path::Path;
-use std::sync::Arc;
 
 use aivm_compiler::compile_file;
 use aivm_compiler::render::render;
@@ -10,7 +10,11 @@ use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
 /// Compiles and runs `main`, answering `io.print` into a buffer; other effects fail.
 fn output(path: &str) -> Vec<String> {
     let c = compile_file(Path::new(path)).unwrap_or_else(|d| panic!("{}", render(&d, false)));
-    let mut vm = Vm::new(Arc::new(c.module), Limits::default()).expect("module loads");
+    let mut vm = Vm::new(
+        &VerifiedModule::new(c.module).expect("the compiled module verifies"),
+        Limits::default(),
+    )
+    .expect("module loads");
     vm.start_main(vec![]).expect("main starts");
     let mut out = Vec::new();
     loop {

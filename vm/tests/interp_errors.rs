@@ -103,7 +103,8 @@ fn runtime_errors_are_catchable_and_handlers_end_with_their_frame() {
         0,
         2,
         vec![
-            TryBegin { err: 0, handler: 2 },
+            TryBegin { err: 0, handler: 3 },
+            LoadNull { dst: 1 },
             Return { src: 1 },
             Return { src: 0 },
         ],
@@ -126,7 +127,7 @@ fn runtime_errors_are_catchable_and_handlers_end_with_their_frame() {
                 native: print,
                 args: rr(0, 1),
             },
-            Return { src: 2 },
+            Return { src: 3 },
         ],
     );
     assert_eq!(output(m), ["DivisionByZero: division by zero"]);
@@ -204,13 +205,14 @@ fn depth_limit_stops_infinite_recursion_even_inside_try() {
         2,
         0,
         vec![
-            TryBegin { err: 0, handler: 2 },
+            TryBegin { err: 0, handler: 3 },
             CallFn {
                 dst: 1,
                 func: f,
                 args: rr(0, 0),
             },
             Return { src: 1 },
+            Return { src: 0 },
         ],
     );
     let m = b.main(

@@ -31,7 +31,7 @@ fn call(name: &str, args: Vec<HostValue>) -> Result<String, String> {
             Return { src: n + 1 },
         ],
     );
-    let mut vm = Vm::new(b.build(), Limits::default()).unwrap();
+    let mut vm = Vm::new(&b.build(), Limits::default()).unwrap();
     vm.start(f, args).unwrap();
     match vm.run() {
         Ok(Step::Done { value, .. }) => Ok(value.as_str().unwrap().to_string()),

@@ -7,9 +7,8 @@ mod interp_support;
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
-use std::sync::Arc;
 
-use aivm_vm::format::{Instr::*, Module};
+use aivm_vm::format::{Instr::*, VerifiedModule};
 use aivm_vm::host::{Host, Policy};
 use aivm_vm::{HostValue, Limits, Step, Vm, VmState};
 use interp_support::*;
@@ -56,11 +55,11 @@ fn collector_frees_a_dropped_cycle() {
                 imm: 1,
             },
             Jump { target: 3 },
-            Move { dst: 4, src: 2 },
+            Move { dst: 3, src: 2 },
             CallNative {
                 dst: 5,
                 native: push,
-                args: rr(3, 2),
+                args: rr(2, 2),
             },
             LoadNull { dst: 6 },
             CellNew { dst: 6, src: 6 },
@@ -89,7 +88,7 @@ fn collector_frees_a_dropped_cycle() {
             Return { src: 5 },
         ],
     );
-    let mut vm = Vm::new(m, Limits::default()).unwrap();
+    let mut vm = Vm::new(&m, Limits::default()).unwrap();
     vm.start_main(vec![]).unwrap();
     let Step::Effect(req) = vm.run().unwrap() else {
         panic!()
@@ -158,7 +157,7 @@ fn string_append_reuses_its_buffer() {
             Return { src: 4 },
         ],
     );
-    let mut vm = Vm::new(m, Limits::default()).unwrap();
+    let mut vm = Vm::new(&m, Limits::default()).unwrap();
     vm.start_main(vec![]).unwrap();
     let Step::Done { value, .. } = vm.run().unwrap() else {
         panic!()
@@ -306,7 +305,7 @@ fn labels_flow_from_an_untrusted_file_through_derived_values() {
         untrusted: vec![web.clone()],
     };
     let mut host = Host::new(policy, Box::new(out.clone()), Box::new(std::io::empty()));
-    let mut vm = Vm::new(m, Limits::default()).unwrap();
+    let mut vm = Vm::new(&m, Limits::default()).unwrap();
     vm.start_main(vec![]).unwrap();
     let status = host.run_to_end(&mut vm).unwrap();
     assert_eq!(status.exit_status(), Some(0));
@@ -389,7 +388,7 @@ fn fs_read_is_denied_outside_granted_roots_and_through_dotdot_or_symlinks() {
 
 /// A program with state across effects: a map of counts, a closure over a cell, a growing
 /// string; it reads lines until the end of input and prints as it goes.
-fn stateful_program() -> Arc<Module> {
+fn stateful_program() -> VerifiedModule {
     let mut b = Builder::new();
     let print = b.native("io.print");
     let read_line = b.native("io.read_line");
@@ -436,7 +435,7 @@ fn stateful_program() -> Arc<Module> {
             Eq { dst: 5, a: 4, b: 5 },
             JumpIf {
                 cond: 5,
-                target: 21,
+                target: 22,
             },
             // counts[line] = get(counts, line, 0) + 1
             Move { dst: 6, src: 0 },
@@ -464,6 +463,7 @@ fn stateful_program() -> Arc<Module> {
                 callee: 2,
                 args: rr(0, 0),
             },
+            Move { dst: 11, src: 4 },
             Concat {
                 dst: 11,
                 parts: rr(9, 3),
@@ -496,7 +496,7 @@ const INPUT: [&str; 4] = ["a", "b", "a", "c"];
 /// JSON and restoring it into a fresh VM at every effect.
 fn run_stateful(roundtrip: bool) -> (Vec<String>, HostValue) {
     let module = stateful_program();
-    let mut vm = Vm::new(module.clone(), Limits::default()).unwrap();
+    let mut vm = Vm::new(&module, Limits::default()).unwrap();
     vm.start_main(vec![]).unwrap();
     let mut input = INPUT.iter();
     let mut out = Vec::new();
@@ -510,7 +510,7 @@ fn run_stateful(roundtrip: bool) -> (Vec<String>, HostValue) {
             let bytes = serde_json::to_vec(&vm.snapshot()).unwrap();
             drop(vm);
             let state: VmState = serde_json::from_slice(&bytes).unwrap();
-            vm = Vm::restore(module.clone(), Limits::default(), state).unwrap();
+            vm = Vm::restore(&module, Limits::default(), state).unwrap();
             assert_eq!(
                 vm.pending(req.task),
                 Some(&req),
@@ -537,6 +537,11 @@ fn snapshot_restore_at_every_effect_gives_the_same_run() {
     let (restored, v2) = run_stateful(true);
     assert_eq!(plain, restored);
     assert_eq!(v1, v2);
+    assert_eq!(
+        plain.first().unwrap(),
+        "11a",
+        "count, bump and line of the first line"
+    );
     assert_eq!(plain.last().unwrap(), ",abac");
     assert_eq!(plain[plain.len() - 2], r#"{"a": 2, "b": 1, "c": 1}"#);
     assert_eq!(v1.data, aivm_vm::HostData::Int(4));

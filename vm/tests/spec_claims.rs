@@ -68,7 +68,7 @@ fn run_with(src: &Src, limits: Limits) -> Out {
     let text = src.text();
     let module = assemble(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let verified = VerifiedModule::new(module).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mut vm = Vm::new(verified.arc().clone(), limits).expect("a verified module loads");
+    let mut vm = Vm::new(&verified, limits).expect("a verified module loads");
     vm.start_main(vec![]).expect("main starts");
     let mut host = Host::new(
         Policy::default(),

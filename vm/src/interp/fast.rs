@@ -51,10 +51,11 @@ impl Exec<'_> {
     /// with the top frame's pc saved. Every instruction costs one unit of fuel, checked before
     /// it runs.
     ///
-    /// Invariants (load::check_module, load::check_state): register operands are below the
-    /// frame's `nregs`, `regs.len() == base + nregs` for the top frame, jump targets are in
-    /// the code, type operands are in the type table, and the last instruction of a function
-    /// does not fall through, so the indexing below cannot fail.
+    /// Invariants (the verifier's rules V8–V10 of spec/bytecode.md, and load::check_state for
+    /// restored states): register operands are below the frame's `nregs`, `regs.len() == base
+    /// + nregs` for the top frame, jump targets are in the code, type operands are in the type
+    /// table, and the last instruction of a function does not fall through, so the indexing
+    /// below cannot fail.
     #[inline(never)]
     pub(super) fn run_frames(&mut self, t: &mut Task, mut left: u64) -> (u64, Stop) {
         let module = self.cx.module;

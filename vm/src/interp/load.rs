@@ -1,9 +1,9 @@
-//! Load-time checks: what the interpreter relies on to index registers, code and tables
-//! without failing. `check_module` runs on every module a VM is made for (a verified module
-//! passes it trivially); `check_state` on every restored state.
+//! Loading a verified module into a VM: its natives resolved to their implementations, its
+//! strings and record shapes given canonical ids, and (`check_state`) a restored state checked
+//! against the module, since a state comes from outside as plain data.
 
 use crate::error::VmError;
-use crate::format::{Constant, Flow, Instr, Module, NativeInfo, Operand, NATIVES};
+use crate::format::{Constant, Module, NativeInfo, NATIVES};
 use crate::natives::{self, NativeFn};
 use crate::value::Kind;
 
@@ -48,111 +48,29 @@ pub(crate) fn canonical_shapes(module: &Module, canon: &[u32]) -> Vec<Box<[u32]>
         .collect()
 }
 
-/// Checks `module` and resolves its natives.
-pub(crate) fn check_module(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
-    let mut slots = Vec::with_capacity(module.natives.len());
-    let mut infos = Vec::with_capacity(module.natives.len());
-    for &sid in &module.natives {
-        let name = module
-            .strings
-            .get(sid as usize)
-            .ok_or_else(|| bad(format!("native name string {sid} out of range")))?;
-        let info = NATIVES
-            .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| bad(format!("unknown native \"{name}\"")))?;
-        slots.push(if info.effect {
-            NativeSlot::Effect(info)
-        } else {
-            NativeSlot::Pure(
-                natives::lookup(name)
-                    .ok_or_else(|| bad(format!("native \"{name}\" has no implementation")))?,
-            )
-        });
-        infos.push(info);
-    }
-    if let Some(e) = module.entry {
-        if e as usize >= module.functions.len() {
-            return Err(bad(format!("entry function {e} out of range")));
-        }
-    }
-    for (fi, f) in module.functions.iter().enumerate() {
-        let fname = module.str(f.name);
-        let err = |pc: usize, msg: String| {
-            bad(format!("function {fname} ({fi}), instruction {pc}: {msg}"))
-        };
-        if (f.nregs as usize) < f.params.len() {
-            return Err(err(0, "fewer registers than parameters".into()));
-        }
-        match f.code.last() {
-            Some(last) if matches!(last.opcode().info().flow, Flow::Jump | Flow::Stop) => {}
-            _ => return Err(err(f.code.len(), "code may run off its end".into())),
-        }
-        for (pc, ins) in f.code.iter().enumerate() {
-            for op in ins.operands() {
-                let ok = match op {
-                    Operand::Dst(r) | Operand::Src(r) => r < f.nregs,
-                    Operand::Range(rr) => rr.start as u32 + rr.count as u32 <= f.nregs as u32,
-                    Operand::Const(k) => (k as usize) < module.constants.len(),
-                    Operand::Func(x) => (x as usize) < module.functions.len(),
-                    Operand::Type(t) => (t as usize) < module.types.len(),
-                    Operand::Native(n) => (n as usize) < module.natives.len(),
-                    Operand::Str(s) => (s as usize) < module.strings.len(),
-                    Operand::Target(t) => (t as usize) < f.code.len(),
-                    Operand::Imm(_) => true,
-                    Operand::Count(c) => c < f.ncaps,
-                };
-                if !ok {
-                    return Err(err(pc, format!("operand {op:?} out of range")));
-                }
-            }
-            check_instr(module, &infos, ins).map_err(|m| err(pc, m))?;
-        }
-    }
-    Ok(slots)
-}
-
-/// The per-opcode rules beyond index ranges.
-fn check_instr(module: &Module, infos: &[&NativeInfo], ins: &Instr) -> Result<(), String> {
-    match *ins {
-        Instr::LoadConst { k, .. } => match module.constants.get(k as usize) {
-            Some(Constant::Shape(_)) => Err("LoadConst of a record shape".into()),
-            _ => Ok(()),
-        },
-        Instr::NewRecord { shape, vals, .. } => match module.constants.get(shape as usize) {
-            Some(Constant::Shape(names)) if names.len() == vals.count as usize => {
-                if names.iter().all(|n| (*n as usize) < module.strings.len()) {
-                    Ok(())
-                } else {
-                    Err("record shape names a missing string".into())
-                }
-            }
-            _ => Err("NewRecord needs a shape with one name per value".into()),
-        },
-        Instr::NewMap { kvs, .. } if kvs.count % 2 != 0 => Err("NewMap of an odd count".into()),
-        Instr::CallNative { native, args, .. } | Instr::Effect { native, args, .. } => {
-            let info = infos
-                .get(native as usize)
-                .ok_or_else(|| "native out of range".to_string())?;
-            let want_effect = matches!(ins, Instr::Effect { .. });
-            if info.effect != want_effect {
-                Err(format!(
-                    "native {} is {} but called with {}",
-                    info.name,
-                    if info.effect { "an effect" } else { "pure" },
-                    if want_effect { "Effect" } else { "CallNative" }
-                ))
-            } else if info.arity != args.count {
-                Err(format!(
-                    "native {} takes {} arguments, given {}",
-                    info.name, info.arity, args.count
-                ))
+/// Resolves the module's native table to the VM's implementations. The verifier has checked
+/// every name (rule V4) and every use (V13); a name without an implementation here would be a
+/// VM that lists a native it does not have.
+pub(crate) fn resolve_natives(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
+    module
+        .natives
+        .iter()
+        .map(|&sid| {
+            let name = module.str(sid);
+            let info = NATIVES
+                .iter()
+                .find(|n| n.name == name)
+                .ok_or_else(|| bad(format!("unknown native \"{name}\"")))?;
+            Ok(if info.effect {
+                NativeSlot::Effect(info)
             } else {
-                Ok(())
-            }
-        }
-        _ => Ok(()),
-    }
+                NativeSlot::Pure(
+                    natives::lookup(name)
+                        .ok_or_else(|| bad(format!("native \"{name}\" has no implementation")))?,
+                )
+            })
+        })
+        .collect()
 }
 
 /// Checks that a restored state fits the module: frames, registers and heap references.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VmError;
-use crate::format::{FuncId, Module, NATIVES};
+use crate::format::{FuncId, Module, VerifiedModule, NATIVES};
 use crate::heap::Heap;
 use crate::host_value::{HostData, HostError, HostValue};
 use crate::label::{Label, LabelInfo, LabelTable};
@@ -145,9 +145,10 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// A VM for `module`. The module is checked for everything the interpreter relies on to
-    /// index without failing (register, constant, function and jump operands in range).
-    pub fn new(module: Arc<Module>, limits: Limits) -> Result<Vm, VmError> {
+    /// A VM for `module`. Only verified modules run: the verifier's rules (spec/bytecode.md)
+    /// are what the interpreter relies on to index registers, constants, functions and code
+    /// without failing.
+    pub fn new(module: &VerifiedModule, limits: Limits) -> Result<Vm, VmError> {
         let st = VmState {
             consts: vec![None; module.constants.len()],
             ..VmState::default()
@@ -155,8 +156,9 @@ impl Vm {
         Vm::with_state(module, limits, st)
     }
 
-    fn with_state(module: Arc<Module>, limits: Limits, mut st: VmState) -> Result<Vm, VmError> {
-        let natives = load::check_module(&module)?;
+    fn with_state(module: &VerifiedModule, limits: Limits, mut st: VmState) -> Result<Vm, VmError> {
+        let module = module.arc().clone();
+        let natives = load::resolve_natives(&module)?;
         let canon = load::canonical_strings(&module);
         let shapes = load::canonical_shapes(&module, &canon);
         st.heap.set_limit(limits.max_heap_bytes);
@@ -170,16 +172,8 @@ impl Vm {
         })
     }
 
-    /// A VM for a module the verifier accepted.
-    pub fn from_verified(
-        module: &crate::format::VerifiedModule,
-        limits: Limits,
-    ) -> Result<Vm, VmError> {
-        Vm::new(module.arc().clone(), limits)
-    }
-
     /// A VM resuming a [`VmState`] taken from a VM of the same module.
-    pub fn restore(module: Arc<Module>, limits: Limits, state: VmState) -> Result<Vm, VmError> {
+    pub fn restore(module: &VerifiedModule, limits: Limits, state: VmState) -> Result<Vm, VmError> {
         let vm = Vm::with_state(module, limits, state)?;
         load::check_state(&vm.module, &vm.st)?;
         Ok(vm)

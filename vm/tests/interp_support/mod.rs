@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
-use aivm_vm::format::{Constant, Function, Instr, LineEntry, Module, Param, RegRange, TypeDesc};
+use aivm_vm::format::{
+    Constant, Function, Instr, LineEntry, Module, Param, RegRange, TypeDesc, VerifiedModule,
+};
 use aivm_vm::{HostError, HostValue, Limits, Step, Vm, VmError};
 
 pub fn rr(start: u16, count: u16) -> RegRange {
@@ -122,14 +122,19 @@ impl Builder {
         func.code = code;
     }
 
-    pub fn main(mut self, nregs: u16, code: Vec<Instr>) -> Arc<Module> {
+    /// A module whose entry is `main` with this code, verified.
+    pub fn main(mut self, nregs: u16, code: Vec<Instr>) -> VerifiedModule {
         let f = self.func("main", 0, nregs, code);
         self.m.entry = Some(f);
-        Arc::new(self.m)
+        self.build()
     }
 
-    pub fn build(self) -> Arc<Module> {
-        Arc::new(self.m)
+    /// The module, verified: the interpreter runs nothing else.
+    pub fn build(self) -> VerifiedModule {
+        match VerifiedModule::new(self.m) {
+            Ok(v) => v,
+            Err(e) => panic!("test module does not verify: {e}"),
+        }
     }
 }
 
@@ -144,11 +149,11 @@ pub struct Outcome {
 
 /// Runs `main` with a host that prints into a buffer and answers other effects from `answer`.
 pub fn run_with(
-    m: Arc<Module>,
+    m: VerifiedModule,
     limits: Limits,
     mut answer: impl FnMut(&str, &[HostValue]) -> Result<HostValue, HostError>,
 ) -> Outcome {
-    let mut vm = Vm::new(m, limits).expect("module loads");
+    let mut vm = Vm::new(&m, limits).expect("module loads");
     vm.start_main(vec![]).expect("main starts");
     let mut out = Vec::new();
     let mut labels = Vec::new();
@@ -182,14 +187,14 @@ pub fn run_with(
     }
 }
 
-pub fn run(m: Arc<Module>) -> Outcome {
+pub fn run(m: VerifiedModule) -> Outcome {
     run_with(m, Limits::default(), |n, _| {
         Err(HostError::new("IoError", format!("no {n}")))
     })
 }
 
 /// Runs `main` and returns the printed lines, panicking on an error.
-pub fn output(m: Arc<Module>) -> Vec<String> {
+pub fn output(m: VerifiedModule) -> Vec<String> {
     let o = run(m);
     if let Err(e) = &o.result {
         panic!("run failed: {e}\noutput so far: {:?}", o.out);
