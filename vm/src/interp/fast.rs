@@ -52,10 +52,10 @@ impl Exec<'_> {
     /// it runs.
     ///
     /// Invariants (the verifier's rules V8–V10 of spec/bytecode.md, and load::check_state for
-    /// restored states): register operands are below the frame's `nregs`, `regs.len() == base
-    /// + nregs` for the top frame, jump targets are in the code, type operands are in the type
-    /// table, and the last instruction of a function does not fall through, so the indexing
-    /// below cannot fail.
+    /// restored states): register operands are below the frame's `nregs`, the register stack
+    /// ends at `base + nregs` of the top frame, jump targets are in the code, type operands
+    /// are in the type table, and the last instruction of a function does not fall through,
+    /// so the indexing below cannot fail.
     #[inline(never)]
     pub(super) fn run_frames(&mut self, t: &mut Task, mut left: u64) -> (u64, Stop) {
         let module = self.cx.module;
