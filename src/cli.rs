@@ -28,7 +28,8 @@ Exit status:
   3    compile error in the source
   4    invalid bytecode or assembly (malformed, or rejected by the verifier)
   5    the program exceeded a limit (fuel, call depth, heap)
-  6    a file named on the command line could not be read or written";
+  6    a file named on the command line could not be read or written
+  141  the reader of standard output went away (as after SIGPIPE)";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {

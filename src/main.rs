@@ -53,7 +53,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Disasm { file } => {
             let module = load(&file)?;
-            print!("{}", format::disassemble(&module));
+            write_stdout(format::disassemble(&module).as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Asm { file, output } => {
@@ -76,17 +76,18 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 file: file.clone(),
                 source: e,
             })?;
-            println!(
-                "{}: ok ({} functions, {} bytes of code)",
+            let code_bytes: usize = verified
+                .functions
+                .iter()
+                .flat_map(|f| f.code.iter())
+                .map(|i| i.encoded_len())
+                .sum();
+            let line = format!(
+                "{}: ok ({} functions, {code_bytes} bytes of code)\n",
                 file.display(),
                 verified.functions.len(),
-                verified
-                    .functions
-                    .iter()
-                    .flat_map(|f| f.code.iter())
-                    .map(|i| i.encoded_len())
-                    .sum::<usize>()
             );
+            write_stdout(line.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -158,6 +159,20 @@ fn read_text(file: &Path) -> Result<String, CliError> {
         path: file.to_path_buf(),
         source: e,
     })
+}
+
+/// Writes to standard output; a reader that stopped early (`aivm disasm x | head`) is not an
+/// error.
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+            path: "<stdout>".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn write(file: &PathBuf, bytes: &[u8]) -> Result<(), CliError> {

@@ -36,6 +36,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let value = match outcome {
         Ok(value) => value,
         Err(RunError::Vm(e)) => return Err(CliError::Run(e)),
+        // The reader of our output went away (`aivm run x | head`): stop quietly, with the
+        // status a shell gives a process ended by SIGPIPE.
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::from(141))
+        }
         Err(RunError::Output(e)) => {
             return Err(CliError::Io {
                 path: "<stdout>".into(),

@@ -296,3 +296,32 @@ fn trace_records_every_effect_as_json_lines() {
     assert_eq!(prints.len(), 2, "{text}");
     assert_eq!(prints[0]["args"][0], "Hello, Ada!", "{text}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = temp_dir("pipe");
+    let file = dir.join("chatty.ail");
+    std::fs::write(
+        &file,
+        "fn main() {\n  for i in 0..1000000 {\n    print(i)\n  }\n}\n",
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(["run", path_str(&file)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("aivm starts");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("first line");
+    assert_eq!(first, "0\n");
+    // The reader is dropped here: the program's next writes fail with a broken pipe.
+    let o = child.wait_with_output().expect("aivm ends");
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no error report for a closed pipe");
+}
