@@ -1,10 +1,10 @@
 //! `aivm run`: load and verify a program, start `main` with the arguments after `--`, and let
 //! the host perform its effects under the policy the flags grant.
 
-use std::io::{self, BufReader, LineWriter, Write};
+use std::io::{self, BufReader, LineWriter};
 use std::process::ExitCode;
 
-use aivm_vm::host::{Host, Policy, RunError};
+use aivm_vm::host::{Host, Policy, RunError, TraceSink};
 use aivm_vm::{Limits, Vm};
 
 use crate::cli::RunArgs;
@@ -27,15 +27,23 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let stdout = Box::new(LineWriter::new(io::stdout()));
     let stdin = Box::new(BufReader::new(io::stdin()));
     let mut host = Host::new(policy, stdout, stdin);
-    let outcome = host.run_to_end(&mut vm);
-
-    // The trace is written whatever the outcome: a failed run is when it matters most.
     if let Some(path) = &args.trace {
-        write_trace(path, &host)?;
+        // Line by line, so that a run that fails or is killed leaves its trace so far.
+        let file = std::fs::File::create(path).map_err(|e| CliError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        host = host.with_trace(TraceSink::JsonLines(Box::new(LineWriter::new(file))));
     }
-    let value = match outcome {
+    let value = match host.run_to_end(&mut vm) {
         Ok(value) => value,
         Err(RunError::Vm(e)) => return Err(CliError::Run(e)),
+        Err(RunError::Trace(e)) => {
+            return Err(CliError::Io {
+                path: args.trace.clone().unwrap_or_default(),
+                source: e,
+            })
+        }
         // The reader of our output went away (`aivm run x | head`): stop quietly, with the
         // status a shell gives a process ended by SIGPIPE.
         Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -54,17 +62,4 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         Some(status) => Ok(ExitCode::from(status as u8)),
         None => Err(CliError::BadExit(value.to_json().to_string())),
     }
-}
-
-fn write_trace(path: &std::path::Path, host: &Host) -> Result<(), CliError> {
-    let io_err = |e| CliError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let mut out = io::BufWriter::new(std::fs::File::create(path).map_err(io_err)?);
-    for event in &host.trace {
-        let line = serde_json::to_string(event).map_err(|e| io_err(e.into()))?;
-        writeln!(out, "{line}").map_err(io_err)?;
-    }
-    out.flush().map_err(io_err)
 }

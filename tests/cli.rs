@@ -325,3 +325,24 @@ fn a_reader_that_stops_early_ends_the_run_quietly() {
     assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
     assert_eq!(stderr(&o), "", "no error report for a closed pipe");
 }
+
+#[test]
+fn a_failing_run_still_leaves_its_trace() {
+    let dir = temp_dir("trace-fail");
+    let file = dir.join("fails.ail");
+    std::fs::write(
+        &file,
+        "fn main() {\n  print(\"before\")\n  let xs = [1]\n  print(xs[3])\n}\n",
+    )
+    .expect("write");
+    let trace = dir.join("trace.jsonl");
+    let o = aivm(&["run", "--trace", path_str(&trace), path_str(&file)]);
+    assert_exit(&o, 1);
+    let text = std::fs::read_to_string(&trace).expect("trace written");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0]["args"][0], "before");
+}

@@ -44,6 +44,20 @@ pub enum RunError {
     Vm(#[from] VmError),
     #[error("cannot write the program's output: {0}")]
     Output(std::io::Error),
+    #[error("cannot write the trace: {0}")]
+    Trace(std::io::Error),
+}
+
+/// Where the host records the effects it performs.
+pub enum TraceSink {
+    /// Nowhere: a long run keeps no history.
+    Off,
+    /// In memory, for tests and embedders that inspect the run afterwards.
+    Memory(Vec<TraceEvent>),
+    /// As JSON Lines, one event a line, written as each effect completes (so a run that fails
+    /// or is killed still leaves the trace up to that point; give a `LineWriter` or an
+    /// unbuffered writer for that).
+    JsonLines(Box<dyn Write>),
 }
 
 /// The host. Output and input are any writer and reader, so tests capture them.
@@ -51,17 +65,31 @@ pub struct Host {
     pub policy: Policy,
     stdout: Box<dyn Write>,
     stdin: Box<dyn BufRead>,
-    /// Effects performed so far.
-    pub trace: Vec<TraceEvent>,
+    trace: TraceSink,
 }
 
 impl Host {
+    /// A host that records nothing; see [`Host::with_trace`].
     pub fn new(policy: Policy, stdout: Box<dyn Write>, stdin: Box<dyn BufRead>) -> Host {
         Host {
             policy,
             stdout,
             stdin,
-            trace: Vec::new(),
+            trace: TraceSink::Off,
+        }
+    }
+
+    /// The same host, recording every effect into `sink`.
+    pub fn with_trace(mut self, sink: TraceSink) -> Host {
+        self.trace = sink;
+        self
+    }
+
+    /// The effects recorded so far, when recording in memory.
+    pub fn trace_events(&self) -> &[TraceEvent] {
+        match &self.trace {
+            TraceSink::Memory(events) => events,
+            _ => &[],
         }
     }
 
@@ -111,23 +139,39 @@ impl Host {
                 format!("this host does not perform the effect {other}"),
             )),
         };
-        self.record(req, &result);
+        self.record(req, &result).map_err(RunError::Trace)?;
         Ok(result)
     }
 
-    fn record(&mut self, req: &EffectRequest, result: &Result<HostValue, HostError>) {
+    fn record(
+        &mut self,
+        req: &EffectRequest,
+        result: &Result<HostValue, HostError>,
+    ) -> std::io::Result<()> {
+        if matches!(self.trace, TraceSink::Off) {
+            return Ok(());
+        }
         let (outcome, summary, label) = match result {
             Ok(v) => ("ok".to_string(), summarise(v), v.label.to_string()),
             Err(e) => (e.kind.clone(), e.message.clone(), e.label.to_string()),
         };
-        self.trace.push(TraceEvent {
+        let event = TraceEvent {
             effect: req.native.clone(),
             args: req.args.iter().map(HostValue::to_json).collect(),
             outcome,
             summary,
             arg_labels: req.args.iter().map(|a| a.label.to_string()).collect(),
             result_label: label,
-        });
+        };
+        match &mut self.trace {
+            TraceSink::Off => {}
+            TraceSink::Memory(events) => events.push(event),
+            TraceSink::JsonLines(w) => {
+                serde_json::to_writer(&mut *w, &event)?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
     }
 
     fn read_line(&mut self) -> Result<HostValue, HostError> {

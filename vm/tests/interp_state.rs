@@ -9,7 +9,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use aivm_vm::format::{Instr::*, VerifiedModule};
-use aivm_vm::host::{Host, Policy};
+use aivm_vm::host::{Host, Policy, TraceSink};
 use aivm_vm::{HostValue, Limits, Step, Vm, VmState};
 use interp_support::*;
 
@@ -304,7 +304,8 @@ fn labels_flow_from_an_untrusted_file_through_derived_values() {
         allow_read: vec![dir.clone()],
         untrusted: vec![web.clone()],
     };
-    let mut host = Host::new(policy, Box::new(out.clone()), Box::new(std::io::empty()));
+    let mut host = Host::new(policy, Box::new(out.clone()), Box::new(std::io::empty()))
+        .with_trace(TraceSink::Memory(Vec::new()));
     let mut vm = Vm::new(&m, Limits::default()).unwrap();
     vm.start_main(vec![]).unwrap();
     let status = host.run_to_end(&mut vm).unwrap();
@@ -326,14 +327,14 @@ fn labels_flow_from_an_untrusted_file_through_derived_values() {
     );
     // The trace records the effects with their labels.
     let reads: Vec<_> = host
-        .trace
+        .trace_events()
         .iter()
         .filter(|e| e.effect == "fs.read")
         .collect();
     assert_eq!(reads.len(), 2);
     assert_eq!(reads[0].result_label, "untrusted");
     assert_eq!(reads[1].result_label, "trusted");
-    let last = host.trace.last().unwrap();
+    let last = host.trace_events().last().unwrap();
     assert_eq!(
         (last.effect.as_str(), last.arg_labels[0].as_str()),
         ("io.print", "untrusted")
