@@ -328,14 +328,19 @@ impl<'a, 'p> FnGen<'a, 'p> {
         }
         self.stmts(&func.body);
         // The implicit `return null` at the end: also the landing place of jumps past the last
-        // statement.
-        let r = self.alloc();
-        self.emit(Instr::LoadNull { dst: r });
-        if self.pools.types.conforms(&Ty::Null, &func.ret) != Conf::Yes {
-            let t = self.pools.ty(&func.ret);
-            self.emit(Instr::CheckType { src: r, ty: t });
+        // statement. Left out when nothing reaches it (the body ends in `return` or `throw`).
+        if self.end_is_reachable() {
+            let r = self.alloc();
+            self.emit(Instr::LoadNull { dst: r });
+            if self.pools.types.conforms(&Ty::Null, &func.ret) != Conf::Yes {
+                let t = self.pools.ty(&func.ret);
+                self.emit(Instr::CheckType { src: r, ty: t });
+            }
+            self.emit(Instr::Return { src: r });
+        } else {
+            let end = self.pc();
+            self.lines.retain(|e| e.pc < end);
         }
-        self.emit(Instr::Return { src: r });
 
         let name = self.pools.string(&func.name);
         let params = func
@@ -420,6 +425,22 @@ impl<'a, 'p> FnGen<'a, 'p> {
 
     fn pc(&self) -> u32 {
         self.code.len() as u32
+    }
+
+    /// Whether control can reach the end of the code emitted so far: by falling off the last
+    /// instruction, or by a jump (or a `try` handler) that targets the end.
+    fn end_is_reachable(&self) -> bool {
+        let end = self.pc();
+        let falls_off = self
+            .code
+            .last()
+            .map_or(true, |i| matches!(i.opcode().info().flow, Flow::Next | Flow::Branch));
+        falls_off
+            || self.code.iter().any(|i| {
+                i.operands()
+                    .iter()
+                    .any(|o| matches!(o, Operand::Target(t) if *t == end))
+            })
     }
 
     fn patch(&mut self, at: usize, target: u32) {
