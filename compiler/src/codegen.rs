@@ -434,7 +434,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
         let falls_off = self
             .code
             .last()
-            .map_or(true, |i| matches!(i.opcode().info().flow, Flow::Next | Flow::Branch));
+            .is_none_or(|i| matches!(i.opcode().info().flow, Flow::Next | Flow::Branch));
         falls_off
             || self.code.iter().any(|i| {
                 i.operands()
