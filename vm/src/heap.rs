@@ -8,9 +8,10 @@ use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{bad_map_key, R};
 use crate::format::FuncId;
 use crate::label::Label;
-use crate::value::{Key, Kind, ObjId, StrRef, Value};
+use crate::value::{Key, KeyRef, Kind, ObjId, StrRef, Value};
 
 /// A collection runs at least after this many bytes are allocated, whatever the live size.
 const MIN_GC_THRESHOLD: usize = 1 << 20;
@@ -319,6 +320,16 @@ impl Heap {
             .text
             .get(..s.len as usize)
             .ok_or(Dangling(s.obj))
+    }
+
+    /// The map key that `key` stands for, or the TypeError a map raises for a key that is
+    /// neither a string nor an int.
+    pub(crate) fn map_key(&self, key: Value) -> R<KeyRef<'_>> {
+        match key.kind() {
+            Kind::Int(i) => Ok(KeyRef::Int(i)),
+            Kind::Str(s) => Ok(KeyRef::Str(self.str(s)?)),
+            _ => Err(bad_map_key(key)),
+        }
     }
 
     /// Whether the text of a string value is all ASCII.
