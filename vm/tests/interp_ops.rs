@@ -25,17 +25,11 @@ fn p(print: u32, r: u16, tmp: u16) -> Instr {
 }
 
 fn lines(o: Outcome) -> Vec<String> {
-    if let Err(e) = &o.result {
-        panic!("run failed: {e}; output {:?}", o.out);
-    }
-    o.out
+    o.lines()
 }
 
 fn uncaught(o: Outcome) -> (String, String) {
-    match o.result {
-        Err(VmError::Uncaught { kind, message, .. }) => (kind, message),
-        other => panic!("expected an uncaught error, got {other:?}"),
-    }
+    o.uncaught()
 }
 
 #[test]
