@@ -327,6 +327,21 @@ impl fmt::Display for Tok<'_> {
 }
 
 impl Tok<'_> {
+    /// Whether the token is a whole operand by itself: a name or a literal.
+    pub(crate) fn is_atom(&self) -> bool {
+        matches!(
+            self,
+            Tok::Ident(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::Str(_)
+                | Tok::RawStr(_)
+                | Tok::True
+                | Tok::False
+                | Tok::Null
+        )
+    }
+
     /// The source text of a fixed token (empty for literals, which carry their own text).
     pub fn text(&self) -> &'static str {
         match self {

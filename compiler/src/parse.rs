@@ -824,18 +824,7 @@ fn unexpected_token(file: FileId, span: Span, tok: &Tok<'_>, expected: &[String]
 }
 
 fn starts_expression(t: &Tok<'_>) -> bool {
-    matches!(
-        t,
-        Tok::Ident(_)
-            | Tok::Int(_)
-            | Tok::Float(_)
-            | Tok::Str(_)
-            | Tok::RawStr(_)
-            | Tok::True
-            | Tok::False
-            | Tok::Null
-            | Tok::Not
-    )
+    t.is_atom() || matches!(t, Tok::Not)
 }
 
 /// A lalrpop terminal name (`"\"(\""`) as the user would write the token.
