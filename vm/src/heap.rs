@@ -202,13 +202,16 @@ impl Default for Heap {
 }
 
 macro_rules! accessor {
-    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+    ($get:ident, $variant:ident, $ty:ty) => {
         pub fn $get(&self, id: ObjId) -> Result<&$ty, Dangling> {
             match self.slots.get(id.0 as usize) {
                 Some(Some(Obj::$variant(x))) => Ok(x),
                 _ => Err(Dangling(id)),
             }
         }
+    };
+    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+        accessor!($get, $variant, $ty);
 
         /// Mutable access. Growth of buffers must be reported with [`Heap::resized`].
         pub fn $get_mut(&mut self, id: ObjId) -> Result<&mut $ty, Dangling> {
@@ -232,11 +235,6 @@ impl Heap {
     /// Approximate bytes in use.
     pub fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// Number of collections run so far.
-    pub fn collections(&self) -> u64 {
-        self.collections
     }
 
     /// Number of objects alive (or not yet collected).
@@ -297,20 +295,13 @@ impl Heap {
         }
     }
 
-    pub fn get_mut(&mut self, id: ObjId) -> Result<&mut Obj, Dangling> {
-        match self.slots.get_mut(id.0 as usize) {
-            Some(Some(o)) => Ok(o),
-            _ => Err(Dangling(id)),
-        }
-    }
-
     accessor!(strbuf, strbuf_mut, Str, StrBuf);
     accessor!(list, list_mut, List, Vec<Value>);
     accessor!(map, map_mut, Map, MapObj);
     accessor!(record, record_mut, Record, RecordObj);
-    accessor!(closure, closure_mut, Closure, ClosureObj);
+    accessor!(closure, Closure, ClosureObj);
     accessor!(cell, cell_mut, Cell, Value);
-    accessor!(error, error_mut, Error, ErrorObj);
+    accessor!(error, Error, ErrorObj);
     accessor!(iter, iter_mut, Iter, IterObj);
 
     /// The text of a string value.
