@@ -160,7 +160,8 @@ pub enum Tok<'s> {
     #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9][0-9_]*)?", lex_float)]
     #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9][0-9_]*", lex_float)]
     Float(f64),
-    /// The raw text of a string literal, quotes included; see `parse::string_literal`.
+    /// The raw text of a string literal, quotes included; `parse.rs` splits it into text and
+    /// interpolations (`Ctx::string_expr`).
     #[token("\"", lex_string)]
     Str(&'s str),
     /// The text of a raw string literal, `r"..."` or `\"\"\"...\"\"\"`, without its quotes: no
