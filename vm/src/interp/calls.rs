@@ -53,7 +53,7 @@ impl Exec<'_> {
         let base = t.regs.len();
         t.regs.resize(base + f.nregs as usize, Value::NULL);
         let src = caller_base + args.start as usize;
-        // In range: the arguments are registers of the caller's window (checked at load).
+        // In range: the arguments are registers of the caller's window (verifier rule V9).
         t.regs.copy_within(src..src + args.count as usize, base);
         t.frames.push(Frame {
             func,

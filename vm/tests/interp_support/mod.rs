@@ -1,7 +1,7 @@
-//! A tiny module builder and runner for the interpreter tests (the compiler does not exist
-//! yet, so programs are written as instruction lists).
+//! A tiny module builder and runner for the interpreter tests: programs are written as
+//! instruction lists, so each test controls exactly the code the interpreter runs.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{
     Constant, Function, Instr, LineEntry, Module, Param, RegRange, TypeDesc, VerifiedModule,
