@@ -26,6 +26,16 @@ pub struct StrBuf {
     pub frozen: bool,
 }
 
+/// The length in characters of `text`, a view of a buffer whose `ascii` flag is given: for an
+/// all-ASCII buffer that is the byte length, without a walk over the text.
+pub(crate) fn char_count(text: &str, ascii: bool) -> usize {
+    if ascii {
+        text.len()
+    } else {
+        text.chars().count()
+    }
+}
+
 /// One entry of a map: the key's label and the value.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct MapEntry {

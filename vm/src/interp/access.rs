@@ -4,7 +4,9 @@
 
 use crate::error::{bad_map_key, kind, Fatal, Raise, R};
 use crate::format::{Constant, RegRange};
-use crate::heap::{ClosureObj, ErrorObj, IterObj, MapEntry, MapObj, Obj, RecordObj, StrBuf};
+use crate::heap::{
+    char_count, ClosureObj, ErrorObj, IterObj, MapEntry, MapObj, Obj, RecordObj, StrBuf,
+};
 use crate::label::Label;
 use crate::text::shape_names;
 use crate::value::{Key, KeyRef, Kind, ObjId, StrRef, Value};
@@ -268,11 +270,7 @@ impl Exec<'_> {
         let heap = &*self.cx.heap;
         let text = heap.str(s)?;
         let ascii = heap.str_is_ascii(s)?;
-        let len = if ascii {
-            text.len()
-        } else {
-            text.chars().count()
-        };
+        let len = char_count(text, ascii);
         let at = index(i, len, "string")?;
         let (lo, hi) =
             char_span(text, ascii, at, at + 1).ok_or_else(|| index_err(i, len, "string"))?;
@@ -464,11 +462,7 @@ impl Exec<'_> {
                 let heap = &*self.cx.heap;
                 let text = heap.str(s)?;
                 let ascii = heap.str_is_ascii(s)?;
-                let len = if ascii {
-                    text.len()
-                } else {
-                    text.chars().count()
-                };
+                let len = char_count(text, ascii);
                 let (a, b) = check(bound(lo, 0)?, bound(hi, len as i64)?, len, "string")?;
                 let (blo, bhi) = char_span(text, ascii, a, b).ok_or_else(|| corrupt("slice"))?;
                 if blo == 0 {
