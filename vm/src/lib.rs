@@ -7,7 +7,7 @@ mod compare;
 mod error;
 mod heap;
 pub mod host;
-pub mod host_value;
+mod host_value;
 mod interp;
 mod label;
 mod natives;
