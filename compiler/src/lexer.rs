@@ -160,7 +160,8 @@ pub enum Tok<'s> {
     #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9][0-9_]*)?", lex_float)]
     #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9][0-9_]*", lex_float)]
     Float(f64),
-    /// The raw text of a string literal, quotes included; see `parse::string_literal`.
+    /// The raw text of a string literal, quotes included; `parse.rs` splits it into text and
+    /// interpolations (`Ctx::string_expr`).
     #[token("\"", lex_string)]
     Str(&'s str),
     /// The text of a raw string literal, `r"..."` or `\"\"\"...\"\"\"`, without its quotes: no
@@ -327,6 +328,21 @@ impl fmt::Display for Tok<'_> {
 }
 
 impl Tok<'_> {
+    /// Whether the token is a whole operand by itself: a name or a literal.
+    pub(crate) fn is_atom(&self) -> bool {
+        matches!(
+            self,
+            Tok::Ident(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::Str(_)
+                | Tok::RawStr(_)
+                | Tok::True
+                | Tok::False
+                | Tok::Null
+        )
+    }
+
     /// The source text of a fixed token (empty for literals, which carry their own text).
     pub fn text(&self) -> &'static str {
         match self {

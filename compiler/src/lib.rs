@@ -6,7 +6,7 @@
 
 pub mod ast;
 pub mod diagnostic;
-pub mod lexer;
+mod lexer;
 pub mod parse;
 pub mod render;
 

@@ -156,38 +156,13 @@ fn resets(prev: Option<&Tok<'_>>, tok: &Tok<'_>, next_is_name: bool) -> bool {
 }
 
 fn ends_operand(t: Option<&Tok<'_>>) -> bool {
-    matches!(
-        t,
-        Some(
-            Tok::Ident(_)
-                | Tok::Int(_)
-                | Tok::Float(_)
-                | Tok::Str(_)
-                | Tok::RawStr(_)
-                | Tok::True
-                | Tok::False
-                | Tok::Null
-                | Tok::RParen
-                | Tok::RBracket
-                | Tok::RBrace
-        )
-    )
+    t.is_some_and(|t| t.is_atom() || matches!(t, Tok::RParen | Tok::RBracket | Tok::RBrace))
 }
 
 fn starts_operand(t: &Tok<'_>) -> bool {
-    matches!(
-        t,
-        Tok::Ident(_)
-            | Tok::Int(_)
-            | Tok::Float(_)
-            | Tok::Str(_)
-            | Tok::RawStr(_)
-            | Tok::True
-            | Tok::False
-            | Tok::Null
-            | Tok::LParenLead
-            | Tok::LBracketLead
-            | Tok::MinusLead
-            | Tok::Not
-    )
+    t.is_atom()
+        || matches!(
+            t,
+            Tok::LParenLead | Tok::LBracketLead | Tok::MinusLead | Tok::Not
+        )
 }

@@ -15,7 +15,7 @@ lalrpop_util::lalrpop_mod!(
 );
 
 /// The error type of the token stream: tokens come pre-lexed, so reading them cannot fail.
-pub type Never = std::convert::Infallible;
+pub(crate) type Never = std::convert::Infallible;
 
 type SyntaxError<'s> = ParseError<usize, Tok<'s>, Never>;
 
@@ -231,7 +231,7 @@ fn line_of(src: &str, offset: u32) -> usize {
 }
 
 /// State shared by the grammar actions: where we are, and the diagnostics so far.
-pub struct Ctx<'s> {
+pub(crate) struct Ctx<'s> {
     file: FileId,
     src: &'s str,
     diags: Vec<Diagnostic>,
@@ -243,14 +243,14 @@ pub struct Ctx<'s> {
 /// A string literal token: raw text (quotes included) and span; for a raw string literal,
 /// its text without quotes, taken as it is.
 #[derive(Clone, Copy, Debug)]
-pub struct StrTok<'s> {
+pub(crate) struct StrTok<'s> {
     pub raw: &'s str,
     pub span: Span,
     pub verbatim: bool,
 }
 
 /// One entry of a `{...}` literal, before we know whether it is a record or a map.
-pub enum Entry<'s> {
+pub(crate) enum Entry<'s> {
     Field(Ident, Expr),
     Key(StrTok<'s>, Expr),
 }
@@ -288,12 +288,12 @@ impl<'s> Ctx<'s> {
     }
 
     /// `import "./path.ail"`: the path must be a plain string.
-    pub fn import_file(&mut self, s: StrTok<'s>) -> ImportTarget {
+    pub(crate) fn import_file(&mut self, s: StrTok<'s>) -> ImportTarget {
         let path = self.plain_string(s, "an import path");
         ImportTarget::File { path, span: s.span }
     }
 
-    pub fn extern_decl(
+    pub(crate) fn extern_decl(
         &mut self,
         doc: Option<String>,
         name: Ident,
@@ -315,7 +315,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// `map[K, V]`: any other name before `[` is an error.
-    pub fn map_type(&mut self, m: Ident, k: TypeExpr, v: TypeExpr, span: Span) -> TypeExpr {
+    pub(crate) fn map_type(&mut self, m: Ident, k: TypeExpr, v: TypeExpr, span: Span) -> TypeExpr {
         if m.name != "map" {
             let msg = format!("`{}` takes no type arguments", m.name);
             self.error(
@@ -334,7 +334,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// `"low"` in a type.
-    pub fn literal_type(&mut self, s: StrTok<'s>, span: Span) -> TypeExpr {
+    pub(crate) fn literal_type(&mut self, s: StrTok<'s>, span: Span) -> TypeExpr {
         let text = self.plain_string(s, "a literal type");
         ty(
             TypeKind::StrLit(text),
@@ -357,7 +357,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// `target = value` or `target op= value`: the target must be a place.
-    pub fn assign(&mut self, target: Expr, op: Option<BinOp>, value: Expr) -> StmtKind {
+    pub(crate) fn assign(&mut self, target: Expr, op: Option<BinOp>, value: Expr) -> StmtKind {
         if !matches!(
             target.kind,
             ExprKind::Name(_) | ExprKind::Field(..) | ExprKind::Index(..)
@@ -382,7 +382,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// `{ ... }`: a record if keys are names, a map if they are strings; `{}` is the empty map.
-    pub fn braced(&mut self, entries: Vec<Entry<'s>>, span: Span) -> Expr {
+    pub(crate) fn braced(&mut self, entries: Vec<Entry<'s>>, span: Span) -> Expr {
         let is_record = matches!(entries.first(), Some(Entry::Field(..)));
         let mut fields = Vec::new();
         let mut pairs = Vec::new();
@@ -421,7 +421,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// A block; statements on one line must be separated by `;`.
-    pub fn block(&mut self, stmts: Vec<Stmt>, span: Span) -> Block {
+    pub(crate) fn block(&mut self, stmts: Vec<Stmt>, span: Span) -> Block {
         for pair in stmts.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
             let gap = self
@@ -449,7 +449,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// A string literal as an expression: escapes decoded, `{expr}` parts parsed.
-    pub fn string_expr(&mut self, s: StrTok<'s>) -> Expr {
+    pub(crate) fn string_expr(&mut self, s: StrTok<'s>) -> Expr {
         if s.verbatim {
             return Expr {
                 kind: ExprKind::Str(s.raw.to_string()),
@@ -824,18 +824,7 @@ fn unexpected_token(file: FileId, span: Span, tok: &Tok<'_>, expected: &[String]
 }
 
 fn starts_expression(t: &Tok<'_>) -> bool {
-    matches!(
-        t,
-        Tok::Ident(_)
-            | Tok::Int(_)
-            | Tok::Float(_)
-            | Tok::Str(_)
-            | Tok::RawStr(_)
-            | Tok::True
-            | Tok::False
-            | Tok::Null
-            | Tok::Not
-    )
+    t.is_atom() || matches!(t, Tok::Not)
 }
 
 /// A lalrpop terminal name (`"\"(\""`) as the user would write the token.
@@ -954,32 +943,32 @@ fn join_or(items: &[String]) -> String {
 
 // ---------------------------------------------------------------- grammar-action helpers
 
-pub fn span(l: usize, r: usize) -> Span {
+pub(crate) fn span(l: usize, r: usize) -> Span {
     Span::new(l, r)
 }
 
-pub fn ident(name: &str, l: usize, r: usize) -> Ident {
+pub(crate) fn ident(name: &str, l: usize, r: usize) -> Ident {
     Ident {
         name: name.to_string(),
         span: Span::new(l, r),
     }
 }
 
-pub fn ty(kind: TypeKind, l: usize, r: usize) -> TypeExpr {
+pub(crate) fn ty(kind: TypeKind, l: usize, r: usize) -> TypeExpr {
     TypeExpr {
         kind,
         span: Span::new(l, r),
     }
 }
 
-pub fn expr(kind: ExprKind, l: usize, r: usize) -> Expr {
+pub(crate) fn expr(kind: ExprKind, l: usize, r: usize) -> Expr {
     Expr {
         kind,
         span: Span::new(l, r),
     }
 }
 
-pub fn name(id: Ident) -> Expr {
+pub(crate) fn name(id: Ident) -> Expr {
     let span = id.span;
     Expr {
         kind: ExprKind::Name(id),
@@ -987,19 +976,19 @@ pub fn name(id: Ident) -> Expr {
     }
 }
 
-pub fn unary(op: UnOp, e: Expr, l: usize, r: usize) -> Expr {
+pub(crate) fn unary(op: UnOp, e: Expr, l: usize, r: usize) -> Expr {
     expr(ExprKind::Unary(op, Box::new(e)), l, r)
 }
 
-pub fn binary(op: BinOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
+pub(crate) fn binary(op: BinOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
     expr(ExprKind::Binary(op, Box::new(a), Box::new(b)), l, r)
 }
 
-pub fn logic(op: LogicOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
+pub(crate) fn logic(op: LogicOp, a: Expr, b: Expr, l: usize, r: usize) -> Expr {
     expr(ExprKind::Logic(op, Box::new(a), Box::new(b)), l, r)
 }
 
-pub fn slice(e: Expr, lo: Option<Expr>, hi: Option<Expr>, l: usize, r: usize) -> Expr {
+pub(crate) fn slice(e: Expr, lo: Option<Expr>, hi: Option<Expr>, l: usize, r: usize) -> Expr {
     expr(
         ExprKind::Slice(Box::new(e), lo.map(Box::new), hi.map(Box::new)),
         l,
@@ -1008,9 +997,15 @@ pub fn slice(e: Expr, lo: Option<Expr>, hi: Option<Expr>, l: usize, r: usize) ->
 }
 
 /// The name a lambda's [`FnDecl`] carries; lambdas have no name of their own.
-pub const LAMBDA_NAME: &str = "lambda";
+pub(crate) const LAMBDA_NAME: &str = "lambda";
 
-pub fn lambda(params: Vec<Param>, ret: Option<TypeExpr>, body: Block, l: usize, r: usize) -> Expr {
+pub(crate) fn lambda(
+    params: Vec<Param>,
+    ret: Option<TypeExpr>,
+    body: Block,
+    l: usize,
+    r: usize,
+) -> Expr {
     let decl = FnDecl {
         doc: None,
         exported: false,
@@ -1023,9 +1018,9 @@ pub fn lambda(params: Vec<Param>, ret: Option<TypeExpr>, body: Block, l: usize, 
     expr(ExprKind::Lambda(Box::new(decl)), l, r)
 }
 
-pub type FnParts = (Ident, Vec<Param>, Option<TypeExpr>, Block, usize);
+pub(crate) type FnParts = (Ident, Vec<Param>, Option<TypeExpr>, Block, usize);
 
-pub fn fn_decl(
+pub(crate) fn fn_decl(
     doc: Option<String>,
     exported: bool,
     l: usize,
@@ -1042,14 +1037,14 @@ pub fn fn_decl(
     }
 }
 
-pub fn cons<T>(first: T, rest: Vec<T>) -> Vec<T> {
+pub(crate) fn cons<T>(first: T, rest: Vec<T>) -> Vec<T> {
     let mut v = Vec::with_capacity(rest.len() + 1);
     v.push(first);
     v.extend(rest);
     v
 }
 
-pub fn push_opt<T>(mut v: Vec<T>, last: Option<T>) -> Vec<T> {
+pub(crate) fn push_opt<T>(mut v: Vec<T>, last: Option<T>) -> Vec<T> {
     v.extend(last);
     v
 }

@@ -1,38 +1,15 @@
 //! Closed gaps of the back end: mutually recursive nested functions, type checks of stores
 //! into record fields, and `if a < b` (compiled to `JumpIfNotLt`) failing exactly like `a < b`.
 
-use aivm_vm::format::VerifiedModule;
+mod common;
 
 use aivm_compiler::compile_source;
 use aivm_compiler::render::render;
-use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
 
 /// Compiles `src` and runs `main`, returning what it printed.
 fn output(src: &str) -> Vec<String> {
     let c = compile_source("gap.ail", src).unwrap_or_else(|d| panic!("{}", render(&d, false)));
-    aivm_vm::format::verify(&c.module).expect("verifies");
-    let mut vm = Vm::new(
-        &VerifiedModule::new(c.module).expect("the compiled module verifies"),
-        Limits::default(),
-    )
-    .expect("module loads");
-    vm.start_main(vec![]).expect("main starts");
-    let mut out = Vec::new();
-    loop {
-        match vm.run() {
-            Ok(Step::Done { .. }) => return out,
-            Ok(Step::Effect(req)) => {
-                let r = if req.native == "io.print" {
-                    out.push(req.args[0].as_str().unwrap_or("?").to_string());
-                    Ok(HostValue::null())
-                } else {
-                    Err(HostError::new("IoError", format!("no {}", req.native)))
-                };
-                vm.resume(req.task, r).expect("resume");
-            }
-            Err(e) => panic!("{e}\noutput so far: {out:?}"),
-        }
-    }
+    common::printed(c.module, "gap.ail")
 }
 
 /// The codes of the errors compiling `src` reports.

@@ -4,6 +4,8 @@
 //! run on the interpreter (a small fuel limit, no file access, in-memory stdin and stdout)
 //! without a panic. Program errors and limit errors are fine.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -11,33 +13,10 @@ use aivm_compiler::compile_source;
 use aivm_vm::format::{verify, VerifiedModule};
 use aivm_vm::host::{Host, Policy};
 use aivm_vm::{Limits, Vm};
+use common::Rng;
 
 /// Mutants in total, spread over the seed programs.
 const MUTANTS: usize = 4_000;
-
-/// xorshift64*: a tiny deterministic generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,9 +2,12 @@
 //! duplication and swaps, byte flips, truncation) must never make `parse_module` (or the
 //! rendering of its diagnostics) panic.
 
+mod common;
+
 use aivm_compiler::diagnostic::Diagnostics;
 use aivm_compiler::parse::parse_module;
 use aivm_compiler::render::render;
+use common::Rng;
 
 const PROGRAMS: &[&str] = &[
     r#"import std.strings as s
@@ -37,26 +40,6 @@ fn main() {
 "#,
     "fn main() {\n  let s = \"nested {\"a {\"b {1 + 2}\"}\"} done\"\n  print(s[:2], s[1:], -(-1))\n}\n",
 ];
-
-/// xorshift64*: a tiny deterministic generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 /// Rough tokens: runs of word characters, or single other characters.
 fn pieces(src: &str) -> Vec<&str> {

@@ -1,37 +1,16 @@
 //! Compiled programs run on the interpreter and print what the source says they print.
 
-use aivm_vm::format::VerifiedModule;
+mod common;
+
 use std::path::Path;
 
 use aivm_compiler::compile_file;
 use aivm_compiler::render::render;
-use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
 
 /// Compiles and runs `main`, answering `io.print` into a buffer; other effects fail.
 fn output(path: &str) -> Vec<String> {
     let c = compile_file(Path::new(path)).unwrap_or_else(|d| panic!("{}", render(&d, false)));
-    let mut vm = Vm::new(
-        &VerifiedModule::new(c.module).expect("the compiled module verifies"),
-        Limits::default(),
-    )
-    .expect("module loads");
-    vm.start_main(vec![]).expect("main starts");
-    let mut out = Vec::new();
-    loop {
-        match vm.run() {
-            Ok(Step::Done { .. }) => return out,
-            Ok(Step::Effect(req)) => {
-                let r = if req.native == "io.print" {
-                    out.push(req.args[0].as_str().unwrap_or("?").to_string());
-                    Ok(HostValue::null())
-                } else {
-                    Err(HostError::new("IoError", format!("no {}", req.native)))
-                };
-                vm.resume(req.task, r).expect("resume");
-            }
-            Err(e) => panic!("{path}: {e}\noutput so far: {out:?}"),
-        }
-    }
+    common::printed(c.module, path)
 }
 
 #[test]

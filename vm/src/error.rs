@@ -109,6 +109,17 @@ impl Raise {
     }
 }
 
+/// The TypeError for a map key that is neither a string nor an int.
+pub(crate) fn bad_map_key(key: Value) -> Raise {
+    Raise::rt(
+        kind::TYPE,
+        format!(
+            "map keys must be strings or ints, found {}",
+            key.type_name()
+        ),
+    )
+}
+
 impl From<Dangling> for Raise {
     fn from(d: Dangling) -> Raise {
         Raise::Fatal(Fatal::Corrupt(d.to_string()))

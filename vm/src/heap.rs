@@ -8,9 +8,10 @@ use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{bad_map_key, R};
 use crate::format::FuncId;
 use crate::label::Label;
-use crate::value::{Key, Kind, ObjId, StrRef, Value};
+use crate::value::{Key, KeyRef, Kind, ObjId, StrRef, Value};
 
 /// A collection runs at least after this many bytes are allocated, whatever the live size.
 const MIN_GC_THRESHOLD: usize = 1 << 20;
@@ -23,6 +24,16 @@ pub struct StrBuf {
     pub ascii: bool,
     /// A frozen buffer (a constant's) is never appended to in place.
     pub frozen: bool,
+}
+
+/// The length in characters of `text`, a view of a buffer whose `ascii` flag is given: for an
+/// all-ASCII buffer that is the byte length, without a walk over the text.
+pub(crate) fn char_count(text: &str, ascii: bool) -> usize {
+    if ascii {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 /// One entry of a map: the key's label and the value.
@@ -201,13 +212,16 @@ impl Default for Heap {
 }
 
 macro_rules! accessor {
-    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+    ($get:ident, $variant:ident, $ty:ty) => {
         pub fn $get(&self, id: ObjId) -> Result<&$ty, Dangling> {
             match self.slots.get(id.0 as usize) {
                 Some(Some(Obj::$variant(x))) => Ok(x),
                 _ => Err(Dangling(id)),
             }
         }
+    };
+    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+        accessor!($get, $variant, $ty);
 
         /// Mutable access. Growth of buffers must be reported with [`Heap::resized`].
         pub fn $get_mut(&mut self, id: ObjId) -> Result<&mut $ty, Dangling> {
@@ -231,11 +245,6 @@ impl Heap {
     /// Approximate bytes in use.
     pub fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// Number of collections run so far.
-    pub fn collections(&self) -> u64 {
-        self.collections
     }
 
     /// Number of objects alive (or not yet collected).
@@ -296,20 +305,13 @@ impl Heap {
         }
     }
 
-    pub fn get_mut(&mut self, id: ObjId) -> Result<&mut Obj, Dangling> {
-        match self.slots.get_mut(id.0 as usize) {
-            Some(Some(o)) => Ok(o),
-            _ => Err(Dangling(id)),
-        }
-    }
-
     accessor!(strbuf, strbuf_mut, Str, StrBuf);
     accessor!(list, list_mut, List, Vec<Value>);
     accessor!(map, map_mut, Map, MapObj);
     accessor!(record, record_mut, Record, RecordObj);
-    accessor!(closure, closure_mut, Closure, ClosureObj);
+    accessor!(closure, Closure, ClosureObj);
     accessor!(cell, cell_mut, Cell, Value);
-    accessor!(error, error_mut, Error, ErrorObj);
+    accessor!(error, Error, ErrorObj);
     accessor!(iter, iter_mut, Iter, IterObj);
 
     /// The text of a string value.
@@ -319,6 +321,16 @@ impl Heap {
             .text
             .get(..s.len as usize)
             .ok_or(Dangling(s.obj))
+    }
+
+    /// The map key that `key` stands for, or the TypeError a map raises for a key that is
+    /// neither a string nor an int.
+    pub(crate) fn map_key(&self, key: Value) -> R<KeyRef<'_>> {
+        match key.kind() {
+            Kind::Int(i) => Ok(KeyRef::Int(i)),
+            Kind::Str(s) => Ok(KeyRef::Str(self.str(s)?)),
+            _ => Err(bad_map_key(key)),
+        }
     }
 
     /// Whether the text of a string value is all ASCII.

@@ -7,7 +7,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-/// An interned label: an index into the [`LabelTable`]. `Label::PUBLIC` (0) is trusted/public.
+/// An interned label: an index into the `LabelTable`. `Label::PUBLIC` (0) is trusted/public.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]

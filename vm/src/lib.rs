@@ -4,15 +4,15 @@
 pub mod format;
 
 mod compare;
-pub mod error;
-pub mod heap;
+mod error;
+mod heap;
 pub mod host;
-pub mod host_value;
-pub mod interp;
-pub mod label;
+mod host_value;
+mod interp;
+mod label;
 mod natives;
 mod text;
-pub mod value;
+mod value;
 
 pub use error::{Trace, TraceFrame, VmError};
 pub use host_value::{HostData, HostError, HostValue};

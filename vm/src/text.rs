@@ -74,16 +74,6 @@ pub fn write_quoted(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// The name of function `f`, or `?` when out of range.
-pub(crate) fn func_name(module: &Module, f: u32) -> &str {
-    module
-        .functions
-        .get(f as usize)
-        .map(|func| module.str(func.name))
-        .unwrap_or("?")
-}
-
-/// The field names of record shape constant `shape`.
 /// Appends the decimal text of `i`: the same text as `write!(out, "{i}")` without going through
 /// `fmt` (printing ints is the inner loop of building text).
 pub(crate) fn push_int(out: &mut String, i: i64) {
@@ -107,6 +97,7 @@ pub(crate) fn push_int(out: &mut String, i: i64) {
     }
 }
 
+/// The field names of record shape constant `shape`.
 pub(crate) fn shape_names(module: &Module, shape: u32) -> &[u32] {
     match module.constants.get(shape as usize) {
         Some(Constant::Shape(names)) => names,
@@ -130,11 +121,11 @@ impl Printer<'_> {
             Kind::Float(f) => write_float(out, f),
             Kind::Str(s) => write_quoted(out, self.heap.str(s)?),
             Kind::Func(f) => {
-                let _ = write!(out, "<fn {}>", func_name(self.module, f));
+                let _ = write!(out, "<fn {}>", self.module.func_name(f));
             }
             Kind::Closure(o) => {
                 let f = self.heap.closure(o)?.func;
-                let _ = write!(out, "<fn {}>", func_name(self.module, f));
+                let _ = write!(out, "<fn {}>", self.module.func_name(f));
             }
             Kind::Error(o) => {
                 let e = self.heap.error(o)?;

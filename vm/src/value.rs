@@ -293,7 +293,7 @@ impl Value {
     }
 }
 
-/// A map key: a string (hashed by content) or an int. Lookups take a [`KeyRef`], so a string
+/// A map key: a string (hashed by content) or an int. Lookups take a `KeyRef`, so a string
 /// key is found from a `&str` without allocating.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Key {

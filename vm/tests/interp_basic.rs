@@ -3,7 +3,7 @@
 mod interp_support;
 
 use aivm_vm::format::Instr::*;
-use aivm_vm::{HostData, VmError};
+use aivm_vm::HostData;
 use interp_support::*;
 
 /// A module whose main computes `op(a, b)` on two constants and prints it.
@@ -11,7 +11,7 @@ fn binop(
     a: aivm_vm::format::Constant,
     b: aivm_vm::format::Constant,
     op: fn(u16, u16, u16) -> aivm_vm::format::Instr,
-) -> interp_support::Outcome {
+) -> Outcome {
     let mut bld = Builder::new();
     let ka = bld.konst(a);
     let kb = bld.konst(b);
@@ -36,18 +36,12 @@ fn binop(
 
 use aivm_vm::format::Constant::{Float as F, Int as I};
 
-fn ok(o: interp_support::Outcome) -> String {
-    match o.result {
-        Ok(_) => o.out.join("\n"),
-        Err(e) => panic!("unexpected error {e}"),
-    }
+fn ok(o: Outcome) -> String {
+    o.lines().join("\n")
 }
 
-fn err_kind(o: interp_support::Outcome) -> String {
-    match o.result {
-        Err(VmError::Uncaught { kind, .. }) => kind,
-        other => panic!("expected an uncaught error, got {other:?} / {:?}", o.out),
-    }
+fn err_kind(o: Outcome) -> String {
+    o.uncaught().0
 }
 
 #[test]
@@ -196,11 +190,7 @@ fn conditions_must_be_bools() {
             Return { src: 0 },
         ],
     );
-    match run(m).result {
-        Err(VmError::Uncaught { kind, message, .. }) => {
-            assert_eq!(kind, "TypeError");
-            assert_eq!(message, "condition must be a bool, found int");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (kind, message) = run(m).uncaught();
+    assert_eq!(kind, "TypeError");
+    assert_eq!(message, "condition must be a bool, found int");
 }

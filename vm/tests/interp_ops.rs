@@ -24,23 +24,9 @@ fn p(print: u32, r: u16, tmp: u16) -> Instr {
     }
 }
 
-fn lines(o: Outcome) -> Vec<String> {
-    if let Err(e) = &o.result {
-        panic!("run failed: {e}; output {:?}", o.out);
-    }
-    o.out
-}
-
-fn uncaught(o: Outcome) -> (String, String) {
-    match o.result {
-        Err(VmError::Uncaught { kind, message, .. }) => (kind, message),
-        other => panic!("expected an uncaught error, got {other:?}"),
-    }
-}
-
 #[test]
 fn loads_moves_and_printing_of_scalars() {
-    let out = lines(prog(9, |b, pr| {
+    let out = prog(9, |b, pr| {
         let kf = b.konst(F(1.0));
         let kf2 = b.konst(F(1e16));
         let ks = b.kstr("héllo");
@@ -71,7 +57,8 @@ fn loads_moves_and_printing_of_scalars() {
             p(pr, 0, 8),
             Return { src: 3 },
         ]
-    }));
+    })
+    .lines();
     assert_eq!(
         out,
         [
@@ -116,7 +103,7 @@ fn strings_concat_tostr_and_interpolation() {
         ]
     });
     assert_eq!(o.out, ["abcd", "7ab", "77ab0.5cd"]);
-    let (k, m) = uncaught(o);
+    let (k, m) = o.uncaught();
     assert_eq!(k, "TypeError");
     assert!(m.starts_with("cannot add string and int"), "{m}");
 }
@@ -143,12 +130,12 @@ fn string_comparisons_and_equality() {
         ]
     });
     assert_eq!(o.out, ["true", "false", "true", "false"]);
-    assert_eq!(uncaught(o).0, "TypeError", "strings and ints do not order");
+    assert_eq!(o.uncaught().0, "TypeError", "strings and ints do not order");
 }
 
 #[test]
 fn lists_maps_records_index_field_slice() {
-    let out = lines(prog(12, |b, pr| {
+    let out = prog(12, |b, pr| {
         let shape = b.shape(&["title", "n"]);
         let kt = b.kstr("t\"x");
         let ka = b.kstr("a");
@@ -261,7 +248,8 @@ fn lists_maps_records_index_field_slice() {
             p(pr, 10, 11),
             Return { src: 0 },
         ]
-    }));
+    })
+    .lines();
     assert_eq!(
         out,
         [
@@ -284,7 +272,7 @@ fn lists_maps_records_index_field_slice() {
 #[test]
 fn index_and_key_errors() {
     let idx = |i: i32| {
-        uncaught(prog(4, |_, _| {
+        prog(4, |_, _| {
             vec![
                 LoadInt { dst: 0, imm: 1 },
                 NewList {
@@ -299,7 +287,8 @@ fn index_and_key_errors() {
                 },
                 Return { src: 3 },
             ]
-        }))
+        })
+        .uncaught()
     };
     assert_eq!(
         idx(1),
@@ -309,7 +298,7 @@ fn index_and_key_errors() {
         )
     );
     assert_eq!(idx(-1).0, "IndexError");
-    let (k, m) = uncaught(prog(3, |b, _| {
+    let (k, m) = prog(3, |b, _| {
         let kx = b.kstr("x");
         vec![
             NewMap {
@@ -324,12 +313,13 @@ fn index_and_key_errors() {
             },
             Return { src: 2 },
         ]
-    }));
+    })
+    .uncaught();
     assert_eq!(
         (k.as_str(), m.as_str()),
         ("KeyError", "key \"x\" not found")
     );
-    let (k, _) = uncaught(prog(3, |b, _| {
+    let (k, _) = prog(3, |b, _| {
         let shape = b.shape(&["a"]);
         let zz = b.str("zz");
         vec![
@@ -346,9 +336,10 @@ fn index_and_key_errors() {
             },
             Return { src: 2 },
         ]
-    }));
+    })
+    .uncaught();
     assert_eq!(k, "KeyError");
-    let (k, _) = uncaught(prog(4, |_, _| {
+    let (k, _) = prog(4, |_, _| {
         vec![
             LoadInt { dst: 0, imm: 1 },
             NewList {
@@ -364,14 +355,15 @@ fn index_and_key_errors() {
             },
             Return { src: 3 },
         ]
-    }));
+    })
+    .uncaught();
     assert_eq!(k, "IndexError");
 }
 
 #[test]
 fn iterators_over_lists_maps_strings_ranges() {
     // For each source: IterNew, then IterNext2 printing "k=v" via Concat.
-    let out = lines(prog(12, |b, pr| {
+    let out = prog(12, |b, pr| {
         let ka = b.kstr("a");
         let kb = b.kstr("b");
         let ks = b.kstr("hé");
@@ -438,7 +430,8 @@ fn iterators_over_lists_maps_strings_ranges() {
             Return { src: 0 },
         ]);
         code
-    }));
+    })
+    .lines();
     assert_eq!(
         out,
         [
@@ -599,12 +592,12 @@ fn calls_check_arity_and_callee_kind() {
             Return { src: 1 },
         ],
     );
-    let (k, m) = uncaught(run(m));
+    let (k, m) = run(m).uncaught();
     assert_eq!(
         (k.as_str(), m.as_str()),
         ("TypeError", "two takes 2 arguments but 1 was given")
     );
-    let (k, _) = uncaught(prog(2, |_, _| {
+    let (k, _) = prog(2, |_, _| {
         vec![
             LoadInt { dst: 0, imm: 1 },
             Call {
@@ -614,13 +607,14 @@ fn calls_check_arity_and_callee_kind() {
             },
             Return { src: 1 },
         ]
-    }));
+    })
+    .uncaught();
     assert_eq!(k, "TypeError");
 }
 
 #[test]
 fn call_native_and_check_type() {
-    let out = lines(prog(6, |b, pr| {
+    let out = prog(6, |b, pr| {
         let len = b.native("core.len");
         let ty = b.native("core.type_of");
         let ks = b.kstr("héllo");
@@ -640,7 +634,8 @@ fn call_native_and_check_type() {
             p(pr, 2, 5),
             Return { src: 1 },
         ]
-    }));
+    })
+    .lines();
     assert_eq!(out, ["5", "int"]);
     let check = |ty: TypeDesc, build: fn(&mut Builder) -> Vec<Instr>| {
         let mut b = Builder::new();
@@ -691,8 +686,6 @@ fn call_native_and_check_type() {
 
 #[test]
 fn throw_of_a_non_error_wraps_it() {
-    let (k, m) = uncaught(prog(2, |_, _| {
-        vec![LoadInt { dst: 0, imm: 3 }, Throw { src: 0 }]
-    }));
+    let (k, m) = prog(2, |_, _| vec![LoadInt { dst: 0, imm: 3 }, Throw { src: 0 }]).uncaught();
     assert_eq!((k.as_str(), m.as_str()), ("Error", "3"));
 }

@@ -76,14 +76,14 @@ pub fn disassemble(m: &Module) -> String {
         line_with_comment(
             &mut out,
             &format!("    s{} = f{}", e.name, e.func),
-            Some(format!("{} -> {}", m.str(e.name), func_name(m, e.func))),
+            Some(format!("{} -> {}", m.str(e.name), m.func_name(e.func))),
         );
     }
     if let Some(e) = m.entry {
         line_with_comment(
             &mut out,
             &format!(".entry f{e}"),
-            Some(func_name(m, e).to_string()),
+            Some(m.func_name(e).to_string()),
         );
     }
     for (i, f) in m.functions.iter().enumerate() {
@@ -213,10 +213,6 @@ fn line_with_comment(out: &mut String, text: &str, comment: Option<String>) {
 
 fn join(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(", ")
-}
-
-fn func_name(m: &Module, f: u32) -> &str {
-    m.functions.get(f as usize).map_or("?", |g| m.str(g.name))
 }
 
 /// A string for a comment: quoted, escaped, and cut short when long.

@@ -177,7 +177,7 @@ impl fmt::Display for DecodeError {
 }
 
 /// Decodes and structurally checks a container. The result still needs the verifier
-/// ([`crate::format::verify`]) before it may run.
+/// ([`crate::format::verify()`]) before it may run.
 pub fn decode(bytes: &[u8]) -> Result<Module> {
     let mut r = Reader {
         bytes,

@@ -2,14 +2,14 @@
 //! their own files) the encoder, decoder, verifier and assembly text. This part of the crate
 //! knows nothing of the interpreter or the compiler.
 
-pub mod asm;
+mod asm;
 mod container;
-pub mod decode;
-pub mod encode;
-pub mod module;
-pub mod natives;
-pub mod opcodes;
-pub mod verify;
+mod decode;
+mod encode;
+mod module;
+mod natives;
+mod opcodes;
+mod verify;
 
 pub use asm::{assemble, disassemble, AsmError};
 pub use decode::{decode, DecodeError, DecodeErrorKind};

@@ -140,6 +140,13 @@ impl Module {
             .unwrap_or("")
     }
 
+    /// The name of function `func`, or `?` when out of range.
+    pub fn func_name(&self, func: FuncId) -> &str {
+        self.functions
+            .get(func as usize)
+            .map_or("?", |f| self.str(f.name))
+    }
+
     /// The source position of instruction `pc` of function `func`, from the line table.
     pub fn position(&self, func: FuncId, pc: u32) -> Option<(Option<&str>, u32, u32)> {
         let f = self.functions.get(func as usize)?;

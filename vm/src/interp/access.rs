@@ -2,9 +2,11 @@
 //! records, indexing, fields, slices, ranges and iterators. The label of a value read out of a
 //! container is the join of the container's, the key's and the element's labels.
 
-use crate::error::{kind, Fatal, Raise, R};
+use crate::error::{bad_map_key, kind, Fatal, Raise, R};
 use crate::format::{Constant, RegRange};
-use crate::heap::{ClosureObj, ErrorObj, IterObj, MapEntry, MapObj, Obj, RecordObj, StrBuf};
+use crate::heap::{
+    char_count, ClosureObj, ErrorObj, IterObj, MapEntry, MapObj, Obj, RecordObj, StrBuf,
+};
 use crate::label::Label;
 use crate::text::shape_names;
 use crate::value::{Key, KeyRef, Kind, ObjId, StrRef, Value};
@@ -225,32 +227,14 @@ impl Exec<'_> {
                     }
                 }
             }
-            _ => Err(Raise::rt(
-                kind::TYPE,
-                format!(
-                    "map keys must be strings or ints, found {}",
-                    key.type_name()
-                ),
-            )),
+            _ => Err(bad_map_key(key)),
         }
     }
 
     /// The entry of map `m` for `key`.
     fn map_get(&self, m: ObjId, key: Value) -> R<MapEntry> {
         let heap = &*self.cx.heap;
-        let k = match key.kind() {
-            Kind::Int(i) => KeyRef::Int(i),
-            Kind::Str(s) => KeyRef::Str(heap.str(s)?),
-            _ => {
-                return Err(Raise::rt(
-                    kind::TYPE,
-                    format!(
-                        "map keys must be strings or ints, found {}",
-                        key.type_name()
-                    ),
-                ))
-            }
-        };
+        let k = heap.map_key(key)?;
         heap.map(m)?
             .entries
             .get(&k)
@@ -271,13 +255,14 @@ impl Exec<'_> {
         rec.vals.get_mut(i)
     }
 
-    /// The position of field `name` in record `r`.
-    fn field_index(&self, r: ObjId, name: &str) -> R<Option<usize>> {
+    /// The position of field `name` in record `r`, or a KeyError if it has none.
+    fn field_index(&self, r: ObjId, name: &str) -> R<usize> {
         let module = self.cx.module;
         let rec = self.cx.heap.record(r)?;
-        Ok(shape_names(module, rec.shape)
+        shape_names(module, rec.shape)
             .iter()
-            .position(|n| module.str(*n) == name))
+            .position(|n| module.str(*n) == name)
+            .ok_or_else(|| Raise::rt(kind::KEY, format!("record has no field \"{name}\"")))
     }
 
     /// A one-character string: character `i` of `s`.
@@ -285,11 +270,7 @@ impl Exec<'_> {
         let heap = &*self.cx.heap;
         let text = heap.str(s)?;
         let ascii = heap.str_is_ascii(s)?;
-        let len = if ascii {
-            text.len()
-        } else {
-            text.chars().count()
-        };
+        let len = char_count(text, ascii);
         let at = index(i, len, "string")?;
         let (lo, hi) =
             char_span(text, ascii, at, at + 1).ok_or_else(|| index_err(i, len, "string"))?;
@@ -404,9 +385,7 @@ impl Exec<'_> {
     }
 
     fn get_field_named(&mut self, obj: Value, o: ObjId, name: &str) -> R<Value> {
-        let i = self
-            .field_index(o, name)?
-            .ok_or_else(|| Raise::rt(kind::KEY, format!("record has no field \"{name}\"")))?;
+        let i = self.field_index(o, name)?;
         let v = self
             .cx
             .heap
@@ -419,9 +398,7 @@ impl Exec<'_> {
     }
 
     fn set_field_named(&mut self, o: ObjId, name: &str, v: Value) -> R<()> {
-        let i = self
-            .field_index(o, name)?
-            .ok_or_else(|| Raise::rt(kind::KEY, format!("record has no field \"{name}\"")))?;
+        let i = self.field_index(o, name)?;
         let slot = self
             .cx
             .heap
@@ -485,11 +462,7 @@ impl Exec<'_> {
                 let heap = &*self.cx.heap;
                 let text = heap.str(s)?;
                 let ascii = heap.str_is_ascii(s)?;
-                let len = if ascii {
-                    text.len()
-                } else {
-                    text.chars().count()
-                };
+                let len = char_count(text, ascii);
                 let (a, b) = check(bound(lo, 0)?, bound(hi, len as i64)?, len, "string")?;
                 let (blo, bhi) = char_span(text, ascii, a, b).ok_or_else(|| corrupt("slice"))?;
                 if blo == 0 {

@@ -6,7 +6,6 @@ use crate::error::{kind, Fatal, Raise, Trace, TraceFrame, VmError, R};
 use crate::format::RegRange;
 use crate::host_value::HostValue;
 use crate::label::Label;
-use crate::text::func_name;
 use crate::value::{Kind, ObjId, Value};
 
 use super::convert;
@@ -53,7 +52,7 @@ impl Exec<'_> {
         let base = t.regs.len();
         t.regs.resize(base + f.nregs as usize, Value::NULL);
         let src = caller_base + args.start as usize;
-        // In range: the arguments are registers of the caller's window (checked at load).
+        // In range: the arguments are registers of the caller's window (verifier rule V9).
         t.regs.copy_within(src..src + args.count as usize, base);
         t.frames.push(Frame {
             func,
@@ -188,7 +187,7 @@ impl Exec<'_> {
         let line = |fr: &Frame| {
             let pos = module.position(fr.func, fr.pc.saturating_sub(1));
             TraceFrame {
-                function: func_name(module, fr.func).to_string(),
+                function: module.func_name(fr.func).to_string(),
                 file: pos.and_then(|p| p.0).map(str::to_string),
                 line: pos.map_or(0, |p| p.1),
                 col: pos.map_or(0, |p| p.2),

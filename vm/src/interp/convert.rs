@@ -6,7 +6,7 @@ use crate::heap::{ErrorObj, Heap, MapEntry, MapObj, Obj};
 use crate::host_value::{HostData, HostValue};
 use crate::label::{Label, LabelTable};
 use crate::natives::Ctx;
-use crate::text::{func_name, shape_names};
+use crate::text::shape_names;
 use crate::value::{Key, Kind, ObjId, Value};
 
 /// Values nested deeper than this cannot leave the VM.
@@ -88,8 +88,8 @@ fn to_host_at(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<HostValue> {
                 message: e.message.clone(),
             }
         }
-        Kind::Func(f) => HostData::Func(func_name(cx.module, f).to_string()),
-        Kind::Closure(o) => HostData::Func(func_name(cx.module, heap.closure(o)?.func).to_string()),
+        Kind::Func(f) => HostData::Func(cx.module.func_name(f).to_string()),
+        Kind::Closure(o) => HostData::Func(cx.module.func_name(heap.closure(o)?.func).to_string()),
         Kind::Cell(_) | Kind::Iter(_) | Kind::Range(_) => HostData::Str(cx.text(v)?),
     };
     Ok(HostValue { data, label })

@@ -97,6 +97,24 @@ impl Exec<'_> {
             'run: while left != 0 {
                 let ins = &code[pc];
                 pc = 'fast: {
+                    // Stores the result of an allocating handler and steps on, leaving for the slow
+                    // loop to raise its error or to collect garbage when the heap asks for it.
+                    macro_rules! store_or_leave {
+                        ($dst:expr, $result:expr) => {{
+                            match $result {
+                                Ok(v) => r!($dst) = v,
+                                Err(e) => {
+                                    left -= 1;
+                                    leave!(pc + 1, Stop::Raise(e))
+                                }
+                            }
+                            if self.cx.heap.gc_due() {
+                                left -= 1;
+                                leave!(pc + 1, Stop::Gc)
+                            }
+                            break 'fast pc + 1;
+                        }};
+                    }
                     // Binary arithmetic on two public ints (`$int`: None = overflow or zero divisor, left
                     // to the slow path) or two public floats.
                     macro_rules! arith {
@@ -162,18 +180,7 @@ impl Exec<'_> {
                             let (x, y) = (r!(a), r!(b));
                             if let (Kind::Str(p), Kind::Str(q)) = (x.kind(), y.kind()) {
                                 let label = self.cx.labels.join(x.label(), y.label());
-                                match self.add_strs(p, q, label) {
-                                    Ok(v) => r!(dst) = v,
-                                    Err(e) => {
-                                        left -= 1;
-                                        leave!(pc + 1, Stop::Raise(e))
-                                    }
-                                }
-                                if self.cx.heap.gc_due() {
-                                    left -= 1;
-                                    leave!(pc + 1, Stop::Gc)
-                                }
-                                break 'fast pc + 1;
+                                store_or_leave!(dst, self.add_strs(p, q, label))
                             }
                         }
                         Instr::Sub { dst, a, b } => {
@@ -413,18 +420,7 @@ impl Exec<'_> {
                         // Natives and string `+` skip the slow path's dispatch: they are the
                         // inner loop of text building.
                         Instr::CallNative { dst, native, args } => {
-                            match self.call_native(regs, native, args) {
-                                Ok(v) => r!(dst) = v,
-                                Err(e) => {
-                                    left -= 1;
-                                    leave!(pc + 1, Stop::Raise(e))
-                                }
-                            }
-                            if self.cx.heap.gc_due() {
-                                left -= 1;
-                                leave!(pc + 1, Stop::Gc)
-                            }
-                            break 'fast pc + 1;
+                            store_or_leave!(dst, self.call_native(regs, native, args))
                         }
                         Instr::TryBegin { err, handler } => {
                             t.handlers.push(Handler {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VmError;
-use crate::format::{FuncId, Module, VerifiedModule, NATIVES};
+use crate::format::{FuncId, Module, VerifiedModule};
 use crate::heap::Heap;
 use crate::host_value::{HostData, HostError, HostValue};
 use crate::label::{Label, LabelInfo, LabelTable};
@@ -377,10 +377,5 @@ impl Vm {
         }
         t.status = Status::Ready;
         Ok(())
-    }
-
-    /// The index in [`NATIVES`] of a native name (for hosts that dispatch by index).
-    pub fn native_index(name: &str) -> Option<usize> {
-        NATIVES.iter().position(|n| n.name == name)
     }
 }

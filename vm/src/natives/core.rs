@@ -2,7 +2,7 @@
 
 use super::{arg, type_err, Ctx, NativeFn};
 use crate::error::{kind, Raise, R};
-use crate::heap::{ErrorObj, Obj};
+use crate::heap::{char_count, ErrorObj, Obj};
 use crate::value::{Kind, Value};
 
 pub(super) fn lookup(name: &str) -> Option<NativeFn> {
@@ -21,14 +21,7 @@ pub(super) fn lookup(name: &str) -> Option<NativeFn> {
 fn len(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let v = arg(args, 0);
     let n = match v.kind() {
-        Kind::Str(s) => {
-            let text = cx.heap.str(s)?;
-            if cx.heap.str_is_ascii(s)? {
-                text.len()
-            } else {
-                text.chars().count()
-            }
-        }
+        Kind::Str(s) => char_count(cx.heap.str(s)?, cx.heap.str_is_ascii(s)?),
         Kind::List(o) => cx.heap.list(o)?.len(),
         Kind::Map(o) => cx.heap.map(o)?.entries.len(),
         Kind::Record(o) => cx.heap.record(o)?.vals.len(),

@@ -2,8 +2,8 @@
 //! (which keeps the order of the other keys).
 
 use super::{arg, Ctx, NativeFn};
-use crate::error::{kind, Raise, R};
-use crate::value::{Key, KeyRef, Kind, ObjId, Value};
+use crate::error::R;
+use crate::value::{Key, KeyRef, ObjId, Value};
 
 pub(super) fn lookup(name: &str) -> Option<NativeFn> {
     Some(match name {
@@ -54,19 +54,7 @@ fn with_key<T>(
     key: Value,
     f: impl FnOnce(&crate::heap::MapObj, KeyRef) -> T,
 ) -> R<T> {
-    let k = match key.kind() {
-        Kind::Int(i) => KeyRef::Int(i),
-        Kind::Str(s) => KeyRef::Str(cx.heap.str(s)?),
-        _ => {
-            return Err(Raise::rt(
-                kind::TYPE,
-                format!(
-                    "map keys must be strings or ints, found {}",
-                    key.type_name()
-                ),
-            ))
-        }
-    };
+    let k = cx.heap.map_key(key)?;
     Ok(f(cx.heap.map(m)?, k))
 }
 
@@ -89,19 +77,7 @@ fn get(cx: &mut Ctx, args: &[Value]) -> R<Value> {
 
 fn remove(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let m = cx.map_arg("remove", arg(args, 0))?;
-    let key = match arg(args, 1).kind() {
-        Kind::Int(i) => Key::Int(i),
-        Kind::Str(s) => Key::Str(cx.heap.str(s)?.into()),
-        _ => {
-            return Err(Raise::rt(
-                kind::TYPE,
-                format!(
-                    "map keys must be strings or ints, found {}",
-                    arg(args, 1).type_name()
-                ),
-            ))
-        }
-    };
+    let key = cx.heap.map_key(arg(args, 1))?.to_owned();
     let map = cx.heap.map_mut(m)?;
     let removed = map.entries.shift_remove(&key.as_ref());
     if removed.is_some() {

@@ -15,8 +15,8 @@ use crate::heap::{Heap, Obj};
 use crate::label::LabelTable;
 use crate::value::{Kind, ObjId, StrRef, Value};
 
-/// A pure native: the arguments (arity checked at load) to a result or a raised error. The
-/// interpreter joins the arguments' labels into the result's label.
+/// A pure native: the arguments (arity checked by the verifier, rule V13) to a result or a
+/// raised error. The interpreter joins the arguments' labels into the result's label.
 pub(crate) type NativeFn = fn(&mut Ctx, &[Value]) -> R<Value>;
 
 /// What a native may touch: the heap, the labels and the module (for record field names).
@@ -40,7 +40,7 @@ pub(crate) fn lookup(name: &str) -> Option<NativeFn> {
     }
 }
 
-/// The argument at `i`; natives are only called with their declared arity (checked at load),
+/// The argument at `i`; natives are only called with their declared arity (verifier rule V13),
 /// so a missing one reads as null rather than failing.
 fn arg(args: &[Value], i: usize) -> Value {
     args.get(i).copied().unwrap_or(Value::NULL)

@@ -2,7 +2,7 @@
 //! of random *valid* modules, whose instructions are built from the opcode table so that every
 //! opcode is exercised without listing them by hand.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{
     encode, native_by_name, Constant, Export, Field, Function, Instr, LineEntry, Module, OpInfo,

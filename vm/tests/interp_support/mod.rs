@@ -1,7 +1,7 @@
-//! A tiny module builder and runner for the interpreter tests (the compiler does not exist
-//! yet, so programs are written as instruction lists).
+//! A tiny module builder and runner for the interpreter tests: programs are written as
+//! instruction lists, so each test controls exactly the code the interpreter runs.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{
     Constant, Function, Instr, LineEntry, Module, Param, RegRange, TypeDesc, VerifiedModule,
@@ -147,6 +147,24 @@ pub struct Outcome {
     pub labels: Vec<String>,
 }
 
+impl Outcome {
+    /// The printed lines, panicking if the run failed.
+    pub fn lines(self) -> Vec<String> {
+        if let Err(e) = &self.result {
+            panic!("run failed: {e}\noutput so far: {:?}", self.out);
+        }
+        self.out
+    }
+
+    /// The kind and message of the uncaught error the run ended with, panicking otherwise.
+    pub fn uncaught(self) -> (String, String) {
+        match self.result {
+            Err(VmError::Uncaught { kind, message, .. }) => (kind, message),
+            other => panic!("expected an uncaught error, got {other:?} / {:?}", self.out),
+        }
+    }
+}
+
 /// Runs `main` with a host that prints into a buffer and answers other effects from `answer`.
 pub fn run_with(
     m: VerifiedModule,
@@ -195,9 +213,5 @@ pub fn run(m: VerifiedModule) -> Outcome {
 
 /// Runs `main` and returns the printed lines, panicking on an error.
 pub fn output(m: VerifiedModule) -> Vec<String> {
-    let o = run(m);
-    if let Err(e) = &o.result {
-        panic!("run failed: {e}\noutput so far: {:?}", o.out);
-    }
-    o.out
+    run(m).lines()
 }
