@@ -7,6 +7,10 @@
 //! `R[r..r+n]` is a register range. Unless a line says otherwise, the label of the result is the
 //! join of the labels of every operand read (spec/instructions.md, "Labels").
 
+// The semantics lines use the spec's notation `R[x]`, `K[k]`, ..., which rustdoc would read as
+// links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 /// Calls `$m!` with the opcode table. Each row is:
 ///
 /// ```text
