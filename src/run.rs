@@ -23,6 +23,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let policy = Policy {
         allow_read: args.allow_read.clone(),
         untrusted: args.untrusted.clone(),
+        // What is read becomes a string on the heap, so the heap limit bounds it too.
+        max_input_bytes: args.max_heap_mb.saturating_mul(1 << 20) as u64,
     };
     let stdout = Box::new(LineWriter::new(io::stdout()));
     let stdin = Box::new(BufReader::new(io::stdin()));

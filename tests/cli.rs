@@ -346,3 +346,24 @@ fn a_failing_run_still_leaves_its_trace() {
     assert_eq!(events.len(), 1, "{text}");
     assert_eq!(events[0]["args"][0], "before");
 }
+
+#[test]
+fn endless_input_is_cut_at_the_heap_limit_not_read_forever() {
+    // /dev/zero never ends: reading it must stop at the cap with an error the program sees.
+    let dir = temp_dir("endless");
+    let file = dir.join("endless.ail");
+    std::fs::write(
+        &file,
+        "fn main() -> int {\n  try {\n    read_file(\"/dev/zero\")\n  } catch e {\n    print(e.kind)\n    return 7\n  }\n  return 0\n}\n",
+    )
+    .expect("write");
+    let o = aivm(&[
+        "run",
+        "--allow-read=/dev/zero",
+        "--max-heap-mb",
+        "8",
+        path_str(&file),
+    ]);
+    assert_exit(&o, 7);
+    assert_eq!(stdout(&o), "IoError\n");
+}

@@ -3,7 +3,7 @@
 //! after canonicalising the path, so no `..` or symlink escape; files under untrusted roots come
 //! back labelled untrusted) and `clock.now` — and records every effect in a trace.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,12 +14,26 @@ use crate::interp::{EffectRequest, Step, Vm};
 use crate::label::LabelInfo;
 
 /// What the host lets a program do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     /// Directories (or files) under which `fs.read` is allowed.
     pub allow_read: Vec<PathBuf>,
     /// Directories (or files) whose contents are labelled untrusted when read.
     pub untrusted: Vec<PathBuf>,
+    /// The most bytes one `fs.read` or `io.read_line` takes in; more is an `IoError`, so
+    /// that a device or an endless line cannot hang the host or exhaust its memory.
+    pub max_input_bytes: u64,
+}
+
+impl Default for Policy {
+    /// Nothing granted; inputs up to 64 MiB.
+    fn default() -> Self {
+        Policy {
+            allow_read: Vec::new(),
+            untrusted: Vec::new(),
+            max_input_bytes: 64 << 20,
+        }
+    }
 }
 
 /// One performed (or refused) effect, for `--trace`.
@@ -175,9 +189,14 @@ impl Host {
     }
 
     fn read_line(&mut self) -> Result<HostValue, HostError> {
+        let cap = self.policy.max_input_bytes;
         let mut line = String::new();
-        match self.stdin.read_line(&mut line) {
+        match (&mut self.stdin).take(cap).read_line(&mut line) {
             Ok(0) => Ok(HostValue::null()),
+            Ok(n) if n as u64 >= cap && !line.ends_with('\n') => Err(HostError::new(
+                "IoError",
+                format!("an input line longer than {cap} bytes"),
+            )),
             Ok(_) => {
                 if line.ends_with('\n') {
                     line.pop();
@@ -217,8 +236,19 @@ impl Host {
         if !inside_any(&real, &self.policy.allow_read) {
             return Err(denied());
         }
-        let bytes = std::fs::read(&real)
-            .map_err(|e| HostError::new("IoError", format!("cannot read {shown}: {e}")))?;
+        let cap = self.policy.max_input_bytes;
+        let io_err =
+            |e: std::io::Error| HostError::new("IoError", format!("cannot read {shown}: {e}"));
+        let mut bytes = Vec::new();
+        std::fs::File::open(&real)
+            .and_then(|f| f.take(cap.saturating_add(1)).read_to_end(&mut bytes))
+            .map_err(io_err)?;
+        if bytes.len() as u64 > cap {
+            return Err(HostError::new(
+                "IoError",
+                format!("cannot read {shown}: it is larger than {cap} bytes"),
+            ));
+        }
         let text = String::from_utf8(bytes)
             .map_err(|_| HostError::new("IoError", format!("{shown} is not valid UTF-8 text")))?;
         let label = if inside_any(&real, &self.policy.untrusted) {

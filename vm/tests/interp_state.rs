@@ -303,6 +303,7 @@ fn labels_flow_from_an_untrusted_file_through_derived_values() {
     let policy = Policy {
         allow_read: vec![dir.clone()],
         untrusted: vec![web.clone()],
+        ..Policy::default()
     };
     let mut host = Host::new(policy, Box::new(out.clone()), Box::new(std::io::empty()))
         .with_trace(TraceSink::Memory(Vec::new()));
@@ -353,7 +354,7 @@ fn fs_read_is_denied_outside_granted_roots_and_through_dotdot_or_symlinks() {
     std::os::unix::fs::symlink(dir.join("secret.txt"), ok.join("link.txt")).ok();
     let policy = Policy {
         allow_read: vec![ok.clone()],
-        untrusted: vec![],
+        ..Policy::default()
     };
     let mut host = Host::new(
         policy,
