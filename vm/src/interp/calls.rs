@@ -48,6 +48,9 @@ impl Exec<'_> {
         if t.frames.len() >= self.limits.max_depth {
             return Err(Raise::Fatal(Fatal::Depth));
         }
+        if t.regs.len() + f.nregs as usize > self.max_stack_regs {
+            return Err(Raise::Fatal(Fatal::Heap));
+        }
         let caller_base = t.frames.last().map_or(0, |f| f.base as usize);
         let base = t.regs.len();
         t.regs.resize(base + f.nregs as usize, Value::NULL);

@@ -32,6 +32,9 @@ pub(crate) struct Exec<'a> {
     /// Per constant, the canonical ids of a record shape's field names (else empty).
     pub shapes: &'a [Box<[u32]>],
     pub limits: &'a Limits,
+    /// The most registers a task's stack may hold: the heap limit bounds the register stack
+    /// too, so that deep calls of functions with large frames cannot exhaust memory.
+    pub max_stack_regs: usize,
     pub consts: &'a mut [Option<StrRef>],
     executed: &'a mut u64,
     others: &'a [Task],
@@ -56,6 +59,7 @@ impl<'a> Exec<'a> {
             canon,
             shapes,
             limits,
+            max_stack_regs: limits.max_heap_bytes / std::mem::size_of::<Value>(),
             consts: &mut st.consts,
             executed: &mut st.executed,
             others: &st.tasks,

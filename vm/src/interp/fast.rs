@@ -259,11 +259,15 @@ impl Exec<'_> {
                             if let Some(fr) = t.frames.last_mut() {
                                 fr.pc = (pc + 1) as u32;
                             }
-                            // The common case inline: arity right, depth below the limit.
+                            // The common case inline: arity right, depth and stack below their
+                            // limits.
                             let callee = module.functions.get(func as usize);
+                            // The top frame's window ends the register stack.
+                            let stack_len = base + regs.len();
                             let Some(f) = callee.filter(|f| {
                                 f.params.len() == args.count as usize
                                     && t.frames.len() < self.limits.max_depth
+                                    && stack_len + f.nregs as usize <= self.max_stack_regs
                             }) else {
                                 if let Err(e) = self.call(t, func, None, args, dst, Label::PUBLIC) {
                                     return (left, Stop::Raise(e));
