@@ -15,6 +15,7 @@ mod ir;
 mod load;
 mod lower;
 mod nesting;
+mod prune;
 mod resolve;
 mod typeck;
 mod types;
@@ -78,7 +79,7 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
     if out.has_errors() {
         return Err(out);
     }
-    let module = match codegen::generate(&lowered.program, &lowered.types, &out.sources) {
+    let mut module = match codegen::generate(&lowered.program, &lowered.types, &out.sources) {
         Ok(m) => m,
         Err(errors) => {
             let mut out = out;
@@ -87,6 +88,7 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
             return Err(out);
         }
     };
+    prune::unreachable_functions(&mut module);
     Ok(Compiled {
         module,
         warnings: out,
