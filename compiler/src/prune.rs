@@ -39,10 +39,9 @@ pub(crate) fn unreachable_functions(module: &mut Module) {
     }
     // New index of each surviving function.
     let mut renumber = vec![u32::MAX; n];
-    let mut next = 0;
-    for (old, _) in live.iter().enumerate().filter(|(_, &l)| l) {
-        renumber[old] = next;
-        next += 1;
+    let survivors = live.iter().enumerate().filter(|(_, &l)| l);
+    for (new, (old, _)) in survivors.enumerate() {
+        renumber[old] = new as u32;
     }
     let map = |f: u32| renumber.get(f as usize).copied().unwrap_or(f);
     let functions = std::mem::take(&mut module.functions);
