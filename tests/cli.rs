@@ -121,7 +121,7 @@ fn triage_classifies_and_rejects() {
 #[test]
 fn build_disasm_asm_verify_round_trip_byte_for_byte() {
     let dir = temp_dir("roundtrip");
-    for example in ["hello", "wordfreq", "triage"] {
+    for example in ["hello", "wordfreq", "triage", "calc"] {
         let aib = dir.join(format!("{example}.aib"));
         let o = aivm(&[
             "build",
@@ -366,4 +366,32 @@ fn endless_input_is_cut_at_the_heap_limit_not_read_forever() {
     ]);
     assert_exit(&o, 7);
     assert_eq!(stdout(&o), "IoError\n");
+}
+
+#[test]
+fn calc_evaluates_and_reports_each_expression() {
+    let o = aivm(&[
+        "run",
+        "examples/calc.ail",
+        "--",
+        "1 + 2 * 3",
+        "(1 + 2) * 3",
+        "7 / 0",
+        "2 *",
+        "10 - 4 - 3",
+        "((8)",
+    ]);
+    // The exit status is the number of expressions that failed.
+    assert_exit(&o, 3);
+    assert_eq!(
+        stdout(&o),
+        concat!(
+            "1 + 2 * 3 = 7\n",
+            "(1 + 2) * 3 = 9\n",
+            "7 / 0: DivisionByZero: division by zero\n",
+            "2 *: SyntaxError: the expression ends too soon\n",
+            "10 - 4 - 3 = 3\n",
+            "((8): SyntaxError: missing `)`\n",
+        )
+    );
 }
