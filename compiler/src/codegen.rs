@@ -1137,6 +1137,20 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 }
             }
         }
+        // `x * 2`, `x / 2`, `x % 7`: the same, for an int literal right operand that fits i32
+        // (not when the operands were swapped: the literal is then the left operand).
+        if matches!(op, BinOp::Mul | BinOp::Div | BinOp::Mod) && !swapped {
+            if let Some(imm) = int_imm(b) {
+                let src = self.first_operand(a, dst, fresh);
+                self.emit(match op {
+                    BinOp::Mul => Instr::MulImm { dst, src, imm },
+                    BinOp::Div => Instr::DivImm { dst, src, imm },
+                    // BinOp::Mod, the only other operator let in above.
+                    _ => Instr::ModImm { dst, src, imm },
+                });
+                return;
+            }
+        }
         let ra = self.first_operand(a, dst, fresh);
         let rb = self.expr_any(b);
         let (x, y) = if swapped { (rb, ra) } else { (ra, rb) };
@@ -1188,4 +1202,12 @@ impl<'a, 'p> FnGen<'a, 'p> {
 /// compiling `x = e` straight into `x`'s register could read the new value too early).
 fn writes_early(e: &Expr) -> bool {
     matches!(e.kind, ExprKind::And(..) | ExprKind::Or(..))
+}
+
+/// The value of an int literal that fits an `Imm` operand.
+fn int_imm(e: &Expr) -> Option<i32> {
+    match e.kind {
+        ExprKind::Int(i) => i32::try_from(i).ok(),
+        _ => None,
+    }
 }

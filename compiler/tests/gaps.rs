@@ -186,3 +186,44 @@ fn main() {
         ["E0102"]
     );
 }
+
+#[test]
+fn immediate_operands_act_like_register_operands() {
+    // `x * 2`, `x / 2`, `x % 2` compile to `MulImm`/`DivImm`/`ModImm`; with the literal in a
+    // variable they compile to `Mul`/`Div`/`Mod`. Values and errors must agree.
+    let src = r#"
+fn show(f) {
+  try { return "{f()}" } catch e { return "{e.kind}: {e.message}" }
+}
+fn main() {
+  let xs = [7, -7, 7.5, -7.5, 9223372036854775807, -9223372036854775807 - 1, "s", null, true]
+  let m1 = -1
+  let z = 0
+  let three = 3
+  for x in xs {
+    print(show(fn() { return x * -1 }) == show(fn() { return x * m1 }))
+    print(show(fn() { return x * 3 }) == show(fn() { return x * three }))
+    print(show(fn() { return x / -1 }) == show(fn() { return x / m1 }))
+    print(show(fn() { return x / 0 }) == show(fn() { return x / z }))
+    print(show(fn() { return x / 3 }) == show(fn() { return x / three }))
+    print(show(fn() { return x % -1 }) == show(fn() { return x % m1 }))
+    print(show(fn() { return x % 0 }) == show(fn() { return x % z }))
+    print(show(fn() { return x % 3 }) == show(fn() { return x % three }))
+  }
+  print("{-7 % 3} {-7 / 2} {7.5 % 2} {3 * 2} {2 * 3} {10 % 3000000000}")
+}
+"#;
+    let c = compile_source("gap.ail", src).unwrap_or_else(|d| panic!("{}", render(&d, false)));
+    let code = format!("{:?}", c.module.functions);
+    for op in ["MulImm", "DivImm", "ModImm", "Mul {", "Div {", "Mod {"] {
+        assert!(code.contains(op), "no {op} in {code}");
+    }
+    // A literal that does not fit an i32 stays in a register.
+    assert!(!code.contains("imm: 3000000000"), "{code}");
+    let out = common::printed(c.module, "gap.ail");
+    assert_eq!(out.len(), 9 * 8 + 1, "{out:?}");
+    for line in &out[..72] {
+        assert_eq!(line, "true", "{out:?}");
+    }
+    assert_eq!(out[72], "-1 -3 1.5 6 6 10");
+}

@@ -65,13 +65,17 @@ fn show(v: &HostValue) -> String {
 }
 
 fn run_with(src: &Src, limits: Limits) -> Out {
+    run_under(src, limits, Policy::default())
+}
+
+fn run_under(src: &Src, limits: Limits, policy: Policy) -> Out {
     let text = src.text();
     let module = assemble(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let verified = VerifiedModule::new(module).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut vm = Vm::new(&verified, limits).expect("a verified module loads");
     vm.start_main(vec![]).expect("main starts");
     let mut host = Host::new(
-        Policy::default(),
+        policy,
         Box::new(Vec::new()),
         Box::new(Cursor::new(Vec::new())),
     );
@@ -292,6 +296,127 @@ fn neg_addimm_and_not() {
         "`not` needs a bool, found int",
     );
     value(&[], "LoadFalse r0\nNot r1, r0\nReturn r1", "true");
+}
+
+/// The immediate forms (`MulImm`, `DivImm`, `ModImm`) against their register forms: the same
+/// value or the same error (kind and message) for each left operand, with `imm` in a register.
+#[test]
+fn immediate_forms_act_like_register_forms() {
+    let lefts: &[&str] = &[
+        "int 7",
+        "int -7",
+        "float -7.5",
+        "int -9223372036854775808",
+        "int 9223372036854775807",
+        "str s0",
+        "float 0.0",
+    ];
+    for (imm_op, reg_op) in [("MulImm", "Mul"), ("DivImm", "Div"), ("ModImm", "Mod")] {
+        for imm in [2, -1, 0, 1103515245] {
+            for left in lefts {
+                let consts = [*left];
+                let with_imm = format!("LoadConst r0, k0\n{imm_op} r2, r0, {imm}\nReturn r2");
+                let with_reg =
+                    format!("LoadConst r0, k0\nLoadInt r1, {imm}\n{reg_op} r2, r0, r1\nReturn r2");
+                let src = |code| Src {
+                    consts: &consts,
+                    code,
+                    ..Src::default()
+                };
+                let got = run(&src(&with_imm));
+                assert_eq!(got, run(&src(&with_reg)), "\n{with_imm}");
+                assert!(!matches!(got, Out::Fatal(_)), "{got:?}\n{with_imm}");
+            }
+        }
+    }
+    value(&[], "LoadInt r0, 7\nModImm r1, r0, 3\nReturn r1", "1");
+    value(&[], "LoadInt r0, -7\nDivImm r1, r0, 2\nReturn r1", "-3");
+    value(&[], "LoadInt r0, -7\nMulImm r1, r0, -3\nReturn r1", "21");
+    fails_code(
+        &["str s0"],
+        "LoadConst r0, k0\nMulImm r1, r0, 2\nReturn r1",
+        "TypeError",
+        "cannot multiply string and int",
+    );
+    fails_code(
+        &[],
+        "LoadInt r0, 7\nDivImm r1, r0, 0\nReturn r1",
+        "DivisionByZero",
+        "division by zero",
+    );
+    fails_code(
+        &[],
+        "LoadInt r0, 7\nModImm r1, r0, 0\nReturn r1",
+        "DivisionByZero",
+        "remainder by zero",
+    );
+    fails_code(
+        MIN_MAX,
+        "LoadConst r0, k1\nMulImm r1, r0, 2\nReturn r1",
+        "Overflow",
+        "integer overflow in multiply",
+    );
+    fails_code(
+        MIN_MAX,
+        "LoadConst r0, k0\nDivImm r1, r0, -1\nReturn r1",
+        "Overflow",
+        "",
+    );
+    fails_code(
+        MIN_MAX,
+        "LoadConst r0, k0\nModImm r1, r0, -1\nReturn r1",
+        "Overflow",
+        "",
+    );
+}
+
+/// The result of an immediate form carries the label of its register operand: untrusted for a
+/// number read from an untrusted file (int and float), trusted for a literal.
+#[test]
+fn immediate_forms_keep_the_label_of_the_register_operand() {
+    let dir = std::env::temp_dir().join(format!("aivm-claims-imm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (text, op, want) in [
+        ("12", "MulImm", "[84,\"untrusted\"]"),
+        ("12", "DivImm", "[1,\"untrusted\"]"),
+        ("12", "ModImm", "[5,\"untrusted\"]"),
+        ("-12", "ModImm", "[-5,\"untrusted\"]"),
+        ("1.5", "MulImm", "[10.5,\"untrusted\"]"),
+        ("1.5", "DivImm", "[0.21428571428571427,\"untrusted\"]"),
+    ] {
+        let file = dir.join(format!("n{text}"));
+        std::fs::write(&file, text).expect("write the input");
+        let path = file.to_str().expect("a UTF-8 temp path");
+        let to_num = if text.contains('.') { "n2" } else { "n1" };
+        // r1 := untrusted text; r2 := its number; r3 := r2 op 7; r4 := label of r3.
+        let code = format!(
+            "LoadConst r0, k0\nEffect r1, n0, r0+1\nCallNative r2, {to_num}, r1+1\n\
+             {op} r3, r2, 7\nCallNative r4, n3, r3+1\nNewList r5, r3+2\nReturn r5"
+        );
+        let src = Src {
+            strings: &[path],
+            consts: &["str s1"],
+            natives: &["fs.read", "core.int", "core.float", "core.label_of"],
+            code: &code,
+            ..Src::default()
+        };
+        let policy = Policy {
+            allow_read: vec![dir.clone()],
+            untrusted: vec![dir.clone()],
+            ..Policy::default()
+        };
+        let got = run_under(&src, Limits::default(), policy);
+        assert_eq!(got, Out::Value(want.into()), "\n{code}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    let code =
+        "LoadInt r0, 12\nModImm r3, r0, 7\nCallNative r4, n0, r3+1\nNewList r5, r3+2\nReturn r5";
+    let src = Src {
+        natives: &["core.label_of"],
+        code,
+        ..Src::default()
+    };
+    assert_eq!(run(&src), Out::Value("[5,\"trusted\"]".into()));
 }
 
 // ---- comparison and text ----------------------------------------------------------------

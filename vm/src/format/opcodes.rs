@@ -77,6 +77,12 @@ macro_rules! for_each_op {
             0x26 AddImm { dst: Dst, src: Src, imm: Imm } => next, pure;
             /// R[dst] := not R[src], where R[src] is a bool.
             0x27 Not { dst: Dst, src: Src } => next, pure;
+            /// R[dst] := R[src] * imm, as `Mul` with an int right operand (label: that of R[src]).
+            0x28 MulImm { dst: Dst, src: Src, imm: Imm } => next, pure;
+            /// R[dst] := R[src] / imm, as `Div` with an int right operand (label: that of R[src]).
+            0x29 DivImm { dst: Dst, src: Src, imm: Imm } => next, pure;
+            /// R[dst] := R[src] % imm, as `Mod` with an int right operand (label: that of R[src]).
+            0x2a ModImm { dst: Dst, src: Src, imm: Imm } => next, pure;
 
             /// R[dst] := R[a] == R[b] (structural equality; 1 == 1.0 is true).
             0x30 Eq { dst: Dst, a: Src, b: Src } => next, pure;

@@ -134,6 +134,23 @@ impl Exec<'_> {
                             }
                         };
                     }
+                    // Arithmetic with an int immediate on a public int (`$int`: None = overflow or
+                    // zero divisor, left to the slow path) or a public float; the rest (errors,
+                    // labels) goes to the register form's handler.
+                    macro_rules! arith_imm {
+                        ($dst:expr, $src:expr, $imm:expr, $int:expr, $float:expr) => {{
+                            let x = r!($src);
+                            if let Some(i) = x.public_int() {
+                                if let Some(s) = $int(i, $imm as i64) {
+                                    r!($dst) = Value::int(s);
+                                    break 'fast pc + 1;
+                                }
+                            } else if let Some(f) = x.public_float() {
+                                r!($dst) = Value::float($float(f, $imm as f64));
+                                break 'fast pc + 1;
+                            }
+                        }};
+                    }
                     macro_rules! compare {
                             ($dst:expr, $a:expr, $b:expr, $op:tt) => {
                                 match num(r!($a), r!($b)) {
@@ -206,6 +223,15 @@ impl Exec<'_> {
                                 r!(dst) = Value::float(f + imm as f64).labelled(x.label());
                                 break 'fast pc + 1;
                             }
+                        }
+                        Instr::MulImm { dst, src, imm } => {
+                            arith_imm!(dst, src, imm, i64::checked_mul, |a, b| a * b)
+                        }
+                        Instr::DivImm { dst, src, imm } => {
+                            arith_imm!(dst, src, imm, i64::checked_div, |a, b| a / b)
+                        }
+                        Instr::ModImm { dst, src, imm } => {
+                            arith_imm!(dst, src, imm, i64::checked_rem, |a, b| a % b)
                         }
                         Instr::Eq { dst, a, b } => compare!(dst, a, b, ==),
                         Instr::Ne { dst, a, b } => compare!(dst, a, b, !=),
@@ -501,6 +527,17 @@ impl Exec<'_> {
             Instr::Mod { dst, a, b } => r!(dst) = self.rem(r!(a), r!(b))?,
             Instr::Neg { dst, src } => r!(dst) = self.neg(r!(src))?,
             Instr::AddImm { dst, src, imm } => r!(dst) = self.add_imm(r!(src), imm)?,
+            // The immediate forms are the register forms with a public int right operand, so
+            // their errors and labels are the same by construction.
+            Instr::MulImm { dst, src, imm } => {
+                r!(dst) = self.mul(r!(src), Value::int(imm as i64))?
+            }
+            Instr::DivImm { dst, src, imm } => {
+                r!(dst) = self.div(r!(src), Value::int(imm as i64))?
+            }
+            Instr::ModImm { dst, src, imm } => {
+                r!(dst) = self.rem(r!(src), Value::int(imm as i64))?
+            }
             Instr::Not { dst, src } => r!(dst) = self.not(r!(src))?,
             Instr::Eq { dst, a, b } => r!(dst) = self.eq(r!(a), r!(b), true)?,
             Instr::Ne { dst, a, b } => r!(dst) = self.eq(r!(a), r!(b), false)?,
