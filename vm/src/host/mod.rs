@@ -3,7 +3,9 @@
 //! after canonicalising the path, so no `..` or symlink escape; files under untrusted roots come
 //! back labelled untrusted) and `clock.now` — and records every effect in a trace.
 
+pub mod config;
 pub mod llm;
+pub mod providers;
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Component, Path, PathBuf};
