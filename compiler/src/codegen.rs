@@ -113,7 +113,8 @@ impl Pools<'_> {
     /// The type table entry describing `ty` (named aliases keep their name and doc).
     fn ty(&mut self, ty: &Ty) -> TypeId {
         let desc = match ty {
-            Ty::Any | Ty::Never | Ty::Range => TypeDesc::Any,
+            // The format has no descriptor for task handles (nor ranges): not checked.
+            Ty::Any | Ty::Never | Ty::Range | Ty::Task => TypeDesc::Any,
             Ty::Null => TypeDesc::Null,
             Ty::Bool => TypeDesc::Bool,
             Ty::Int => TypeDesc::Int,
@@ -274,6 +275,8 @@ struct FnGen<'a, 'p> {
     fresh: Option<Reg>,
     /// Where the function first needed more registers than a frame can have.
     too_many_regs: Option<u32>,
+    /// Where the function first used an instruction this VM does not have yet.
+    unsupported: Option<u32>,
     /// The source offset of the statement or call being compiled.
     at: u32,
 }
@@ -299,6 +302,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
             try_depth: 0,
             fresh: None,
             too_many_regs: None,
+            unsupported: None,
             at: func.span.start,
         }
     }
@@ -360,6 +364,13 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 func,
                 at,
                 format!("here it needs more than {MAX_REGS} registers (live values, list items, arguments)"),
+            ));
+        }
+        if let Some(at) = self.unsupported {
+            return Err(too_large(
+                func,
+                at,
+                "`spawn` and `await` need a newer VM".into(),
             ));
         }
         let blocks = basic_blocks(&self.code);
@@ -1105,6 +1116,24 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 let a = self.first_operand(lo, dst, fresh);
                 let b = self.expr_any(hi);
                 self.emit(Instr::Range { dst, lo: a, hi: b });
+            }
+            ExprKind::Check(inner, ty) => {
+                self.fresh = fresh.then_some(dst);
+                self.expr_to(inner, dst);
+                let t = self.pools.ty(ty);
+                self.emit(Instr::CheckType { src: dst, ty: t });
+            }
+            ExprKind::Spawn(callee, args) => {
+                // Pending the VM's task instructions: the operands are compiled, then the
+                // function is rejected.
+                self.expr_any(callee);
+                let args: Vec<&Expr> = args.iter().collect();
+                self.expr_range(&args);
+                self.unsupported.get_or_insert(e.span.start);
+            }
+            ExprKind::Await(task) => {
+                self.expr_any(task);
+                self.unsupported.get_or_insert(e.span.start);
             }
         }
         self.top = save;

@@ -21,6 +21,16 @@ pub struct Program {
     pub externs: Vec<Extern>,
     pub entry: Option<FuncIdx>,
     pub exports: Vec<(String, FuncIdx)>,
+    /// Every `model` item of every module, in declaration order.
+    pub models: Vec<Model>,
+}
+
+/// `model name = "logical"`.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // written into the module once the format has model slots (vm-core)
+pub struct Model {
+    pub name: String,
+    pub logical: String,
 }
 
 /// An `extern fn` binding a VM native.
@@ -221,6 +231,12 @@ pub enum ExprKind {
     Range(Box<Expr>, Box<Expr>),
     /// A closure of a lambda.
     Closure(FuncIdx),
+    /// `spawn callee(args)`: a new task; the value is its handle.
+    Spawn(Box<Expr>, Vec<Expr>),
+    /// `await task`: the task's result (or its error, raised).
+    Await(Box<Expr>),
+    /// The value, checked at run time against a type (the result of an `llm` expression).
+    Check(Box<Expr>, Ty),
 }
 
 impl Expr {
