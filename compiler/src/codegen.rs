@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use aivm_vm::format::{
-    Constant, Export, Field, Flow, Function, Instr, LineEntry, Module, Operand, Param, Reg,
-    RegRange, StrId, TypeDesc, TypeId, DATAFLOW_BUDGET_WORDS,
+    Constant, Export, Field, Flow, Function, Instr, LineEntry, ModelSlot, Module, Operand, Param,
+    Reg, RegRange, StrId, TypeDesc, TypeId, DATAFLOW_BUDGET_WORDS, LLM_CALL,
 };
 
 use crate::ast::Span;
@@ -201,7 +201,18 @@ pub fn generate(
     if !errors.is_empty() {
         return Err(errors);
     }
+    for shape in &prog.shapes {
+        pools.shape(shape);
+    }
     pools.module.entry = prog.entry;
+    // One slot per logical name (the verifier rejects duplicates); the first name is kept.
+    for m in &prog.models {
+        let logical = pools.string(&m.logical);
+        if pools.module.models.iter().all(|s| s.logical != logical) {
+            let name = pools.string(&m.name);
+            pools.module.models.push(ModelSlot { name, logical });
+        }
+    }
     for (name, func) in &prog.exports {
         let name = pools.string(name);
         pools.module.exports.push(Export { name, func: *func });
@@ -275,8 +286,6 @@ struct FnGen<'a, 'p> {
     fresh: Option<Reg>,
     /// Where the function first needed more registers than a frame can have.
     too_many_regs: Option<u32>,
-    /// Where the function first used an instruction this VM does not have yet.
-    unsupported: Option<u32>,
     /// The source offset of the statement or call being compiled.
     at: u32,
 }
@@ -302,7 +311,6 @@ impl<'a, 'p> FnGen<'a, 'p> {
             try_depth: 0,
             fresh: None,
             too_many_regs: None,
-            unsupported: None,
             at: func.span.start,
         }
     }
@@ -364,13 +372,6 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 func,
                 at,
                 format!("here it needs more than {MAX_REGS} registers (live values, list items, arguments)"),
-            ));
-        }
-        if let Some(at) = self.unsupported {
-            return Err(too_large(
-                func,
-                at,
-                "`spawn` and `await` need a newer VM".into(),
             ));
         }
         let blocks = basic_blocks(&self.code);
@@ -1061,6 +1062,17 @@ impl<'a, 'p> FnGen<'a, 'p> {
                     Some(ext) => (ext.native.clone(), ext.effect),
                     None => (String::new(), false),
                 };
+                if name == LLM_CALL {
+                    // `extern fn call_llm(model, request) = "llm.call"` (std.agent) is the
+                    // CALL_LLM instruction, not an `Effect`.
+                    let mut regs = range.regs();
+                    let (Some(model), Some(req)) = (regs.next(), regs.next()) else {
+                        return;
+                    };
+                    self.emit(Instr::CallLlm { dst, model, req });
+                    self.top = save;
+                    return;
+                }
                 let native = self.pools.native(&name);
                 if effect {
                     self.emit(Instr::Effect {
@@ -1124,16 +1136,20 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 self.emit(Instr::CheckType { src: dst, ty: t });
             }
             ExprKind::Spawn(callee, args) => {
-                // Pending the VM's task instructions: the operands are compiled, then the
-                // function is rejected.
-                self.expr_any(callee);
+                self.mark(e.span.start);
+                let c = self.expr_any(callee);
                 let args: Vec<&Expr> = args.iter().collect();
-                self.expr_range(&args);
-                self.unsupported.get_or_insert(e.span.start);
+                let range = self.expr_range(&args);
+                self.emit(Instr::Spawn {
+                    dst,
+                    callee: c,
+                    args: range,
+                });
             }
             ExprKind::Await(task) => {
-                self.expr_any(task);
-                self.unsupported.get_or_insert(e.span.start);
+                self.mark(e.span.start);
+                let t = self.first_operand(task, dst, fresh);
+                self.emit(Instr::Await { dst, task: t });
             }
         }
         self.top = save;

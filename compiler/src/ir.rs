@@ -23,11 +23,13 @@ pub struct Program {
     pub exports: Vec<(String, FuncIdx)>,
     /// Every `model` item of every module, in declaration order.
     pub models: Vec<Model>,
+    /// Record shapes the module must hold although no literal builds them: `schema.conform`
+    /// makes records only of shapes the module has (the records of `llm` output types).
+    pub shapes: Vec<Vec<String>>,
 }
 
 /// `model name = "logical"`.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // written into the module once the format has model slots (vm-core)
 pub struct Model {
     pub name: String,
     pub logical: String,

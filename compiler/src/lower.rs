@@ -17,6 +17,7 @@ use crate::resolve::{suggest, Def, Global, ModId, Namespace, Scopes};
 use crate::typeck::{self, FieldAccess, TypeFault};
 use crate::types::{Alias, Conf, Ty, TypeTable};
 
+#[path = "lower_agent.rs"]
 mod agent;
 
 /// One parsed module, with its imports already loaded.

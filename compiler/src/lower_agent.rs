@@ -73,11 +73,14 @@ impl Lowerer<'_> {
 
         let (schema, schema_name, result_ty) = match &out {
             Some((ty, ty_span)) => match schema::schema(&self.types, ty) {
-                Ok(s) => (
-                    self.json_value(&s.to_string(), *ty_span),
-                    str_expr(&schema_name(ty), *ty_span),
-                    ty.clone(),
-                ),
+                Ok(s) => {
+                    self.need_shapes(ty);
+                    (
+                        self.json_value(&s.to_string(), *ty_span),
+                        str_expr(&schema_name(ty), *ty_span),
+                        ty.clone(),
+                    )
+                }
                 Err(e) => {
                     self.schema_error(&e, *ty_span, "the output type of an `llm` expression");
                     (null(*ty_span), null(*ty_span), Ty::Any)
@@ -164,7 +167,7 @@ impl Lowerer<'_> {
         d.extra.push(Label {
             file,
             span: word_span,
-            text: format!("`{word}` takes a `{want}`"),
+            text: format!("`{word}` takes a value of type `{want}`"),
         });
     }
 
@@ -254,7 +257,11 @@ impl Lowerer<'_> {
             .zip(sig.params.iter().map(|(t, _)| t.clone()))
             .collect();
         let parameters = match schema::arguments(&self.types, &params) {
-            Ok(s) => self.json_value(&s.to_string(), id.span),
+            Ok(s) => {
+                let args = Ty::Record(params.clone());
+                self.need_shapes(&args);
+                self.json_value(&s.to_string(), id.span)
+            }
             Err(e) => {
                 self.schema_error(&e, id.span, &format!("a parameter of tool `{}`", id.name));
                 return None;
@@ -333,6 +340,33 @@ impl Lowerer<'_> {
         self.prog.funcs.push(func);
         self.tool_adapters.insert(f, idx);
         idx
+    }
+
+    /// Records the shapes of every record type within `ty`, so that `schema.conform` can
+    /// build records of them.
+    fn need_shapes(&mut self, ty: &Ty) {
+        let mut seen = Vec::new();
+        let mut stack = vec![ty.clone()];
+        while let Some(t) = stack.pop() {
+            match t {
+                Ty::Record(fields) => {
+                    let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+                    if !self.prog.shapes.contains(&names) {
+                        self.prog.shapes.push(names);
+                    }
+                    stack.extend(fields.into_iter().map(|(_, t)| t));
+                }
+                Ty::List(t) | Ty::Map(t) | Ty::Optional(t) => stack.push(*t),
+                Ty::Union(ms) => stack.extend(ms),
+                Ty::Named(id, _) if !seen.contains(&id) => {
+                    seen.push(id);
+                    if let Some(a) = self.types.aliases.get(id as usize) {
+                        stack.push(a.ty.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// `json.parse("<text>")`: a JSON value built at run time from a constant text.
