@@ -123,6 +123,8 @@ impl Host {
                     let result = self.perform(&req)?;
                     vm.resume(req.task, result)?;
                 }
+                // Effects are performed at once here, so nothing is in flight: idle is stuck.
+                Step::Idle => return Err(vm.deadlock().unwrap_or(VmError::Idle).into()),
             }
         }
     }
@@ -301,5 +303,6 @@ fn summarise(v: &HostValue) -> String {
         HostData::Record(fields) => format!("record of {} fields", fields.len()),
         HostData::Error { kind, .. } => format!("error {kind}"),
         HostData::Func(name) => format!("fn {name}"),
+        HostData::Task(t) => format!("task {t}"),
     }
 }
