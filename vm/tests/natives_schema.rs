@@ -154,6 +154,20 @@ fn mismatches_name_their_place_by_json_pointer() {
         conform(r#"{"n": "one"}"#, schema).unwrap_err(),
         "ValueError: at /n: expected integer, found string"
     );
+    assert_eq!(
+        conform(r#"{}"#, schema).unwrap_err(),
+        r#"ValueError: at the top level: missing required field "n""#
+    );
+    assert_eq!(
+        conform(r#""n""#, schema).unwrap_err(),
+        "ValueError: at the top level: expected object or null, found string"
+    );
+    // An enum mismatch is about the value, not its type: it is the one reported.
+    let schema = r#"{"anyOf": [{"type": "string", "enum": ["a"]}, {"type": "null"}]}"#;
+    assert_eq!(
+        conform(r#""b""#, schema).unwrap_err(),
+        r#"ValueError: at the top level: expected one of "a", found "b""#
+    );
 }
 
 #[test]

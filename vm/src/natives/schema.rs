@@ -38,7 +38,7 @@ fn conform(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     };
     match c.value(arg(args, 0), arg(args, 1), 0) {
         Ok(v) => Ok(v),
-        Err(Fail::Mismatch { path, message }) => Err(Raise::rt(
+        Err(Fail::Mismatch { path, message, .. }) => Err(Raise::rt(
             kind::VALUE,
             format!("at {}: {message}", pointer_text(&path)),
         )),
@@ -56,7 +56,12 @@ enum Seg {
 /// Why a value does not conform: a mismatch (which `anyOf` may recover from), or an error
 /// that ends the whole check (a bad schema, a limit, a broken heap).
 enum Fail {
-    Mismatch { path: Vec<Seg>, message: String },
+    Mismatch {
+        path: Vec<Seg>,
+        message: String,
+        /// For a value of the wrong type: the types that were wanted (what `anyOf` lists).
+        wanted: Option<String>,
+    },
     Hard(Raise),
 }
 
@@ -115,6 +120,16 @@ impl Conformer<'_, '_> {
         Err(Fail::Mismatch {
             path: self.path.clone(),
             message,
+            wanted: None,
+        })
+    }
+
+    /// The value here is of none of the `wanted` types.
+    fn wrong_type<T>(&self, wanted: String, v: Value) -> F<T> {
+        Err(Fail::Mismatch {
+            path: self.path.clone(),
+            message: format!("expected {wanted}, found {}", v.type_name()),
+            wanted: Some(wanted),
         })
     }
 
@@ -315,13 +330,7 @@ impl Conformer<'_, '_> {
         if let Some(types) = &schema.types {
             match types.iter().find_map(|t| self.convert(v, t)) {
                 Some(converted) => v = converted,
-                None => {
-                    return self.mismatch(format!(
-                        "expected {}, found {}",
-                        types.join(" or "),
-                        v.type_name()
-                    ))
-                }
+                None => return self.wrong_type(types.join(" or "), v),
             }
         }
         match v.kind() {
@@ -363,42 +372,43 @@ impl Conformer<'_, '_> {
     }
 
     fn any_of(&mut self, v: Value, branches: &[Value], depth: usize) -> F<Value> {
-        let mut fails: Vec<(Vec<Seg>, String)> = Vec::new();
+        let mut fails: Vec<(Vec<Seg>, String, Option<String>)> = Vec::new();
         for b in branches {
             let at = self.path.len();
             match self.value(v, *b, depth + 1) {
                 Ok(x) => return Ok(x),
-                Err(Fail::Mismatch { path, message }) => fails.push((path, message)),
+                Err(Fail::Mismatch {
+                    path,
+                    message,
+                    wanted,
+                }) => fails.push((path, message, wanted)),
                 Err(hard) => return Err(hard),
             }
             self.path.truncate(at);
         }
-        // The most telling failure: the one that got deepest into the value; when every
-        // branch failed right here, say what each wanted.
+        // The most telling failure: one from a branch of the value's own type, which got
+        // past the type check (the deepest such); when every branch wanted another type, say
+        // what each wanted.
         let here = self.path.len();
-        let deepest = fails.iter().map(|(p, _)| p.len()).max().unwrap_or(here);
-        if deepest > here {
-            if let Some(i) = fails.iter().position(|(p, _)| p.len() == deepest) {
-                let (path, message) = fails.swap_remove(i);
-                return Err(Fail::Mismatch { path, message });
+        let of_type = |f: &(Vec<Seg>, String, Option<String>)| f.0.len() > here || f.2.is_none();
+        let deepest = fails.iter().filter(|f| of_type(f)).map(|f| f.0.len()).max();
+        if let Some(depth) = deepest {
+            if let Some(i) = fails.iter().position(|f| of_type(f) && f.0.len() == depth) {
+                let (path, message, wanted) = fails.swap_remove(i);
+                return Err(Fail::Mismatch {
+                    path,
+                    message,
+                    wanted,
+                });
             }
         }
         let mut wanted: Vec<String> = Vec::new();
-        for (_, m) in &fails {
-            let want = m
-                .strip_prefix("expected ")
-                .and_then(|r| r.rsplit_once(", found "))
-                .map_or(m.as_str(), |(w, _)| w)
-                .to_string();
-            if !wanted.contains(&want) {
-                wanted.push(want);
+        for w in fails.into_iter().filter_map(|f| f.2) {
+            if !wanted.contains(&w) {
+                wanted.push(w);
             }
         }
-        self.mismatch(format!(
-            "expected {}, found {}",
-            wanted.join(" or "),
-            v.type_name()
-        ))
+        self.wrong_type(wanted.join(" or "), v)
     }
 
     fn array(&mut self, v: Value, items: Value, depth: usize) -> F<Value> {
