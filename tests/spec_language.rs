@@ -33,6 +33,7 @@ fn run(src: &str, args: &[&str]) -> (Vec<String>, Result<String, String>) {
                 };
                 vm.resume(req.task, r).expect("resume");
             }
+            Ok(Step::Idle) => panic!("idle before main finished"),
             Err(VmError::Uncaught { kind, message, .. }) => {
                 return (out, Err(format!("{kind}: {message}")));
             }

@@ -40,6 +40,7 @@ fn eq_at(heap: &Heap, module: &Module, a: Value, b: Value, depth: usize) -> R<bo
         (Kind::Int(i), Kind::Float(f)) | (Kind::Float(f), Kind::Int(i)) => int_float_eq(i, f),
         (Kind::Str(x), Kind::Str(y)) => x == y || heap.str(x)? == heap.str(y)?,
         (Kind::Func(x), Kind::Func(y)) => x == y,
+        (Kind::Task(x), Kind::Task(y)) => x == y,
         (Kind::Closure(x), Kind::Closure(y))
         | (Kind::Cell(x), Kind::Cell(y))
         | (Kind::Iter(x), Kind::Iter(y)) => x == y,

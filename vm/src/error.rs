@@ -63,6 +63,12 @@ pub enum VmError {
     NotWaiting(u32),
     #[error("no task is ready to run (every task is waiting for an effect or done)")]
     Idle,
+    /// No task is ready, no effect is in flight, and tasks still wait at `Await`: nothing can
+    /// ever wake them.
+    #[error(
+        "deadlock: {awaiting} task(s) wait at `await` and no effect is in flight to wake them"
+    )]
+    Deadlock { awaiting: usize },
 }
 
 impl VmError {
@@ -135,6 +141,8 @@ pub mod kind {
     pub const KEY: &str = "KeyError";
     pub const VALUE: &str = "ValueError";
     pub const JSON: &str = "JsonError";
+    /// `CallLlm` named a model that is not one of the module's model slots.
+    pub const UNKNOWN_MODEL: &str = "UnknownModel";
 }
 
 pub(crate) type R<T> = Result<T, Raise>;

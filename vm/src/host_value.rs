@@ -35,6 +35,8 @@ pub enum HostData {
     },
     /// A function value, by name (it cannot leave the VM).
     Func(String),
+    /// The handle of a task of the VM, by id.
+    Task(u32),
 }
 
 impl HostValue {
@@ -119,6 +121,7 @@ impl HostValue {
             HostData::Error { kind, message } => {
                 serde_json::json!({ "kind": kind, "message": message })
             }
+            HostData::Task(t) => J::String(format!("<task {t}>")),
         }
     }
 }

@@ -132,6 +132,9 @@ impl Printer<'_> {
                 let _ = write!(out, "{}: {}", e.kind, e.message);
             }
             Kind::Cell(_) => out.push_str("<cell>"),
+            Kind::Task(t) => {
+                let _ = write!(out, "<task {t}>");
+            }
             Kind::Iter(_) => out.push_str("<iterator>"),
             Kind::Range(o) => {
                 let (lo, hi) = self.heap.range(o)?;

@@ -39,6 +39,8 @@ pub enum Kind {
     Error(ObjId),
     Iter(ObjId),
     Range(ObjId),
+    /// The handle of a task (its id in the VM): no heap object needed.
+    Task(u32),
 }
 
 /// A value in a register: its kind and its information-flow label, packed in 16 bytes (two
@@ -106,6 +108,7 @@ mod tag {
     pub const ERROR: u64 = 11;
     pub const ITER: u64 = 12;
     pub const RANGE: u64 = 13;
+    pub const TASK: u64 = 14;
 }
 
 impl Value {
@@ -133,6 +136,7 @@ impl Value {
             Kind::Error(o) => (tag::ERROR, o.0 as u64),
             Kind::Iter(o) => (tag::ITER, o.0 as u64),
             Kind::Range(o) => (tag::RANGE, o.0 as u64),
+            Kind::Task(t) => (tag::TASK, t as u64),
         };
         Value {
             head: t | (label.0 as u64) << 32,
@@ -161,6 +165,7 @@ impl Value {
             tag::ERROR => Kind::Error(o),
             tag::ITER => Kind::Iter(o),
             tag::RANGE => Kind::Range(o),
+            tag::TASK => Kind::Task(self.bits as u32),
             // Values are only built by `with`, which never makes another tag.
             _ => Kind::Null,
         }
@@ -269,7 +274,12 @@ impl Value {
             | Kind::Error(o)
             | Kind::Iter(o)
             | Kind::Range(o) => Some(o),
-            Kind::Null | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) | Kind::Func(_) => None,
+            Kind::Null
+            | Kind::Bool(_)
+            | Kind::Int(_)
+            | Kind::Float(_)
+            | Kind::Func(_)
+            | Kind::Task(_) => None,
         }
     }
 
@@ -289,6 +299,7 @@ impl Value {
             Kind::Error(_) => "error",
             Kind::Iter(_) => "iterator",
             Kind::Range(_) => "range",
+            Kind::Task(_) => "task",
         }
     }
 }
@@ -379,6 +390,7 @@ mod tests {
             Kind::Map(ObjId(u32::MAX)),
             Kind::Func(3),
             Kind::Range(ObjId(1)),
+            Kind::Task(u32::MAX),
         ] {
             let v = Value::with(k, Label(9));
             assert_eq!(v.kind(), k);

@@ -106,7 +106,7 @@ fn invalid_modules_round_trip_too() {
 fn golden_disassembly() {
     let mut m = Module::default();
     for s in [
-        "main", "args", "hello\n", "io.print", "x", "Point", "main.ail",
+        "main", "args", "hello\n", "io.print", "x", "Point", "main.ail", "smart", "large",
     ] {
         m.strings.push(s.into());
     }
@@ -131,6 +131,10 @@ fn golden_disassembly() {
     m.files = vec![6];
     m.exports = vec![aivm_vm::format::Export { name: 0, func: 0 }];
     m.entry = Some(0);
+    m.models = vec![aivm_vm::format::ModelSlot {
+        name: 7,
+        logical: 8,
+    }];
     m.functions.push(Function {
         name: 0,
         params: vec![Param { name: 1, ty: 1 }],
@@ -171,7 +175,7 @@ fn golden_disassembly() {
         doc: None,
     });
     let text = disassemble(&m);
-    let want = r#"; aivm assembly, bytecode format version 1
+    let want = r#"; aivm assembly, bytecode format version 2
 .strings
     s0 = "main"
     s1 = "args"
@@ -180,6 +184,8 @@ fn golden_disassembly() {
     s4 = "x"
     s5 = "Point"
     s6 = "main.ail"
+    s7 = "smart"
+    s8 = "large"
 .const
     k0 = str s2                     ; "hello\n"
     k1 = float 2.5
@@ -196,6 +202,8 @@ fn golden_disassembly() {
     s6                              ; file 0: "main.ail"
 .exports
     s0 = f0                         ; main -> main
+.models
+    s7 = s8                         ; smart = "large"
 .entry f0                           ; main
 .func f0 s0                         ; main
     params s1: t1
@@ -300,7 +308,7 @@ fn assembler_errors_have_line_and_column() {
         asm_err(".func f0 s0\nx:\nx:\n"),
         "3:1: label `x` is defined twice"
     );
-    assert_eq!(asm_err(".bogus\n"), "1:1: unknown directive `.bogus`: expected .strings, .const, .types, .natives, .files, .exports, .entry or .func");
+    assert_eq!(asm_err(".bogus\n"), "1:1: unknown directive `.bogus`: expected .strings, .const, .types, .natives, .files, .exports, .models, .entry or .func");
 }
 
 proptest! {

@@ -2,7 +2,7 @@
 //! message names the section and the byte offset of the fault.
 
 use aivm_vm::format::{
-    decode, encode, Constant, DecodeErrorKind, Function, Instr, Module, TypeDesc,
+    decode, encode, Constant, DecodeErrorKind, Function, Instr, ModelSlot, Module, TypeDesc,
 };
 
 fn sample() -> Module {
@@ -36,6 +36,10 @@ fn sample() -> Module {
         exports: vec![],
         entry: Some(0),
         files: vec![],
+        models: vec![ModelSlot {
+            name: 0,
+            logical: 1,
+        }],
     }
 }
 
@@ -95,12 +99,12 @@ fn bad_magic() {
 #[test]
 fn version_mismatch_and_flags() {
     let mut b = encode(&sample());
-    b[4] = 2;
+    b[4] = 1;
     rejects(
         &b,
         &[
             "unsupported version in header at offset 0x4",
-            "file is version 2",
+            "this VM reads format version 2, the file is version 1",
         ],
     );
     let mut b = encode(&sample());
@@ -115,12 +119,12 @@ fn truncated_everywhere() {
     for n in 0..b.len() {
         assert!(decode(&b[..n]).is_err(), "prefix of {n} bytes accepted");
     }
-    let (h, s, _) = section(&b, 8);
+    let (h, s, _) = section(&b, 9);
     let cut = &b[..b.len() - 1];
     rejects(
         cut,
         &[&format!(
-            "truncated section `files` at offset {h:#x}: expected 4 bytes, found 3"
+            "truncated section `models` at offset {h:#x}: expected 12 bytes, found 11"
         )],
     );
     assert_eq!(s, h + 5);
@@ -201,22 +205,22 @@ fn unknown_reserved_duplicate_and_misplaced_sections() {
 
     let mut v = b.clone();
     let n = v.len();
-    v.extend_from_slice(&[9, 0, 0, 0, 0]);
+    v.extend_from_slice(&[10, 0, 0, 0, 0]);
     rejects(
         &v,
         &[
             &format!("reserved section id in container at offset {n:#x}"),
-            "id 9",
+            "id 10",
         ],
     );
 
-    let (h, _, e) = section(&b, 8);
+    let (h, _, e) = section(&b, 9);
     let mut v = b.clone();
     v.extend_from_slice(&b[h..e]);
     rejects(
         &v,
         &[&format!(
-            "duplicate section `files` at offset {:#x}",
+            "duplicate section `models` at offset {:#x}",
             b.len()
         )],
     );
@@ -226,7 +230,7 @@ fn unknown_reserved_duplicate_and_misplaced_sections() {
     v.extend_from_slice(&b[h..e]);
     rejects(
         &v,
-        &["misplaced section `types`", "must come before `files`"],
+        &["misplaced section `types`", "must come before `models`"],
     );
 
     // Swap the strings and constants sections.
@@ -244,9 +248,40 @@ fn unknown_reserved_duplicate_and_misplaced_sections() {
         ],
     );
 
-    // Drop the files section.
+    // Drop the models section, then the files section too.
+    let (h, _, _) = section(&b, 9);
+    rejects(&b[..h], &["the input ends where section `models` must be"]);
     let (h, _, _) = section(&b, 8);
-    rejects(&b[..h], &["the input ends where section `files` must be"]);
+    let mut v = b[..h].to_vec();
+    v.extend_from_slice(&b[section(&b, 9).0..]);
+    rejects(&v, &["expected section `files`, found `models`"]);
+}
+
+#[test]
+fn models_section_lengths_are_checked() {
+    let b = encode(&sample());
+    let (h, s, e) = section(&b, 9);
+    assert_eq!(e - s, 4 + 8, "a count and one (name, logical) pair");
+    // A count of two slots with the bytes of one.
+    let mut v = b.clone();
+    v[s] = 2;
+    rejects(
+        &v,
+        &[&format!(
+            "truncated section `models` at offset {s:#x}: expected 16 bytes, found 8"
+        )],
+    );
+    // A declared length longer than the slots.
+    let mut v = b.clone();
+    set_len(&mut v, h, 13);
+    v.push(0);
+    rejects(
+        &v,
+        &[
+            "oversized section `models`",
+            "declares 13 bytes but its contents end after 12",
+        ],
+    );
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn run_all(m: aivm_vm::format::Module) {
         for _ in 0..50 {
             match vm.run() {
                 Ok(Step::Effect(req)) => vm.resume(req.task, Ok(HostValue::null())).unwrap(),
-                Ok(Step::Done { .. }) | Err(_) => break,
+                Ok(Step::Done { .. } | Step::Idle) | Err(_) => break,
             }
         }
     }

@@ -507,6 +507,7 @@ fn run_stateful(roundtrip: bool) -> (Vec<String>, HostValue) {
         let req = match step {
             Step::Done { value, .. } => return (out, value),
             Step::Effect(req) => req,
+            Step::Idle => panic!("idle with main unfinished"),
         };
         if roundtrip {
             let bytes = serde_json::to_vec(&vm.snapshot()).unwrap();

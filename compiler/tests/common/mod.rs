@@ -52,6 +52,7 @@ pub fn printed(module: Module, what: &str) -> Vec<String> {
                 };
                 vm.resume(req.task, r).expect("resume");
             }
+            Ok(Step::Idle) => panic!("{what}: idle before main finished\noutput so far: {out:?}"),
             Err(e) => panic!("{what}: {e}\noutput so far: {out:?}"),
         }
     }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::module::{
-    Constant, Export, Field, Function, LineEntry, Module, Param, TypeDesc, FORMAT_VERSION,
+    Constant, Export, Field, Function, LineEntry, ModelSlot, Module, Param, TypeDesc,
+    FORMAT_VERSION,
 };
 use super::opcodes::{Instr, Opcode, Operand, OperandKind, RegRange};
 
@@ -77,6 +78,14 @@ pub fn disassemble(m: &Module) -> String {
             &mut out,
             &format!("    s{} = f{}", e.name, e.func),
             Some(format!("{} -> {}", m.str(e.name), m.func_name(e.func))),
+        );
+    }
+    out.push_str(".models\n");
+    for slot in &m.models {
+        line_with_comment(
+            &mut out,
+            &format!("    s{} = s{}", slot.name, slot.logical),
+            Some(format!("{} = {:?}", m.str(slot.name), m.str(slot.logical))),
         );
     }
     if let Some(e) = m.entry {
@@ -571,6 +580,7 @@ enum Section {
     Natives,
     Files,
     Exports,
+    Models,
     Func,
 }
 
@@ -656,6 +666,13 @@ impl Assembler {
                 self.m.exports.push(Export { name, func });
                 Ok(())
             }
+            Section::Models => {
+                let name = p.index('s', "a string (the model's name)")?;
+                p.punct('=')?;
+                let logical = p.index('s', "a string (the logical name)")?;
+                self.m.models.push(ModelSlot { name, logical });
+                Ok(())
+            }
             Section::Func => self.function_line(p),
         }
     }
@@ -691,6 +708,7 @@ impl Assembler {
             ".natives" => Section::Natives,
             ".files" => Section::Files,
             ".exports" => Section::Exports,
+            ".models" => Section::Models,
             ".entry" => {
                 if self.m.entry.is_some() {
                     return Err(AsmError {
@@ -733,7 +751,7 @@ impl Assembler {
                     col,
                     message: format!(
                         "unknown directive `{d}`: expected .strings, .const, .types, .natives, \
-                         .files, .exports, .entry or .func"
+                         .files, .exports, .models, .entry or .func"
                     ),
                 })
             }

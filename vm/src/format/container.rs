@@ -13,17 +13,17 @@ pub enum SectionId {
     Exports = 6,
     Entry = 7,
     Files = 8,
-    /// Reserved for the model slots of a later format version; version 1 has none.
+    /// The model slots (since version 2).
     Models = 9,
-    /// Reserved for tool declarations of a later format version; version 1 has none.
+    /// Reserved for tool declarations of a later format version.
     Tools = 10,
-    /// Reserved for the capability manifest of a later format version; version 1 has none.
+    /// Reserved for the capability manifest of a later format version.
     Manifest = 11,
 }
 
 impl SectionId {
-    /// The sections a version 1 container holds, each exactly once, in this order.
-    pub const REQUIRED: [SectionId; 8] = [
+    /// The sections a version 2 container holds, each exactly once, in this order.
+    pub const REQUIRED: [SectionId; 9] = [
         SectionId::Strings,
         SectionId::Constants,
         SectionId::Types,
@@ -32,6 +32,7 @@ impl SectionId {
         SectionId::Exports,
         SectionId::Entry,
         SectionId::Files,
+        SectionId::Models,
     ];
 
     pub fn from_byte(b: u8) -> Option<SectionId> {
@@ -53,7 +54,7 @@ impl SectionId {
 
     /// Whether the id is reserved for a later version (this version neither writes nor reads it).
     pub fn is_reserved(self) -> bool {
-        self >= SectionId::Models
+        self >= SectionId::Tools
     }
 
     pub const fn name(self) -> &'static str {

@@ -10,7 +10,8 @@ use super::container::{
     const_tag, min_size, opt_tag, type_tag, SectionId, HEADER_LEN, SECTION_HEADER_LEN,
 };
 use super::module::{
-    Constant, Export, Field, Function, LineEntry, Module, Param, TypeDesc, FORMAT_VERSION, MAGIC,
+    Constant, Export, Field, Function, LineEntry, ModelSlot, Module, Param, TypeDesc,
+    FORMAT_VERSION, MAGIC,
 };
 use super::opcodes::{Instr, Opcode, Operand, OperandKind, RegRange};
 
@@ -278,7 +279,15 @@ pub fn decode(bytes: &[u8]) -> Result<Module> {
             }
             SectionId::Entry => m.entry = r.opt("entry")?,
             SectionId::Files => m.files = r.u32_list()?,
-            SectionId::Models | SectionId::Tools | SectionId::Manifest => {}
+            SectionId::Models => {
+                m.models = r.list(min_size::PAIR, |r| {
+                    Ok(ModelSlot {
+                        name: r.u32()?,
+                        logical: r.u32()?,
+                    })
+                })?
+            }
+            SectionId::Tools | SectionId::Manifest => {}
         }
         r.function = None;
         if r.pos != r.end {
@@ -300,10 +309,10 @@ pub fn decode(bytes: &[u8]) -> Result<Module> {
             Some(id) if id.is_reserved() => DecodeErrorKind::ReservedSection { id: id as u8 },
             Some(id) => {
                 r.section = Some(id.name());
-                if id == SectionId::Files {
+                if id == SectionId::Models {
                     DecodeErrorKind::DuplicateSection
                 } else {
-                    DecodeErrorKind::OutOfOrder { after: "files" }
+                    DecodeErrorKind::OutOfOrder { after: "models" }
                 }
             }
             None => DecodeErrorKind::TrailingBytes {

@@ -52,8 +52,15 @@ pub fn encode(m: &Module) -> Vec<u8> {
             }
             SectionId::Entry => w.opt(m.entry),
             SectionId::Files => w.u32_list(&m.files),
+            SectionId::Models => {
+                w.len(m.models.len());
+                for s in &m.models {
+                    w.u32(s.name);
+                    w.u32(s.logical);
+                }
+            }
             // Reserved sections are not written by this version.
-            SectionId::Models | SectionId::Tools | SectionId::Manifest => continue,
+            SectionId::Tools | SectionId::Manifest => continue,
         }
         out.reserve(SECTION_HEADER_LEN + w.0.len());
         out.push(id as u8);
@@ -245,12 +252,12 @@ mod tests {
     use crate::format::module::{Function, LineEntry};
 
     #[test]
-    fn empty_module_has_header_and_eight_empty_sections() {
+    fn empty_module_has_header_and_nine_empty_sections() {
         let bytes = encode(&Module::default());
         assert_eq!(&bytes[..4], b"AIVM");
-        assert_eq!(&bytes[4..8], &[1, 0, 0, 0]);
-        // Seven sections hold one u32 zero count, the entry section one `none` byte.
-        assert_eq!(bytes.len(), 8 + 8 * 5 + 7 * 4 + 1);
+        assert_eq!(&bytes[4..8], &[2, 0, 0, 0]);
+        // Eight sections hold one u32 zero count, the entry section one `none` byte.
+        assert_eq!(bytes.len(), 8 + 9 * 5 + 8 * 4 + 1);
         assert_eq!(&bytes[8..17], &[1, 4, 0, 0, 0, 0, 0, 0, 0]);
     }
 

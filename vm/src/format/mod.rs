@@ -15,7 +15,7 @@ pub use asm::{assemble, disassemble, AsmError};
 pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
 pub use module::*;
-pub use natives::{native_by_name, NativeInfo, NATIVES};
+pub use natives::{native_by_name, NativeInfo, LLM_CALL, NATIVES};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };

@@ -14,7 +14,7 @@ pub type TypeId = u32;
 pub type FuncId = u32;
 
 /// The container version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The first four bytes of every `.aib` file.
 pub const MAGIC: [u8; 4] = *b"AIVM";
 
@@ -37,6 +37,18 @@ pub struct Module {
     pub entry: Option<FuncId>,
     /// Source files the debug info refers to (string ids), indexed by [`Function::file`].
     pub files: Vec<StrId>,
+    /// The model slots the program declares (`model smart = "large"`); `CallLlm` accepts only
+    /// their logical names, and a host maps each logical name to a provider before running.
+    pub models: Vec<ModelSlot>,
+}
+
+/// A declared model: the program's name for it and the logical name a host configures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSlot {
+    /// The name in the program (`smart`).
+    pub name: StrId,
+    /// The logical name (`"large"`) the host maps to a provider and model.
+    pub logical: StrId,
 }
 
 /// An entry of the constant pool.
@@ -145,6 +157,11 @@ impl Module {
         self.functions
             .get(func as usize)
             .map_or("?", |f| self.str(f.name))
+    }
+
+    /// The model slot whose logical name is `logical`, if any.
+    pub fn model(&self, logical: &str) -> Option<&ModelSlot> {
+        self.models.iter().find(|s| self.str(s.logical) == logical)
     }
 
     /// The source position of instruction `pc` of function `func`, from the line table.

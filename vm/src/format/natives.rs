@@ -37,6 +37,8 @@ natives! {
     "io.read_line" / 0, effect: "Reads one line of standard input, without its newline; null at end of input.";
     "fs.read" / 1, effect: "Reads a UTF-8 text file; the path must be granted with --allow-read.";
     "clock.now" / 0, effect: "Milliseconds since the Unix epoch, as an int.";
+    "llm.call" / 2, effect: "One model turn (model logical name, request); reached only through the CallLlm opcode.";
+    "tool.call" / 2, effect: "The gate before the program runs a tool a model asked for (tool name, arguments); the host checks budgets and journals it, and answers null or raises.";
 
     // Core.
     "core.len" / 1: "Length of a string (in characters), list or map.";
@@ -100,6 +102,9 @@ natives! {
     "json.parse" / 1: "The value written in a JSON text; an error names the position.";
     "json.stringify" / 1: "Compact JSON text of a value.";
 }
+
+/// The effect `CallLlm` yields; the verifier rejects it in `Effect` (rule V13).
+pub const LLM_CALL: &str = "llm.call";
 
 /// The native with this name, if the VM has one.
 pub fn native_by_name(name: &str) -> Option<(usize, &'static NativeInfo)> {

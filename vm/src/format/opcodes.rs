@@ -158,6 +158,15 @@ macro_rules! for_each_op {
             /// Suspend and ask the host to perform effect native N[native] with arguments
             /// R[args..args+n]; the host's result goes to R[dst].
             0x80 Effect { dst: Dst, native: Native, args: Range } => next, yields;
+            /// Suspend and ask the host for one model turn (effect `llm.call`) with arguments
+            /// R[model] and R[req]; R[model] must be a string naming a model slot's logical name.
+            /// The host's answer goes to R[dst].
+            0x81 CallLlm { dst: Dst, model: Src, req: Src } => next, yields;
+            /// R[dst] := the handle of a new task running R[callee](R[args..args+n]); R[callee]
+            /// must be a function of arity n. The new task runs when the current one suspends.
+            0x82 Spawn { dst: Dst, callee: Src, args: Range } => next, pure;
+            /// Suspend until task R[task] finishes; R[dst] := its value, or raise its error.
+            0x83 Await { dst: Dst, task: Src } => next, pure;
         }
     };
 }

@@ -5,7 +5,8 @@
 //!
 //! Module tables:
 //! * V1  every string id (names, docs, string constants, shape fields, type names and
-//!   literals, native names, file names, `Str` operands) is below the string pool's length.
+//!   literals, native names, file names, model names, `Str` operands) is below the string
+//!   pool's length.
 //! * V2  a record shape constant names each field once.
 //! * V3  every type index inside a type is in range; a record type names each field once; no
 //!   cycle of types runs only through `Named`, `Optional` and `Union` (a recursive type must go
@@ -15,6 +16,8 @@
 //!   than registers, and its file index is in range.
 //! * V6  every export names a function in range, and no two exports share a name.
 //! * V7  the entry function, if any, is in range and takes 0 or 1 parameter.
+//! * V19 model slots: their names and logical names are strings in range (V1), and no two
+//!   slots share a logical name (the logical name is what `CallLlm` and hosts look up).
 //!
 //! Code, for each function:
 //! * V8  the code is not empty and control cannot run off its end: the last instruction's
@@ -28,7 +31,7 @@
 //! * V12 `CallFn` passes as many arguments as the callee has parameters; `Closure` captures as
 //!   many cells as the callee's `ncaps`; `LoadFunc` only names a function with no captures.
 //! * V13 `CallNative` calls a pure native and `Effect` an effect native, each with exactly
-//!   the native's arity of arguments.
+//!   the native's arity of arguments; `Effect` never names `llm.call` (only `CallLlm` does).
 //! * V14 `UpvalGet`, `UpvalSet` and `UpvalCell` indices are below the function's `ncaps`.
 //! * V15 `NewMap` takes an even number of registers (key/value pairs).
 //! * V16 every register read is defined on every path from the function's entry: a forward
@@ -49,7 +52,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::module::{Constant, Function, Module, TypeDesc};
-use super::natives::{native_by_name, NativeInfo};
+use super::natives::{native_by_name, NativeInfo, LLM_CALL};
 use super::opcodes::{Flow, Instr, Operand, RegRange};
 
 /// A module the verifier accepted. The interpreter takes this, never a bare [`Module`].
@@ -224,7 +227,7 @@ impl<'m> Verifier<'m> {
         }
     }
 
-    /// V1–V3, V5 (signatures), V6, V7.
+    /// V1–V3, V5 (signatures), V6, V7, V19.
     fn tables(&self) -> Result<(), VerifyError> {
         let m = self.m;
         for (i, c) in m.constants.iter().enumerate() {
@@ -356,6 +359,22 @@ impl<'m> Verifier<'m> {
                     "export",
                     Some(i),
                     format!("a second export named {:?}", m.str(e.name)),
+                ));
+            }
+        }
+        let mut logical = HashSet::new();
+        for (i, slot) in m.models.iter().enumerate() {
+            self.check_str(slot.name, "model", Some(i), "the name")?;
+            self.check_str(slot.logical, "model", Some(i), "the logical name")?;
+            if !logical.insert(m.str(slot.logical)) {
+                return Err(table_err(
+                    19,
+                    "model",
+                    Some(i),
+                    format!(
+                        "a second model slot with the logical name {:?}",
+                        m.str(slot.logical)
+                    ),
                 ));
             }
         }
@@ -701,6 +720,12 @@ impl FuncVerifier<'_> {
                             "native `{}` is pure; call it with CallNative, not Effect",
                             info.name
                         ),
+                    );
+                }
+                if is_effect_op && info.name == LLM_CALL {
+                    return err(
+                        13,
+                        format!("`{LLM_CALL}` is reached only through CallLlm, not Effect"),
                     );
                 }
                 if info.arity != args.count {

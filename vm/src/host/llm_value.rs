@@ -387,6 +387,7 @@ fn kind_name(v: &HostValue) -> &'static str {
         HostData::Record(_) => "record",
         HostData::Error { .. } => "error",
         HostData::Func(_) => "fn",
+        HostData::Task(_) => "task",
     }
 }
 

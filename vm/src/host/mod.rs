@@ -66,9 +66,6 @@ pub enum RunError {
     Trace(std::io::Error),
     #[error(transparent)]
     ReplayDiverged(#[from] Divergence),
-    /// Every task waits and nothing is in flight that could wake one.
-    #[error("deadlock: every task is waiting and no effect is in flight")]
-    Deadlock,
     /// A model slot of the program has no provider.
     #[error("{0}")]
     Link(String),
@@ -284,15 +281,15 @@ impl Host {
         // Calls cut off by the time budget, given their error one at a time like completions.
         let mut expired: VecDeque<(EffectRequest, u64)> = VecDeque::new();
         loop {
-            match next_step(vm)? {
-                Some(Step::Done { value, .. }) => {
+            match vm.run()? {
+                Step::Done { value, .. } => {
                     if let Some(r) = &self.replay {
                         r.finish()?;
                     }
                     self.stdout.flush().map_err(RunError::Output)?;
                     return Ok(value);
                 }
-                Some(Step::Effect(req)) => {
+                Step::Effect(req) => {
                     let seq = self.next_seq(&req);
                     if self.replay.is_some() {
                         self.replay_ask(vm, req, seq)?;
@@ -309,7 +306,7 @@ impl Host {
                         self.deliver(vm, &req, seq, outcome, None)?;
                     }
                 }
-                None => {
+                Step::Idle => {
                     if self.replay.is_some() {
                         self.replay_release(vm)?;
                         continue;
@@ -320,7 +317,8 @@ impl Host {
                         continue;
                     }
                     if in_flight.is_empty() {
-                        return Err(RunError::Deadlock);
+                        // Tasks wait for each other and nothing can wake them.
+                        return Err(vm.deadlock().unwrap_or(VmError::Idle).into());
                     }
                     let next = match self.budget.deadline() {
                         None => in_flight.next().await,
@@ -576,14 +574,5 @@ async fn call_with_retries(
             }
             other => return (other, attempt),
         }
-    }
-}
-
-/// The next step of `vm`; `None` when no task is ready.
-fn next_step(vm: &mut Vm) -> Result<Option<Step>, VmError> {
-    match vm.run() {
-        Ok(step) => Ok(Some(step)),
-        Err(VmError::Idle) => Ok(None),
-        Err(e) => Err(e),
     }
 }

@@ -3,7 +3,7 @@
 //! frames; with none, the error leaves the task as [`VmError::Uncaught`] with a stack trace.
 
 use crate::error::{kind, Fatal, Raise, Trace, TraceFrame, VmError, R};
-use crate::format::RegRange;
+use crate::format::{Module, RegRange};
 use crate::host_value::HostValue;
 use crate::label::Label;
 use crate::value::{Kind, ObjId, Value};
@@ -15,6 +15,22 @@ use super::{Frame, NativeSlot, Task};
 /// Traces longer than this keep their innermost and outermost frames only.
 const TRACE_HEAD: usize = 32;
 const TRACE_TAIL: usize = 8;
+
+/// The TypeError for a call of function `func` with `given` arguments.
+pub(super) fn arity_error(module: &Module, func: u32, given: u16) -> Raise {
+    let (name, want) = module
+        .functions
+        .get(func as usize)
+        .map_or(("?", 0), |f| (module.str(f.name), f.params.len()));
+    Raise::rt(
+        kind::TYPE,
+        format!(
+            "{name} takes {want} argument{} but {given} {} given",
+            if want == 1 { "" } else { "s" },
+            if given == 1 { "was" } else { "were" },
+        ),
+    )
+}
 
 impl Exec<'_> {
     /// Pushes a frame for `func` with the caller's `args` in its first registers.
@@ -33,17 +49,7 @@ impl Exec<'_> {
             .get(func as usize)
             .ok_or_else(|| Raise::Fatal(Fatal::Corrupt(format!("call of function {func}"))))?;
         if f.params.len() != args.count as usize {
-            return Err(Raise::rt(
-                kind::TYPE,
-                format!(
-                    "{} takes {} argument{} but {} {} given",
-                    module.str(f.name),
-                    f.params.len(),
-                    if f.params.len() == 1 { "" } else { "s" },
-                    args.count,
-                    if args.count == 1 { "was" } else { "were" },
-                ),
-            ));
+            return Err(arity_error(module, func, args.count));
         }
         if t.frames.len() >= self.limits.max_depth {
             return Err(Raise::Fatal(Fatal::Depth));
@@ -151,6 +157,7 @@ impl Exec<'_> {
             }
             return Ok(());
         }
+        self.uncaught = Some(v);
         let (kind, message) = match v.kind() {
             Kind::Error(o) => match self.cx.heap.error(o) {
                 Ok(e) => (e.kind.clone(), e.message.clone()),

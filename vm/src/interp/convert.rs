@@ -96,6 +96,7 @@ fn to_host_at(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<HostValue> {
         }
         Kind::Func(f) => HostData::Func(cx.module.func_name(f).to_string()),
         Kind::Closure(o) => HostData::Func(cx.module.func_name(heap.closure(o)?.func).to_string()),
+        Kind::Task(t) => HostData::Task(t),
         Kind::Cell(_) | Kind::Iter(_) | Kind::Range(_) => HostData::Str(cx.text(v)?),
     };
     Ok(HostValue { data, label })
@@ -110,6 +111,8 @@ pub(crate) fn from_host(heap: &mut Heap, labels: &mut LabelTable, hv: &HostValue
         HostData::Bool(b) => Kind::Bool(*b),
         HostData::Int(i) => Kind::Int(*i),
         HostData::Float(f) => Kind::Float(*f),
+        // A task id from outside may name no task: `Await` checks it.
+        HostData::Task(t) => Kind::Task(*t),
         HostData::Str(s) => match heap.alloc_str(s.clone()) {
             Some(r) => Kind::Str(r),
             None => Kind::Null,

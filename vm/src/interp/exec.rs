@@ -1,25 +1,38 @@
 //! The outer dispatch loop: runs the inner loop (`fast.rs`, which executes almost every
 //! instruction, calls and returns included) and handles what it stops for: raised errors
 //! (unwinding to a handler), GC safe points, the fuel running out, `Throw`, `Effect` and the
-//! last `Return`. Fuel: every instruction costs one unit, checked before it runs.
+//! last `Return`, and the task instructions (`CallLlm`, `Spawn`, `Await`), which need the VM's
+//! task table and so leave the loop for `Vm::run`. Fuel: every instruction costs one unit,
+//! checked before it runs.
 
-use crate::error::{Fatal, Raise, VmError, R};
-use crate::format::{Instr, Module};
+use crate::error::{kind, Fatal, Raise, VmError, R};
+use crate::format::{Instr, Module, RegRange, LLM_CALL};
 use crate::host_value::HostValue;
+use crate::label::Label;
 use crate::natives::Ctx;
-use crate::value::{ObjId, StrRef, Value};
+use crate::value::{Kind, ObjId, StrRef, Value};
 
 use super::fast::Stop;
-use super::{Frame, Limits, NativeSlot, Task, VmState};
+use super::{Frame, Limits, NativeSlot, Outcome, Task, VmState};
+
+/// The tasks a VM may hold, live or finished, before spawning one more is a heap-limit error:
+/// each task costs this many bytes of the heap limit (its table entry), so a program that
+/// spawns without end stops like one that allocates without end.
+const TASK_COST: usize = 256;
 
 /// Why the loop stopped.
 pub(crate) enum Exit {
-    Done(HostValue),
+    /// The task's last frame returned this value.
+    Done(Value),
     Effect {
         dst: u16,
         native: &'static str,
         args: Vec<HostValue>,
     },
+    /// The task ran `Spawn`: this is the new task (its handle is already in the register).
+    Spawn(Box<Task>),
+    /// The task ran `Await` on the task with this id; `label` is the handle's.
+    Await { dst: u16, task: u32, label: Label },
 }
 
 /// The interpreter's view of a VM while one task runs: the module, the shared heap and labels,
@@ -38,6 +51,9 @@ pub(crate) struct Exec<'a> {
     pub consts: &'a mut [Option<StrRef>],
     executed: &'a mut u64,
     others: &'a [Task],
+    /// The error value that left the task uncaught, if it did (kept for spawned tasks, whose
+    /// error is raised again by `Await`).
+    pub uncaught: Option<Value>,
 }
 
 impl<'a> Exec<'a> {
@@ -63,6 +79,7 @@ impl<'a> Exec<'a> {
             consts: &mut st.consts,
             executed: &mut st.executed,
             others: &st.tasks,
+            uncaught: None,
         }
     }
 
@@ -129,7 +146,7 @@ impl<'a> Exec<'a> {
                 Instr::Return { src } => {
                     let v = reg(t, src)?;
                     if let Some(v) = self.ret(t, v) {
-                        return self.finish(v);
+                        return Ok(Exit::Done(v));
                     }
                 }
                 Instr::Throw { src } => {
@@ -143,6 +160,53 @@ impl<'a> Exec<'a> {
                         Err(e) => self.raise(t, e)?,
                     }
                 }
+                Instr::CallLlm { dst, model, req } => {
+                    match self.llm_request(reg(t, model)?, reg(t, req)?) {
+                        Ok(args) => {
+                            return Ok(Exit::Effect {
+                                dst,
+                                native: LLM_CALL,
+                                args,
+                            })
+                        }
+                        Err(e) => self.raise(t, e)?,
+                    }
+                }
+                Instr::Spawn { dst, callee, args } => {
+                    let callee = reg(t, callee)?;
+                    let regs = t.regs.get(base as usize..).unwrap_or_default();
+                    match self.new_task(callee, regs, args) {
+                        Ok((new, label)) => {
+                            let id = self.others.len() as u32;
+                            let slot = t
+                                .regs
+                                .get_mut(base as usize + dst as usize)
+                                .ok_or_else(|| VmError::Corrupt("spawn register".into()))?;
+                            *slot = Value::with(Kind::Task(id), label);
+                            return Ok(Exit::Spawn(Box::new(new)));
+                        }
+                        Err(e) => self.raise(t, e)?,
+                    }
+                }
+                Instr::Await { dst, task } => {
+                    let h = reg(t, task)?;
+                    match h.kind() {
+                        Kind::Task(id) => {
+                            return Ok(Exit::Await {
+                                dst,
+                                task: id,
+                                label: h.label(),
+                            })
+                        }
+                        _ => {
+                            let e = Raise::rt(
+                                kind::TYPE,
+                                format!("await needs a task, found {}", h.type_name()),
+                            );
+                            self.raise(t, e)?
+                        }
+                    }
+                }
                 other => {
                     return Err(VmError::Corrupt(format!(
                         "{:?} reached the outer dispatch loop",
@@ -153,16 +217,93 @@ impl<'a> Exec<'a> {
         }
     }
 
-    /// A task's final value, for the host.
-    fn finish(&mut self, v: Value) -> Result<Exit, VmError> {
-        match super::convert::to_host(&self.cx, v) {
-            Ok(h) => Ok(Exit::Done(h)),
-            Err(_) => Err(VmError::Uncaught {
-                kind: crate::error::kind::VALUE.into(),
-                message: "the final value cannot leave the VM (it contains a cycle)".into(),
-                trace: Default::default(),
-            }),
+    /// The arguments of the `llm.call` effect of `CallLlm`: the model's logical name, which
+    /// must be one of the module's model slots, and the request as is.
+    fn llm_request(&mut self, model: Value, req: Value) -> R<Vec<HostValue>> {
+        let Kind::Str(s) = model.kind() else {
+            return Err(Raise::rt(
+                kind::TYPE,
+                format!("a model is named by a string, found {}", model.type_name()),
+            ));
+        };
+        let name = self.cx.heap.str(s)?;
+        if self.cx.module.model(name).is_none() {
+            let known: Vec<String> = self
+                .cx
+                .module
+                .models
+                .iter()
+                .map(|m| format!("{:?}", self.cx.module.str(m.logical)))
+                .collect();
+            let known = match known.is_empty() {
+                true => "the program declares no models".to_string(),
+                false => format!("declared: {}", known.join(", ")),
+            };
+            return Err(Raise::rt(
+                kind::UNKNOWN_MODEL,
+                format!("no model slot has the logical name {name:?} ({known})"),
+            ));
         }
+        Ok(vec![
+            super::convert::to_host(&self.cx, model)?,
+            super::convert::to_host(&self.cx, req)?,
+        ])
+    }
+
+    /// A new task running `callee(args)`, and the label of its handle (the join of the
+    /// callee's and the arguments' labels). Arity is checked as by `Call`.
+    fn new_task(&mut self, callee: Value, regs: &[Value], args: RegRange) -> R<(Task, Label)> {
+        let (func, closure) = match callee.kind() {
+            Kind::Func(f) => (f, None),
+            Kind::Closure(o) => (self.cx.heap.closure(o)?.func, Some(o)),
+            _ => {
+                return Err(Raise::rt(
+                    kind::TYPE,
+                    format!("cannot spawn a {}", callee.type_name()),
+                ))
+            }
+        };
+        let module = self.cx.module;
+        let f = module
+            .functions
+            .get(func as usize)
+            .ok_or_else(|| Raise::Fatal(Fatal::Corrupt(format!("spawn of function {func}"))))?;
+        if f.params.len() != args.count as usize {
+            return Err(super::calls::arity_error(module, func, args.count));
+        }
+        let tasks = self.others.len().saturating_add(1);
+        if f.nregs as usize > self.max_stack_regs
+            || tasks.saturating_mul(TASK_COST) > self.limits.max_heap_bytes
+        {
+            return Err(Raise::Fatal(Fatal::Heap));
+        }
+        let start = args.start as usize;
+        // In range: the arguments are registers of the caller's window (verifier rule V9).
+        let a = regs
+            .get(start..start + args.count as usize)
+            .unwrap_or_default();
+        let mut label = callee.label();
+        for v in a {
+            label = self.cx.labels.join(label, v.label());
+        }
+        let mut new_regs = vec![Value::NULL; f.nregs as usize];
+        for (slot, v) in new_regs.iter_mut().zip(a) {
+            *slot = *v;
+        }
+        let task = Task {
+            regs: new_regs,
+            frames: vec![Frame {
+                func,
+                pc: 0,
+                base: 0,
+                ret: 0,
+                closure,
+                label: callee.label(),
+            }],
+            spawned: true,
+            ..Task::default()
+        };
+        Ok((task, label))
     }
 
     /// A collection at a safe point: every live value is in a register of some task, a
@@ -183,9 +324,13 @@ impl<'a> Exec<'a> {
     }
 }
 
-/// The roots a task holds: its registers, its frames' closures, a pending error.
+/// The roots a task holds: its registers, its frames' closures, a pending error, and its
+/// outcome while no one has awaited it.
 pub(crate) fn task_roots(t: &Task, roots: &mut Vec<Value>, objs: &mut Vec<ObjId>) {
     roots.extend_from_slice(&t.regs);
     roots.extend(t.pending_raise);
+    if let Outcome::Value(v) | Outcome::Error(v) = t.outcome {
+        roots.push(v);
+    }
     objs.extend(t.frames.iter().filter_map(|f| f.closure));
 }

@@ -467,9 +467,12 @@ impl Exec<'_> {
                             }
                             break 'fast pc + 1;
                         }
-                        Instr::Return { .. } | Instr::Throw { .. } | Instr::Effect { .. } => {
-                            leave!(pc, Stop::Outer)
-                        }
+                        Instr::Return { .. }
+                        | Instr::Throw { .. }
+                        | Instr::Effect { .. }
+                        | Instr::CallLlm { .. }
+                        | Instr::Spawn { .. }
+                        | Instr::Await { .. } => leave!(pc, Stop::Outer),
                         _ => {}
                     }
                     // The slow path: one call site for every case the arms above leave.
@@ -602,7 +605,10 @@ impl Exec<'_> {
             | Instr::Throw { .. }
             | Instr::TryBegin { .. }
             | Instr::TryEnd { .. }
-            | Instr::Effect { .. } => {
+            | Instr::Effect { .. }
+            | Instr::CallLlm { .. }
+            | Instr::Spawn { .. }
+            | Instr::Await { .. } => {
                 return Err(Raise::Fatal(crate::error::Fatal::Corrupt(format!(
                     "{:?} reached the in-frame handler",
                     ins.opcode()

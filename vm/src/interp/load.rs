@@ -7,7 +7,7 @@ use crate::format::{Constant, Module, NativeInfo, NATIVES};
 use crate::natives::{self, NativeFn};
 use crate::value::Kind;
 
-use super::{Status, VmState};
+use super::{Outcome, Status, VmState};
 
 /// A module's native import, resolved.
 #[derive(Clone, Copy)]
@@ -80,6 +80,19 @@ pub(crate) fn check_state(module: &Module, st: &VmState) -> Result<(), VmError> 
         return Err(bad("constant cache does not match the module".into()));
     }
     for (ti, t) in st.tasks.iter().enumerate() {
+        if let Outcome::Value(v) | Outcome::Error(v) = t.outcome {
+            if !t.spawned || t.status != Status::Done || !st.heap.kind_matches(v) {
+                return Err(bad(format!("task {ti}: outcome")));
+            }
+        }
+        for &w in &t.waiters {
+            let waits_here = st.tasks.get(w as usize).is_some_and(
+                |wt| matches!(wt.status, Status::Awaiting { task, .. } if task as usize == ti),
+            );
+            if !waits_here || t.status == Status::Done {
+                return Err(bad(format!("task {ti}: waiter {w}")));
+            }
+        }
         if t.status == Status::Done {
             continue;
         }
@@ -110,7 +123,16 @@ pub(crate) fn check_state(module: &Module, st: &VmState) -> Result<(), VmError> 
                 return Err(bad(format!("task {ti}: try handler")));
             }
         }
-        if let Status::Waiting { dst, .. } = t.status {
+        if let Status::Awaiting { task, .. } = t.status {
+            let listed = st
+                .tasks
+                .get(task as usize)
+                .is_some_and(|target| target.waiters.contains(&(ti as u32)));
+            if !listed {
+                return Err(bad(format!("task {ti}: awaits task {task}")));
+            }
+        }
+        if let Status::Waiting { dst, .. } | Status::Awaiting { dst, .. } = t.status {
             let nregs = t
                 .frames
                 .last()

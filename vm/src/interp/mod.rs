@@ -1,7 +1,9 @@
 //! The register interpreter. A [`Vm`] holds one module, a heap, a label table and several
-//! tasks, each with its own frames over one register stack. [`Vm::run`] executes a ready task
-//! until it finishes or needs an effect; the interpreter does no I/O (spec/semantics.md,
-//! "Effects"): it hands an [`EffectRequest`] to the host and waits for [`Vm::resume`].
+//! tasks, each with its own frames over one register stack. [`Vm::run`] executes ready tasks,
+//! lowest id first, until one needs an effect, a task the host started finishes, or none is
+//! ready; the interpreter does no I/O (spec/semantics.md, "Effects" and "Tasks"): it hands an
+//! [`EffectRequest`] to the host and waits for [`Vm::resume`]. Tasks the program spawns keep
+//! their outcome until an `Await` takes it.
 //!
 //! Between effects, everything but the module is plain data ([`VmState`]): `snapshot` and
 //! `restore` move a suspended VM across processes.
@@ -15,6 +17,7 @@ mod fast;
 mod load;
 mod types;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -60,8 +63,12 @@ pub struct TaskId(pub u32);
 pub enum Step {
     /// A task needs the host to perform an effect, then [`Vm::resume`].
     Effect(EffectRequest),
-    /// A task finished with this value.
+    /// A task the host started finished with this value.
     Done { task: TaskId, value: HostValue },
+    /// No task is ready: each waits for an effect ([`Vm::in_flight`]), for another task, or is
+    /// done. The host resumes an effect and runs again; with none in flight, [`Vm::deadlock`]
+    /// tells a stuck program from a finished one.
+    Idle,
 }
 
 /// An effect for the host: the native's name (from the natives table) and its arguments, each
@@ -106,7 +113,28 @@ pub(crate) enum Status {
         dst: u16,
         request: EffectRequest,
     },
+    /// Suspended at an `Await` of task `task`; its value goes to register `dst` of the top
+    /// frame with the handle's `label` joined in (or its error is raised).
+    Awaiting {
+        dst: u16,
+        task: u32,
+        label: Label,
+    },
     Done,
+}
+
+/// What became of a spawned task, kept until an `Await` takes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// Not finished (or started by the host, whose outcome goes to the host).
+    #[default]
+    Pending,
+    /// Returned this value.
+    Value(Value),
+    /// Ended with this uncaught error value.
+    Error(Value),
+    /// Finished and awaited: the outcome was handed over.
+    Taken,
 }
 
 /// A task's execution state.
@@ -119,6 +147,14 @@ pub(crate) struct Task {
     pub status: Status,
     /// An error to raise as soon as the task runs again (a failed effect).
     pub pending_raise: Option<Value>,
+    /// Started by `Spawn` (its outcome is kept for `Await`), not by the host.
+    #[serde(default)]
+    pub spawned: bool,
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// The tasks suspended at an `Await` of this one.
+    #[serde(default)]
+    pub waiters: Vec<u32>,
 }
 
 /// Everything a VM holds except its module: plain data, serialisable as is.
@@ -142,6 +178,8 @@ pub struct Vm {
     shapes: Vec<Box<[u32]>>,
     limits: Limits,
     st: VmState,
+    /// Ids of the tasks whose status is `Ready`, derived from the state.
+    ready: BTreeSet<u32>,
 }
 
 impl Vm {
@@ -162,6 +200,13 @@ impl Vm {
         let canon = load::canonical_strings(&module);
         let shapes = load::canonical_shapes(&module, &canon);
         st.heap.set_limit(limits.max_heap_bytes);
+        let ready = st
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.status == Status::Ready)
+            .map(|(i, _)| i as u32)
+            .collect();
         Ok(Vm {
             module,
             natives,
@@ -169,6 +214,7 @@ impl Vm {
             shapes,
             limits,
             st,
+            ready,
         })
     }
 
@@ -262,6 +308,7 @@ impl Vm {
         };
         let id = TaskId(self.st.tasks.len() as u32);
         self.st.tasks.push(task);
+        self.ready.insert(id.0);
         Ok(id)
     }
 
@@ -286,18 +333,31 @@ impl Vm {
         self.start(entry, args)
     }
 
-    /// Runs the first ready task (lowest id) until it finishes or yields an effect.
+    /// Runs ready tasks, always the lowest id first, until one yields an effect, a task the
+    /// host started finishes, or no task is ready ([`Step::Idle`]). A spawned task that finishes
+    /// or suspends at an `Await` does not stop the run. A limit error (fuel, depth, heap) in any
+    /// task ends the run, as does an uncaught error in a task the host started.
     pub fn run(&mut self) -> Result<Step, VmError> {
-        let idx = self
+        while let Some(&idx) = self.ready.first() {
+            if let Some(step) = self.run_task(idx)? {
+                return Ok(step);
+            }
+        }
+        Ok(Step::Idle)
+    }
+
+    /// Runs ready task `idx` until it stops; a step for the host, if the stop is one.
+    fn run_task(&mut self, idx: u32) -> Result<Option<Step>, VmError> {
+        self.ready.remove(&idx);
+        let slot = self
             .st
             .tasks
-            .iter()
-            .position(|t| t.status == Status::Ready)
-            .ok_or(VmError::Idle)?;
-        let mut task = std::mem::take(&mut self.st.tasks[idx]);
-        task.status = Status::Done; // the placeholder left behind must never be picked
-        let id = TaskId(idx as u32);
-        let result = {
+            .get_mut(idx as usize)
+            .ok_or(VmError::NoSuchTask(idx))?;
+        let mut task = std::mem::take(slot);
+        slot.status = Status::Done; // the placeholder left behind must never be picked
+        let id = TaskId(idx);
+        let (result, uncaught) = {
             let mut ex = Exec::new(
                 &self.module,
                 &self.natives,
@@ -306,34 +366,237 @@ impl Vm {
                 &self.limits,
                 &mut self.st,
             );
-            ex.run(&mut task)
+            let r = ex.run(&mut task);
+            (r, ex.uncaught)
         };
-        let (status, step) = match result {
-            Ok(exec::Exit::Done(value)) => (Status::Done, Ok(Step::Done { task: id, value })),
+        let mut step = None;
+        let mut finished = None;
+        let mut failure = None;
+        match result {
+            Ok(exec::Exit::Done(value)) => {
+                task.status = Status::Done;
+                if task.spawned {
+                    finished = Some(Outcome::Value(value));
+                } else {
+                    let cx = crate::natives::Ctx {
+                        heap: &mut self.st.heap,
+                        labels: &mut self.st.labels,
+                        module: &self.module,
+                    };
+                    match convert::to_host(&cx, value) {
+                        Ok(value) => step = Some(Step::Done { task: id, value }),
+                        Err(_) => {
+                            failure = Some(VmError::Uncaught {
+                                kind: crate::error::kind::VALUE.into(),
+                                message:
+                                    "the final value cannot leave the VM (it contains a cycle)"
+                                        .into(),
+                                trace: Default::default(),
+                            })
+                        }
+                    }
+                }
+            }
             Ok(exec::Exit::Effect { dst, native, args }) => {
                 let request = EffectRequest {
                     task: id,
                     native: native.to_string(),
                     args,
                 };
-                (
-                    Status::Waiting {
-                        dst,
-                        request: request.clone(),
-                    },
-                    Ok(Step::Effect(request)),
-                )
+                task.status = Status::Waiting {
+                    dst,
+                    request: request.clone(),
+                };
+                step = Some(Step::Effect(request));
             }
-            Err(e) => (Status::Done, Err(e)),
-        };
-        task.status = status;
+            Ok(exec::Exit::Spawn(new)) => {
+                task.status = Status::Ready;
+                self.ready.insert(idx);
+                let new_id = self.st.tasks.len() as u32;
+                self.st.tasks.push(*new);
+                self.ready.insert(new_id);
+            }
+            Ok(exec::Exit::Await {
+                dst,
+                task: target,
+                label,
+            }) => self.await_task(idx, &mut task, dst, target, label),
+            Err(VmError::Uncaught { .. }) if task.spawned && uncaught.is_some() => {
+                task.status = Status::Done;
+                finished = uncaught.map(Outcome::Error);
+            }
+            Err(e) => {
+                task.status = Status::Done;
+                failure = Some(e);
+            }
+        }
         if let Status::Done = task.status {
             task.regs = Vec::new();
             task.frames = Vec::new();
             task.handlers = Vec::new();
         }
-        self.st.tasks[idx] = task;
-        step
+        if let Some(slot) = self.st.tasks.get_mut(idx as usize) {
+            *slot = task;
+        }
+        if let Some(outcome) = finished {
+            self.complete(idx, outcome);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(step),
+        }
+    }
+
+    /// `Await` of task `target` by task `idx` (taken out of the table as `task`): takes the
+    /// outcome if there is one, else suspends `task` until `target` finishes. Errors are raised
+    /// in `task` when it runs again.
+    fn await_task(&mut self, idx: u32, task: &mut Task, dst: u16, target: u32, label: Label) {
+        task.status = Status::Ready;
+        let problem = if target == idx {
+            Some("a task cannot await itself".to_string())
+        } else {
+            match self.st.tasks.get(target as usize) {
+                None => Some(format!("there is no task {target}")),
+                Some(t) if !t.spawned => Some(format!(
+                    "task {target} was started by the host; only spawned tasks can be awaited"
+                )),
+                Some(t) => match t.outcome {
+                    Outcome::Taken => Some(format!("task {target} has already been awaited")),
+                    Outcome::Value(_) | Outcome::Error(_) => None,
+                    Outcome::Pending => self.await_cycle(idx, target),
+                },
+            }
+        };
+        if let Some(message) = problem {
+            let e = convert::new_error(
+                &mut self.st.heap,
+                crate::error::kind::VALUE,
+                message,
+                Value::NULL,
+            );
+            task.pending_raise = Some(e);
+            self.ready.insert(idx);
+            return;
+        }
+        let Some(t) = self.st.tasks.get_mut(target as usize) else {
+            return;
+        };
+        match std::mem::replace(&mut t.outcome, Outcome::Taken) {
+            Outcome::Value(v) => {
+                let v = v.labelled(self.st.labels.join(v.label(), label));
+                let base = task.frames.last().map_or(0, |f| f.base as usize);
+                if let Some(r) = task.regs.get_mut(base + dst as usize) {
+                    *r = v;
+                }
+                self.ready.insert(idx);
+            }
+            Outcome::Error(e) => {
+                task.pending_raise = Some(e.labelled(self.st.labels.join(e.label(), label)));
+                self.ready.insert(idx);
+            }
+            Outcome::Pending | Outcome::Taken => {
+                t.outcome = Outcome::Pending;
+                t.waiters.push(idx);
+                task.status = Status::Awaiting {
+                    dst,
+                    task: target,
+                    label,
+                };
+            }
+        }
+    }
+
+    /// Why task `idx` may not wait for `target`: `target` waits, directly or through other
+    /// tasks, for `idx`, so neither could ever finish.
+    fn await_cycle(&self, idx: u32, target: u32) -> Option<String> {
+        let mut at = target;
+        // Each task awaits at most one other, so the chain has at most one step per task.
+        for _ in 0..self.st.tasks.len() {
+            match self.st.tasks.get(at as usize).map(|t| &t.status) {
+                Some(Status::Awaiting { task, .. }) => {
+                    if *task == idx {
+                        return Some(format!(
+                            "awaiting task {target} would deadlock: it waits for this task"
+                        ));
+                    }
+                    at = *task;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Spawned task `idx` finished: hands its outcome to the tasks awaiting it, or keeps it.
+    fn complete(&mut self, idx: u32, outcome: Outcome) {
+        let Some(t) = self.st.tasks.get_mut(idx as usize) else {
+            return;
+        };
+        let waiters = std::mem::take(&mut t.waiters);
+        if waiters.is_empty() {
+            t.outcome = outcome;
+            return;
+        }
+        t.outcome = Outcome::Taken;
+        for w in waiters {
+            let Some(wt) = self.st.tasks.get_mut(w as usize) else {
+                continue;
+            };
+            let Status::Awaiting { dst, label, .. } = wt.status else {
+                continue;
+            };
+            match outcome {
+                Outcome::Value(v) => {
+                    let v = v.labelled(self.st.labels.join(v.label(), label));
+                    let base = wt.frames.last().map_or(0, |f| f.base as usize);
+                    if let Some(r) = wt.regs.get_mut(base + dst as usize) {
+                        *r = v;
+                    }
+                }
+                Outcome::Error(e) => {
+                    wt.pending_raise = Some(e.labelled(self.st.labels.join(e.label(), label)));
+                }
+                Outcome::Pending | Outcome::Taken => {}
+            }
+            wt.status = Status::Ready;
+            self.ready.insert(w);
+        }
+    }
+
+    /// The number of tasks waiting for the host to finish an effect.
+    pub fn in_flight(&self) -> usize {
+        self.st
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.status, Status::Waiting { .. }))
+            .count()
+    }
+
+    /// The number of tasks suspended at an `Await`.
+    pub fn awaiting(&self) -> usize {
+        self.st
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.status, Status::Awaiting { .. }))
+            .count()
+    }
+
+    /// Whether some task is ready to run.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// After [`Step::Idle`]: [`VmError::Deadlock`] when tasks wait at `Await` while no task is
+    /// ready and no effect is in flight (nothing can wake them); `None` otherwise (effects to
+    /// finish, or nothing left to run).
+    pub fn deadlock(&self) -> Option<VmError> {
+        if self.has_ready() || self.in_flight() > 0 {
+            return None;
+        }
+        match self.awaiting() {
+            0 => None,
+            awaiting => Some(VmError::Deadlock { awaiting }),
+        }
     }
 
     /// The effect task `task` waits for, if any (e.g. after a restore).
@@ -380,6 +643,7 @@ impl Vm {
             }
         }
         t.status = Status::Ready;
+        self.ready.insert(task.0);
         Ok(())
     }
 }

@@ -5,8 +5,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{
-    encode, native_by_name, Constant, Export, Field, Function, Instr, LineEntry, Module, OpInfo,
-    Opcode, Operand, OperandKind, Param, RegRange, TypeDesc, NATIVES, OPCODES,
+    encode, native_by_name, Constant, Export, Field, Function, Instr, LineEntry, ModelSlot, Module,
+    OpInfo, Opcode, Operand, OperandKind, Param, RegRange, TypeDesc, LLM_CALL, NATIVES, OPCODES,
 };
 
 /// SplitMix64: deterministic, seedable, good enough for test data.
@@ -163,6 +163,17 @@ pub fn random_valid_module(rng: &mut Rng) -> Module {
         m.types.push(t);
     }
     let ntypes = m.types.len();
+    // Model slots with distinct logical names (rule V19).
+    let mut logical_seen = std::collections::HashSet::new();
+    for _ in 0..rng.below(3) {
+        let logical = rng.below(nstr) as u32;
+        if logical_seen.insert(m.strings[logical as usize].clone()) {
+            m.models.push(ModelSlot {
+                name: rng.below(nstr) as u32,
+                logical,
+            });
+        }
+    }
     m.files = (0..rng.below(3)).map(|_| rng.below(nstr) as u32).collect();
     // Signatures first, so calls can be checked against them.
     let nfuncs = 1 + rng.below(4);
@@ -259,7 +270,8 @@ pub fn instr_for(m: &Module, fi: usize, info: &OpInfo, rng: &mut Rng) -> Option<
     let native_kind = |effect: bool| -> Vec<usize> {
         (0..m.natives.len())
             .filter(|&i| {
-                native_by_name(m.str(m.natives[i])).is_some_and(|(_, n)| n.effect == effect)
+                native_by_name(m.str(m.natives[i]))
+                    .is_some_and(|(_, n)| n.effect == effect && n.name != LLM_CALL)
             })
             .collect()
     };

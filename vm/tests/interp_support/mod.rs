@@ -194,6 +194,13 @@ pub fn run_with(
                 };
                 vm.resume(req.task, r).expect("resume");
             }
+            Ok(Step::Idle) => {
+                return Outcome {
+                    out,
+                    result: Err(vm.deadlock().unwrap_or(VmError::Idle)),
+                    labels,
+                }
+            }
             Err(e) => {
                 return Outcome {
                     out,
