@@ -5,10 +5,12 @@
 //! journal records that order and a replay releases results in it (spec/journal.md).
 
 pub mod budget;
+pub mod config;
 mod effects;
 pub mod journal;
 pub mod llm;
 pub mod llm_value;
+pub mod providers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
