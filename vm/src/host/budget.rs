@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::config::Price;
 use super::llm::{ModelRequest, Usage};
 use crate::host_value::{HostData, HostError, HostValue};
 
@@ -27,20 +28,6 @@ pub struct BudgetLimits {
     pub max_cost: Option<f64>,
     /// Wall time from the start of the run.
     pub timeout: Option<Duration>,
-}
-
-/// A model's price in US dollars per million tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-}
-
-impl Price {
-    /// What a turn with this usage cost.
-    pub fn cost(&self, usage: &Usage) -> f64 {
-        (usage.input_tokens as f64 * self.input + usage.output_tokens as f64 * self.output) / 1e6
-    }
 }
 
 /// What a run has spent so far.

@@ -15,21 +15,23 @@ pub mod providers;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VmError;
+use crate::format::Module;
 use crate::host_value::{HostError, HostValue};
 use crate::interp::{EffectRequest, Step, Vm};
 use crate::label::LabelInfo;
-use budget::{Budget, BudgetLimits, Price, Spent};
+use budget::{Budget, BudgetLimits, Spent};
+use config::{ModelBinding, Price};
 use journal::{Divergence, EffectEvent, Event, LlmRecord, Replayer, RunEnd, RunStart};
 pub use journal::{EffectEvent as TraceEvent, TraceSink};
-use llm::{ModelResponse, Provider, ProviderError};
+use llm::{ModelResponse, ProviderError};
 
 /// What the host lets a program do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,27 +102,13 @@ impl<'a> EffectEvents<'a> {
     }
 }
 
-/// How a logical model name reaches a provider.
-#[derive(Clone)]
-pub struct ModelBinding {
-    pub provider: Arc<dyn Provider>,
-    /// The provider's model id, sent in each request.
-    pub model_id: String,
-    /// USD per million tokens; needed under a cost budget.
-    pub price: Option<Price>,
-    /// How many times a retryable failure is tried again.
-    pub retries: u32,
-}
-
-impl std::fmt::Debug for ModelBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelBinding")
-            .field("provider", &self.provider.name())
-            .field("model_id", &self.model_id)
-            .field("price", &self.price)
-            .field("retries", &self.retries)
-            .finish()
-    }
+/// The logical model names `module` declares, in order: what [`config::bind_models`] binds.
+pub fn declared_models(module: &Module) -> Vec<String> {
+    module
+        .models
+        .iter()
+        .map(|m| module.str(m.logical).to_string())
+        .collect()
 }
 
 /// A model call in flight: resolves to its completion.
@@ -145,7 +133,7 @@ pub struct Host {
     stdout: Box<dyn Write>,
     stdin: Box<dyn BufRead>,
     trace: TraceSink,
-    models: BTreeMap<String, ModelBinding>,
+    models: IndexMap<String, ModelBinding>,
     limits: BudgetLimits,
     budget: Budget,
     replay: Option<Replayer>,
@@ -162,7 +150,7 @@ impl Host {
             stdout,
             stdin,
             trace: TraceSink::Off,
-            models: BTreeMap::new(),
+            models: IndexMap::new(),
             limits: BudgetLimits::default(),
             budget: Budget::new(BudgetLimits::default()),
             replay: None,
@@ -177,9 +165,10 @@ impl Host {
         self
     }
 
-    /// The same host, with `logical` model calls going to `binding`.
-    pub fn with_model(mut self, logical: impl Into<String>, binding: ModelBinding) -> Host {
-        self.models.insert(logical.into(), binding);
+    /// The same host, with calls of each logical model name going to its binding (see
+    /// [`config::bind_models`]).
+    pub fn with_models(mut self, models: IndexMap<String, ModelBinding>) -> Host {
+        self.models.extend(models);
         self
     }
 
@@ -232,6 +221,7 @@ impl Host {
     /// Runs `vm` until the task the host started finishes, performing every effect; returns
     /// its final value. Writes `run_start` and `run_end` around the effects in the journal.
     pub async fn run(&mut self, vm: &mut Vm) -> Result<HostValue, RunError> {
+        self.link(vm.module())?;
         self.started = Instant::now();
         self.budget = Budget::new(self.limits.clone());
         let models = match self.replay.as_ref().and_then(Replayer::run_start) {
@@ -273,6 +263,34 @@ impl Host {
         };
         self.journal(Event::RunEnd(end))?;
         result
+    }
+
+    /// Checks, before the first instruction, that every model the program declares reaches a
+    /// provider (in a replay: was recorded in the journal).
+    fn link(&self, module: &Module) -> Result<(), RunError> {
+        for slot in &module.models {
+            let (name, logical) = (module.str(slot.name), module.str(slot.logical));
+            let bound = match self.replay.as_ref().and_then(Replayer::run_start) {
+                Some(start) => start.models.contains_key(logical),
+                None => self.models.contains_key(logical),
+            };
+            if bound {
+                continue;
+            }
+            return Err(RunError::Link(if self.replay.is_some() {
+                format!(
+                    "model `{name}` (\"{logical}\") is not in the journal being replayed: \
+                     the program has changed since it was recorded"
+                )
+            } else {
+                format!(
+                    "model `{name}` (\"{logical}\") has no provider: add `{logical} = \
+                     \"openai:MODEL\"` under [models] in aivm.toml, pass --model \
+                     {logical}=KIND:ID, or ship a scripted transcript beside the program"
+                )
+            }));
+        }
+        Ok(())
     }
 
     async fn drive(&mut self, vm: &mut Vm) -> Result<HostValue, RunError> {
@@ -406,7 +424,10 @@ impl Host {
         if let Some(m) = req.args.first() {
             label = label.join(&m.label);
         }
-        let mut mreq = llm_value::request_from_value(&binding.model_id, &request)?;
+        let mut mreq = llm_value::request_from_value(&binding.model, &request)?;
+        if mreq.max_tokens.is_none() {
+            mreq.max_tokens = binding.max_tokens;
+        }
         self.budget
             .admit_llm(&mut mreq, binding.price.as_ref(), model)
             .map_err(|e| e.to_host_error())?;
@@ -416,7 +437,8 @@ impl Host {
             let t0 = Instant::now();
             let provider = binding.provider.name().to_string();
             let (result, attempts) =
-                call_with_retries(&*binding.provider, &mreq, binding.retries).await;
+                providers::retry::call_with_retries(&*binding.provider, &mreq, &binding.retry)
+                    .await;
             Completion {
                 req,
                 seq,
@@ -550,31 +572,5 @@ impl Host {
 
     fn journal(&mut self, event: Event) -> Result<(), RunError> {
         self.trace.write(event).map_err(RunError::Trace)
-    }
-}
-
-/// Calls `provider`, trying a retryable failure again up to `retries` times with a short
-/// exponential backoff (honouring `Retry-After`); returns the outcome and the attempts made.
-async fn call_with_retries(
-    provider: &dyn Provider,
-    req: &llm::ModelRequest,
-    retries: u32,
-) -> (Result<ModelResponse, ProviderError>, u32) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match provider.call(req).await {
-            Err(e) if e.is_retryable() && attempt <= retries => {
-                let wait = match &e {
-                    ProviderError::Http {
-                        retry_after: Some(d),
-                        ..
-                    } => *d,
-                    _ => Duration::from_millis(100u64 << attempt.min(6)),
-                };
-                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-            }
-            other => return (other, attempt),
-        }
     }
 }
