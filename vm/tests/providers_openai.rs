@@ -395,3 +395,263 @@ async fn oversized_body_is_refused() {
     let m = protocol_message(p.call(&ask("x")).await.unwrap_err());
     assert!(m.contains("larger than 1024 bytes"), "{m}");
 }
+
+#[tokio::test]
+async fn truncated_json_at_length_is_an_answer_not_an_error() {
+    // The agent loop decides what to do with it (validation fails, it retries).
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::json(
+        200,
+        &openai::completion("{\n    \"name\": \"Av", "length"),
+    ));
+    let p = provider(&fake, None, false);
+    let got = p.call(&ask("x")).await.unwrap();
+    assert_eq!(
+        (got.content.as_str(), got.finish),
+        ("{\n    \"name\": \"Av", Finish::Length)
+    );
+}
+
+#[tokio::test]
+async fn streamed_text_is_assembled_with_usage() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(
+        Reply::sse(openai::stream_text(&["Hel", "lo", ", wörld"], "stop"))
+            .with_chunk_delay(Duration::from_millis(2)),
+    );
+    let p = provider(&fake, None, true);
+    let got = p.call(&ask("x")).await.unwrap();
+    assert_eq!(got.content, "Hello, wörld");
+    assert_eq!(got.finish, Finish::Stop);
+    assert_eq!(
+        got.usage,
+        Usage {
+            input_tokens: 26,
+            output_tokens: 14
+        }
+    );
+    assert_eq!(got.model, "smollm2");
+    let r = &fake.requests()[0];
+    assert_eq!(r.json()["stream"], json!(true));
+    assert_eq!(r.json()["stream_options"], json!({"include_usage": true}));
+    assert_eq!(r.header("accept"), Some("text/event-stream"));
+}
+
+#[tokio::test]
+async fn events_split_across_tcp_chunks_still_assemble() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    let whole: String = openai::stream_text(&["a", "b", "c"], "stop").concat();
+    // Seven-byte pieces cut events, lines and JSON at arbitrary places.
+    let pieces: Vec<String> = whole
+        .as_bytes()
+        .chunks(7)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    fake.push(Reply::sse(pieces));
+    let got = provider(&fake, None, true).call(&ask("x")).await.unwrap();
+    assert_eq!(got.content, "abc");
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_single_and_parallel() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::sse(openai::stream_tool_call(
+        "IBKUPJlSTxnbVs52p4NF9eJ4WgOMhLty",
+        "get_weather",
+        &["{", "\"", "city", "\":", " \"", "Paris", "\"", "}"],
+    )));
+    // Two calls whose deltas interleave, told apart by `index`.
+    let call = |index: u64, id: Option<&str>, name: Option<&str>, args: &str| {
+        let mut c = json!({"index": index, "function": {"arguments": args}});
+        if let Some(id) = id {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+        }
+        if let Some(name) = name {
+            c["function"]["name"] = json!(name);
+        }
+        openai::data(&openai::chunk(json!({"tool_calls": [c]}), None))
+    };
+    fake.push(Reply::sse(vec![
+        openai::data(&openai::chunk(
+            json!({"role": "assistant", "content": null}),
+            None,
+        )),
+        call(0, Some("call_x"), Some("get_weather"), "{\"city\":"),
+        call(1, Some("call_y"), Some("get_weather"), ""),
+        call(1, None, None, "{\"city\":\"Rome\"}"),
+        call(0, None, None, "\"Oslo\"}"),
+        openai::data(&openai::chunk(json!({}), Some("tool_calls"))),
+        openai::done(),
+    ]));
+    let p = provider(&fake, None, true);
+    let mut req = ask("weather");
+    req.tools = vec![weather_tool()];
+    let one = p.call(&req).await.unwrap();
+    assert_eq!(one.finish, Finish::ToolCalls);
+    assert_eq!(
+        one.tool_calls,
+        vec![ToolCall {
+            id: "IBKUPJlSTxnbVs52p4NF9eJ4WgOMhLty".into(),
+            name: "get_weather".into(),
+            arguments: "{\"city\": \"Paris\"}".into()
+        }]
+    );
+    let two = p.call(&req).await.unwrap();
+    let got: Vec<_> = two
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("call_x", "get_weather", "{\"city\":\"Oslo\"}"),
+            ("call_y", "get_weather", "{\"city\":\"Rome\"}")
+        ]
+    );
+    // No usage chunk in that stream: estimated rather than zero.
+    assert!(two.usage.output_tokens > 0);
+}
+
+#[tokio::test]
+async fn streamed_truncated_json_at_length() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::sse(openai::stream_text(
+        &["{\"tags\": [\"a\", ", "\"b"],
+        "length",
+    )));
+    let got = provider(&fake, None, true).call(&ask("x")).await.unwrap();
+    assert_eq!(
+        (got.content.as_str(), got.finish),
+        ("{\"tags\": [\"a\", \"b", Finish::Length)
+    );
+}
+
+#[tokio::test]
+async fn error_event_inside_a_200_stream() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::sse(vec![
+        openai::data(&openai::chunk(
+            json!({"role": "assistant", "content": null}),
+            None,
+        )),
+        openai::data(&openai::error_body(
+            500,
+            "The model produced output that does not match the expected peg-native format",
+            "server_error",
+        )),
+    ]));
+    let m = protocol_message(
+        provider(&fake, None, true)
+            .call(&ask("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        m.contains("the stream carried an error")
+            && m.contains("peg-native")
+            && m.contains("code 500"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn stream_without_done_is_truncated() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    let mut chunks = openai::stream_text(&["partial"], "stop");
+    chunks.truncate(2);
+    fake.push(Reply::sse(chunks));
+    let m = protocol_message(
+        provider(&fake, None, true)
+            .call(&ask("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        m.contains("ended without `data: [DONE]` after 2 events"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn connection_closed_mid_stream() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(
+        Reply::sse(openai::stream_text(&["a", "b", "c"], "stop"))
+            .with_chunk_delay(Duration::from_millis(20))
+            .dropping_after(2),
+    );
+    let m = protocol_message(
+        provider(&fake, None, true)
+            .call(&ask("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("broke mid-answer"), "{m}");
+}
+
+#[tokio::test]
+async fn invalid_json_in_a_stream_event() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::sse(vec![
+        "data: {\"choices\": [{\"delta\": \n\n".into(),
+        openai::done(),
+    ]));
+    let m = protocol_message(
+        provider(&fake, None, true)
+            .call(&ask("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("stream event 1 is not valid"), "{m}");
+}
+
+#[tokio::test]
+async fn lenient_chunks_from_other_servers() {
+    // mistral.rs repeats the role and sends `tool_calls: null`, `usage: null`; some servers
+    // end with `data: [DONE]` and no blank line; comments and pings are ignored.
+    let fake = FakeOpenAi::start().await.unwrap();
+    let c = |content: &str, finish: Option<&str>| {
+        let mut v = openai::chunk(
+            json!({"role": "assistant", "content": content, "tool_calls": null}),
+            finish,
+        );
+        v["usage"] = json!(null);
+        openai::data(&v)
+    };
+    fake.push(Reply::sse(vec![
+        ": keep-alive\n\n".into(),
+        c("x", None),
+        c("y", Some("stop")),
+        "data: [DONE]".into(),
+    ]));
+    let got = provider(&fake, None, true).call(&ask("x")).await.unwrap();
+    assert_eq!(got.content, "xy");
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_stream_answers_with_json() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::json(200, &openai::completion("whole", "stop")));
+    let got = provider(&fake, None, true).call(&ask("x")).await.unwrap();
+    assert_eq!(got.content, "whole");
+}
+
+#[tokio::test]
+async fn streamed_http_errors_are_plain_http_errors() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::json(
+        400,
+        &json!({"error": {"code": 400, "message": "request (20031 tokens) exceeds the available context size (2048 tokens), try increasing it",
+                          "type": "exceed_context_size_error", "n_prompt_tokens": 20031, "n_ctx": 2048}}),
+    ));
+    let e = provider(&fake, None, true)
+        .call(&ask("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ProviderError::Http { status: 400, message, .. } if message.contains("exceeds the available context")),
+        "{e:?}"
+    );
+}

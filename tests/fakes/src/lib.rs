@@ -82,7 +82,9 @@ impl Reply {
         self
     }
 
-    /// Close the connection after `n` chunks, mid-body.
+    /// Close the connection after `n` chunks, mid-body. Give the reply a chunk delay too, so
+    /// that the head and the first chunks leave before the connection closes (else the
+    /// client may see a connection closed before any answer).
     pub fn dropping_after(mut self, n: usize) -> Reply {
         self.drop_after = Some(n);
         self
@@ -247,10 +249,15 @@ pub async fn respond(reply: Reply) -> Response {
                     Some((Ok::<Bytes, std::io::Error>(chunk), (rest, false, drops)))
                 }
                 // An error from the body stream makes the server abort the connection.
-                None if drops => Some((
-                    Err(std::io::Error::other("fake server: connection dropped")),
-                    (rest, false, false),
-                )),
+                None if drops => {
+                    if !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                    Some((
+                        Err(std::io::Error::other("fake server: connection dropped")),
+                        (rest, false, false),
+                    ))
+                }
                 None => None,
             }
         },

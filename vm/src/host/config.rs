@@ -279,7 +279,14 @@ impl Config {
         if name.is_empty() {
             return Err(err("no model name before `=`".into()));
         }
-        let m = ModelConfig::parse_short(rest.trim()).map_err(err)?;
+        let mut m = ModelConfig::parse_short(rest.trim()).map_err(err)?;
+        // A transcript path on the command line is relative to the working directory, not
+        // to the config file's folder.
+        if m.provider == ProviderKind::Scripted && Path::new(&m.model).is_relative() {
+            if let Ok(cwd) = std::env::current_dir() {
+                m.model = cwd.join(&m.model).display().to_string();
+            }
+        }
         self.models.insert(name.to_string(), m);
         Ok(())
     }
@@ -492,14 +499,19 @@ fn endpoint(
     Ok((base_url, api_key.map(ApiKey::new)))
 }
 
-fn retry_rule(m: &ModelConfig) -> RetryRule {
-    match m.retries {
-        Some(r) => RetryRule {
-            max_attempts: r.saturating_add(1),
-            ..RetryRule::default()
-        },
-        None => RetryRule::default(),
+/// The retry rule of a binding: `retries` after the first attempt (default 3). Transcripts
+/// are retried by the same count but without waiting: there is no server to spare, and a
+/// scripted `error` turn followed by an answer then tests a program's retries at full speed.
+fn retry_rule(m: Option<&ModelConfig>) -> RetryRule {
+    let mut rule = RetryRule::default();
+    if let Some(r) = m.and_then(|m| m.retries) {
+        rule.max_attempts = r.saturating_add(1);
     }
+    if m.is_none_or(|m| m.provider == ProviderKind::Scripted) {
+        rule.base_delay = Duration::ZERO;
+        rule.max_retry_after = Duration::ZERO;
+    }
+    rule
 }
 
 /// Binds every logical name a program declares, before its first instruction: configured
@@ -527,7 +539,7 @@ pub fn bind_models(
                 } else {
                     m.model.clone()
                 },
-                retry: retry_rule(m),
+                retry: retry_rule(Some(m)),
                 max_tokens: m.max_tokens,
                 price: config.price(logical),
             },
@@ -546,7 +558,7 @@ pub fn bind_models(
                     logical: logical.to_string(),
                     provider,
                     model: logical.to_string(),
-                    retry: RetryRule::none(),
+                    retry: retry_rule(None),
                     max_tokens: None,
                     price: Some(Price {
                         input: 0.0,

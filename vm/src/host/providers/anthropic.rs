@@ -304,21 +304,13 @@ fn finish_answer(
             });
         }
     }
+    // The output tool's answer is final: real calls beside it are dropped.
+    let tool_calls = if answered { Vec::new() } else { calls };
     let finish = match parts.stop_reason.as_deref() {
         Some("max_tokens") => Finish::Length,
-        _ if !calls.is_empty() => Finish::ToolCalls,
+        _ if !tool_calls.is_empty() => Finish::ToolCalls,
         _ => Finish::Stop,
     };
-    // The output tool answers: any real call beside it is dropped (the answer is final).
-    if answered && finish != Finish::Length {
-        calls.clear();
-    }
-    let finish = if answered && finish == Finish::ToolCalls {
-        Finish::Stop
-    } else {
-        finish
-    };
-    let tool_calls = if answered { Vec::new() } else { calls };
     let usage = usage.unwrap_or_else(|| estimate_usage(req, &content, &tool_calls));
     Ok(ModelResponse {
         content,
