@@ -10,6 +10,7 @@ mod effects;
 pub mod journal;
 pub mod llm;
 pub mod llm_value;
+pub mod many;
 pub mod providers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
