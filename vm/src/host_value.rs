@@ -66,6 +66,50 @@ impl HostValue {
         self
     }
 
+    /// The join of the labels of every node of the value: the label of everything it holds
+    /// (what a model shown this value may say is at most this trusted and this public).
+    pub fn deep_label(&self) -> LabelInfo {
+        let mut label = LabelInfo::public();
+        // An explicit stack: a host may build values of any depth.
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            if !v.label.is_public() {
+                label = label.join(&v.label);
+            }
+            stack.extend(v.children());
+        }
+        label
+    }
+
+    /// The same value with `label` joined into the label of every node (a node already
+    /// less trusted or more private stays so; a public node gets exactly `label`).
+    pub fn labelled_deep(mut self, label: &LabelInfo) -> HostValue {
+        if label.is_public() {
+            return self;
+        }
+        let mut stack = vec![&mut self];
+        while let Some(v) = stack.pop() {
+            v.label = v.label.join(label);
+            match &mut v.data {
+                HostData::List(items) => stack.extend(items.iter_mut()),
+                HostData::Map(pairs) => stack.extend(pairs.iter_mut().map(|(_, x)| x)),
+                HostData::Record(fields) => stack.extend(fields.iter_mut().map(|(_, x)| x)),
+                _ => {}
+            }
+        }
+        self
+    }
+
+    /// The values directly inside this one.
+    fn children(&self) -> Box<dyn Iterator<Item = &HostValue> + '_> {
+        match &self.data {
+            HostData::List(items) => Box::new(items.iter()),
+            HostData::Map(pairs) => Box::new(pairs.iter().map(|(_, x)| x)),
+            HostData::Record(fields) => Box::new(fields.iter().map(|(_, x)| x)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
     pub fn is_untrusted(&self) -> bool {
         self.label.integrity == Integrity::Untrusted
     }
@@ -154,5 +198,87 @@ impl HostError {
     pub fn with_payload(mut self, payload: HostValue) -> HostError {
         self.payload = Some(Box::new(payload));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn readers(names: &[&str]) -> LabelInfo {
+        LabelInfo {
+            integrity: Integrity::Trusted,
+            readers: Some(names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()),
+        }
+    }
+
+    #[test]
+    fn deep_label_joins_every_node() {
+        let v = HostValue::new(HostData::Record(vec![
+            (
+                "a".into(),
+                HostValue::str("x").labelled(readers(&["alice", "bob"])),
+            ),
+            (
+                "b".into(),
+                HostValue::new(HostData::List(vec![
+                    HostValue::int(1),
+                    HostValue::str("web").labelled(LabelInfo::untrusted()),
+                ])),
+            ),
+            (
+                "c".into(),
+                HostValue::new(HostData::Map(vec![(
+                    Key::Str("k".into()),
+                    HostValue::int(2).labelled(readers(&["bob", "carol"])),
+                )])),
+            ),
+        ]));
+        let l = v.deep_label();
+        assert_eq!(l.integrity, Integrity::Untrusted);
+        assert_eq!(l.readers, readers(&["bob"]).readers);
+        assert!(HostValue::int(1).deep_label().is_public());
+    }
+
+    #[test]
+    fn labelled_deep_raises_every_node_and_never_lowers_one() {
+        let v = HostValue::new(HostData::List(vec![
+            HostValue::str("a"),
+            HostValue::new(HostData::Record(vec![(
+                "x".into(),
+                HostValue::int(1).labelled(readers(&["alice"])),
+            )])),
+        ]));
+        let v = v.labelled_deep(&LabelInfo::untrusted());
+        assert!(v.is_untrusted());
+        let HostData::List(items) = &v.data else {
+            panic!()
+        };
+        assert!(items[0].is_untrusted());
+        let HostData::Record(fields) = &items[1].data else {
+            panic!()
+        };
+        assert!(fields[0].1.is_untrusted());
+        assert_eq!(fields[0].1.label.readers, readers(&["alice"]).readers);
+    }
+
+    #[test]
+    fn deep_values_do_not_overflow_the_stack() {
+        let mut v = HostValue::int(0).labelled(LabelInfo::untrusted());
+        for _ in 0..200_000 {
+            v = HostValue::new(HostData::List(vec![v]));
+        }
+        assert!(v.deep_label() == LabelInfo::untrusted());
+        let v = v.labelled_deep(&readers(&["a"]));
+        assert_eq!(v.label, readers(&["a"]));
+        // Dropping a 200k-deep tree recurses in Drop: take it apart by hand.
+        let mut v = v;
+        while let HostData::List(mut items) = std::mem::replace(&mut v.data, HostData::Null) {
+            match items.pop() {
+                Some(inner) => v = inner,
+                None => break,
+            }
+        }
     }
 }

@@ -781,3 +781,24 @@ fn idle_with_nothing_in_flight_and_a_task_awaiting_is_a_deadlock() {
     assert_eq!(vm.in_flight(), 0);
     assert_eq!(vm.deadlock(), Some(VmError::Deadlock { awaiting: 4 }));
 }
+
+#[test]
+fn an_answers_label_reaches_the_awaiting_task_and_no_other_value() {
+    let m = module(FAN_OUT);
+    let (mut vm, reqs) = fan_out_in_flight(&m);
+    for r in &reqs {
+        let mut answer = r.args[1].clone();
+        if r.task == TaskId(2) {
+            answer = answer.labelled(aivm_vm::LabelInfo::untrusted());
+        }
+        vm.resume(r.task, Ok(answer)).unwrap();
+    }
+    let Step::Done { value, .. } = vm.run().unwrap() else {
+        panic!()
+    };
+    let HostData::List(items) = &value.data else {
+        panic!("{value:?}")
+    };
+    let untrusted: Vec<bool> = items.iter().map(HostValue::is_untrusted).collect();
+    assert_eq!(untrusted, [false, true, false]);
+}

@@ -47,6 +47,7 @@ natives! {
     "core.float" / 1: "Converts an int or numeric string to a float.";
     "core.type_of" / 1: "The name of the value's run-time type.";
     "core.error" / 2: "A new error value with a kind and a message.";
+    "core.error_with" / 3: "A new error value with a kind, a message and a payload.";
     "core.label_of" / 1: "The value's information-flow label, as text (a debugging aid).";
 
     // Lists.
@@ -101,6 +102,9 @@ natives! {
     // JSON.
     "json.parse" / 1: "The value written in a JSON text; an error names the position.";
     "json.stringify" / 1: "Compact JSON text of a value.";
+
+    // Schemas.
+    "schema.conform" / 2: "The value checked against a JSON Schema and converted to its shape; a ValueError names the path of a mismatch.";
 }
 
 /// The effect `CallLlm` yields; the verifier rejects it in `Effect` (rule V13).

@@ -180,6 +180,10 @@ pub struct Vm {
     st: VmState,
     /// Ids of the tasks whose status is `Ready`, derived from the state.
     ready: BTreeSet<u32>,
+    /// The number of tasks `Waiting` for an effect and `Awaiting` a task, derived from the
+    /// state, so that hosts can ask after every idle step at no cost.
+    waiting: usize,
+    awaiting: usize,
 }
 
 impl Vm {
@@ -207,6 +211,9 @@ impl Vm {
             .filter(|(_, t)| t.status == Status::Ready)
             .map(|(i, _)| i as u32)
             .collect();
+        let count = |f: fn(&Status) -> bool| st.tasks.iter().filter(|t| f(&t.status)).count();
+        let waiting = count(|s| matches!(s, Status::Waiting { .. }));
+        let awaiting = count(|s| matches!(s, Status::Awaiting { .. }));
         Ok(Vm {
             module,
             natives,
@@ -215,6 +222,8 @@ impl Vm {
             limits,
             st,
             ready,
+            waiting,
+            awaiting,
         })
     }
 
@@ -407,6 +416,7 @@ impl Vm {
                     dst,
                     request: request.clone(),
                 };
+                self.waiting += 1;
                 step = Some(Step::Effect(request));
             }
             Ok(exec::Exit::Spawn(new)) => {
@@ -502,6 +512,7 @@ impl Vm {
                     task: target,
                     label,
                 };
+                self.awaiting += 1;
             }
         }
     }
@@ -559,26 +570,19 @@ impl Vm {
                 Outcome::Pending | Outcome::Taken => {}
             }
             wt.status = Status::Ready;
+            self.awaiting = self.awaiting.saturating_sub(1);
             self.ready.insert(w);
         }
     }
 
     /// The number of tasks waiting for the host to finish an effect.
     pub fn in_flight(&self) -> usize {
-        self.st
-            .tasks
-            .iter()
-            .filter(|t| matches!(t.status, Status::Waiting { .. }))
-            .count()
+        self.waiting
     }
 
     /// The number of tasks suspended at an `Await`.
     pub fn awaiting(&self) -> usize {
-        self.st
-            .tasks
-            .iter()
-            .filter(|t| matches!(t.status, Status::Awaiting { .. }))
-            .count()
+        self.awaiting
     }
 
     /// Whether some task is ready to run.
@@ -643,6 +647,7 @@ impl Vm {
             }
         }
         t.status = Status::Ready;
+        self.waiting = self.waiting.saturating_sub(1);
         self.ready.insert(task.0);
         Ok(())
     }

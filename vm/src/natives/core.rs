@@ -13,6 +13,7 @@ pub(super) fn lookup(name: &str) -> Option<NativeFn> {
         "core.float" => float,
         "core.type_of" => type_of,
         "core.error" => error,
+        "core.error_with" => error_with,
         "core.label_of" => label_of,
         _ => return None,
     })
@@ -107,6 +108,19 @@ fn error(cx: &mut Ctx, args: &[Value]) -> R<Value> {
         kind,
         message,
         payload: Value::NULL,
+    }));
+    Ok(Value::new(Kind::Error(o)))
+}
+
+/// `error_with(kind, message, payload)`: an error value carrying a payload (e.g. the partial
+/// conversation of an agent loop that stopped), which `e.payload` reads back.
+fn error_with(cx: &mut Ctx, args: &[Value]) -> R<Value> {
+    let kind = cx.str_arg("error_with", arg(args, 0))?.to_string();
+    let message = cx.str_arg("error_with", arg(args, 1))?.to_string();
+    let o = cx.heap.alloc(Obj::Error(ErrorObj {
+        kind,
+        message,
+        payload: arg(args, 2),
     }));
     Ok(Value::new(Kind::Error(o)))
 }

@@ -7,6 +7,7 @@ mod json;
 mod list;
 mod map;
 mod math;
+mod schema;
 mod string;
 
 use crate::error::{kind, Raise, R};
@@ -36,6 +37,7 @@ pub(crate) fn lookup(name: &str) -> Option<NativeFn> {
         "string" => string::lookup(name),
         "math" => math::lookup(name),
         "json" => json::lookup(name),
+        "schema" => schema::lookup(name),
         _ => None,
     }
 }
