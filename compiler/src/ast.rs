@@ -37,6 +37,8 @@ pub struct Ident {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceModule {
     pub items: Vec<Item>,
+    /// Whether the module has an `llm` expression (it then imports `std.agent` implicitly).
+    pub uses_llm: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +47,17 @@ pub enum Item {
     Fn(FnDecl),
     Extern(ExternDecl),
     Type(TypeDecl),
+    Model(ModelDecl),
+}
+
+/// `model smart = "large"`: a model slot. `smart` names the string `"large"`, the logical
+/// model name the host maps to a provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDecl {
+    pub name: Ident,
+    pub logical: String,
+    pub logical_span: Span,
+    pub span: Span,
 }
 
 /// `import std.strings` (binds `strings`), `import std.strings as s`,
@@ -234,6 +247,84 @@ pub enum ExprKind {
     Range(Box<Expr>, Box<Expr>),
     /// `fn(params) -> T { body }`
     Lambda(Box<FnDecl>),
+    /// `llm model -> T { items }`
+    Llm(Box<LlmExpr>),
+    /// `spawn f(a, b)`: the operand is always a [`ExprKind::Call`] (the parser checks).
+    Spawn(Box<Expr>),
+    /// `await task`
+    Await(Box<Expr>),
+}
+
+/// `llm MODEL [-> TYPE] { ITEMS }`: one model conversation run by `std.agent`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmExpr {
+    /// The model: a name whose value is a logical model name (usually a `model` item).
+    pub model: Ident,
+    /// The output type; the answer is a plain string without one.
+    pub ty: Option<TypeExpr>,
+    pub items: Vec<LlmItem>,
+}
+
+/// One line of an `llm` body: `word value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmItem {
+    pub kind: LlmItemKind,
+    /// The span of the item word.
+    pub word: Span,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LlmItemKind {
+    /// `system E`, `user E`, `assistant E`: one message.
+    Message(Role, Expr),
+    /// `messages E`: a list of message records spliced into the conversation.
+    Messages(Expr),
+    /// `tools [f, g]`: the program's functions the model may call.
+    Tools(Vec<Ident>),
+    /// `temperature E`, `max_tokens E`, ...
+    Option(LlmOption, Expr),
+}
+
+/// The author of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// The options of an `llm` expression; each may be given once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LlmOption {
+    Temperature,
+    MaxTokens,
+    Stop,
+    MaxTurns,
+    Retries,
+}
+
+impl LlmOption {
+    /// The item word, which is also the field name in the request record.
+    pub fn word(self) -> &'static str {
+        match self {
+            LlmOption::Temperature => "temperature",
+            LlmOption::MaxTokens => "max_tokens",
+            LlmOption::Stop => "stop",
+            LlmOption::MaxTurns => "max_turns",
+            LlmOption::Retries => "retries",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

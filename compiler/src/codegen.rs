@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use aivm_vm::format::{
-    Constant, Export, Field, Flow, Function, Instr, LineEntry, Module, Operand, Param, Reg,
-    RegRange, StrId, TypeDesc, TypeId, DATAFLOW_BUDGET_WORDS,
+    Constant, Export, Field, Flow, Function, Instr, LineEntry, ModelSlot, Module, Operand, Param,
+    Reg, RegRange, StrId, TypeDesc, TypeId, DATAFLOW_BUDGET_WORDS, LLM_CALL,
 };
 
 use crate::ast::Span;
@@ -113,7 +113,8 @@ impl Pools<'_> {
     /// The type table entry describing `ty` (named aliases keep their name and doc).
     fn ty(&mut self, ty: &Ty) -> TypeId {
         let desc = match ty {
-            Ty::Any | Ty::Never | Ty::Range => TypeDesc::Any,
+            // The format has no descriptor for task handles (nor ranges): not checked.
+            Ty::Any | Ty::Never | Ty::Range | Ty::Task => TypeDesc::Any,
             Ty::Null => TypeDesc::Null,
             Ty::Bool => TypeDesc::Bool,
             Ty::Int => TypeDesc::Int,
@@ -200,7 +201,18 @@ pub fn generate(
     if !errors.is_empty() {
         return Err(errors);
     }
+    for shape in &prog.shapes {
+        pools.shape(shape);
+    }
     pools.module.entry = prog.entry;
+    // One slot per logical name (the verifier rejects duplicates); the first name is kept.
+    for m in &prog.models {
+        let logical = pools.string(&m.logical);
+        if pools.module.models.iter().all(|s| s.logical != logical) {
+            let name = pools.string(&m.name);
+            pools.module.models.push(ModelSlot { name, logical });
+        }
+    }
     for (name, func) in &prog.exports {
         let name = pools.string(name);
         pools.module.exports.push(Export { name, func: *func });
@@ -1050,6 +1062,17 @@ impl<'a, 'p> FnGen<'a, 'p> {
                     Some(ext) => (ext.native.clone(), ext.effect),
                     None => (String::new(), false),
                 };
+                if name == LLM_CALL {
+                    // `extern fn call_llm(model, request) = "llm.call"` (std.agent) is the
+                    // CALL_LLM instruction, not an `Effect`.
+                    let mut regs = range.regs();
+                    let (Some(model), Some(req)) = (regs.next(), regs.next()) else {
+                        return;
+                    };
+                    self.emit(Instr::CallLlm { dst, model, req });
+                    self.top = save;
+                    return;
+                }
                 let native = self.pools.native(&name);
                 if effect {
                     self.emit(Instr::Effect {
@@ -1105,6 +1128,28 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 let a = self.first_operand(lo, dst, fresh);
                 let b = self.expr_any(hi);
                 self.emit(Instr::Range { dst, lo: a, hi: b });
+            }
+            ExprKind::Check(inner, ty) => {
+                self.fresh = fresh.then_some(dst);
+                self.expr_to(inner, dst);
+                let t = self.pools.ty(ty);
+                self.emit(Instr::CheckType { src: dst, ty: t });
+            }
+            ExprKind::Spawn(callee, args) => {
+                self.mark(e.span.start);
+                let c = self.expr_any(callee);
+                let args: Vec<&Expr> = args.iter().collect();
+                let range = self.expr_range(&args);
+                self.emit(Instr::Spawn {
+                    dst,
+                    callee: c,
+                    args: range,
+                });
+            }
+            ExprKind::Await(task) => {
+                self.mark(e.span.start);
+                let t = self.first_operand(task, dst, fresh);
+                self.emit(Instr::Await { dst, task: t });
             }
         }
         self.top = save;

@@ -21,6 +21,18 @@ pub struct Program {
     pub externs: Vec<Extern>,
     pub entry: Option<FuncIdx>,
     pub exports: Vec<(String, FuncIdx)>,
+    /// Every `model` item of every module, in declaration order.
+    pub models: Vec<Model>,
+    /// Record shapes the module must hold although no literal builds them: `schema.conform`
+    /// makes records only of shapes the module has (the records of `llm` output types).
+    pub shapes: Vec<Vec<String>>,
+}
+
+/// `model name = "logical"`.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub logical: String,
 }
 
 /// An `extern fn` binding a VM native.
@@ -221,6 +233,12 @@ pub enum ExprKind {
     Range(Box<Expr>, Box<Expr>),
     /// A closure of a lambda.
     Closure(FuncIdx),
+    /// `spawn callee(args)`: a new task; the value is its handle.
+    Spawn(Box<Expr>, Vec<Expr>),
+    /// `await task`: the task's result (or its error, raised).
+    Await(Box<Expr>),
+    /// The value, checked at run time against a type (the result of an `llm` expression).
+    Check(Box<Expr>, Ty),
 }
 
 impl Expr {

@@ -77,6 +77,14 @@ pub enum Tok<'s> {
     False,
     #[token("null")]
     Null,
+    /// `model` starting a top-level item (`model smart = "large"`); elsewhere `model` is a name.
+    Model,
+    /// `llm` followed by a name on the same line; elsewhere `llm` is a name.
+    Llm,
+    /// `spawn` followed by a name on the same line; elsewhere `spawn` is a name.
+    Spawn,
+    /// `await` followed by a name on the same line; elsewhere `await` is a name.
+    Await,
 
     #[token("(")]
     LParen,
@@ -370,6 +378,10 @@ impl Tok<'_> {
             Tok::True => "true",
             Tok::False => "false",
             Tok::Null => "null",
+            Tok::Model => "model",
+            Tok::Llm => "llm",
+            Tok::Spawn => "spawn",
+            Tok::Await => "await",
             Tok::LParen | Tok::LParenLead => "(",
             Tok::RParen => ")",
             Tok::LBracket | Tok::LBracketLead => "[",
@@ -492,6 +504,7 @@ pub fn lex<'s>(file: FileId, src: &'s str, base: usize, context: Context) -> Lex
     }
     merge_docs(&mut out.tokens);
     foreign_keywords(file, &mut out.tokens, &mut out.diags);
+    contextual_keywords(src, base, context, &mut out.tokens);
     if let Context::File = context {
         if !out.fatal {
             let delim = check_delimiters(file, src, base, &out.tokens);
@@ -536,6 +549,43 @@ fn foreign_keywords(file: FileId, tokens: &mut Vec<Spanned<'_>>, diags: &mut Vec
             tokens.insert(i + 1, (start, Tok::If, end));
         }
         i += 1;
+    }
+}
+
+/// Turns the words `model`, `llm`, `spawn` and `await` into keywords where only the keyword
+/// makes sense, so they stay usable as names everywhere else (`resp.model`, `let llm = ...`):
+/// `model` at the top level of a file before a name (`model smart = "large"`); `llm`, `spawn`
+/// and `await` before a name on the same line (a name followed by a name is never valid).
+/// Never after `.`, where a word is always a field name.
+fn contextual_keywords(src: &str, base: usize, context: Context, tokens: &mut [Spanned<'_>]) {
+    let same_line = |from: usize, to: usize| {
+        src.get(from.saturating_sub(base)..to.saturating_sub(base))
+            .is_some_and(|gap| !gap.contains('\n'))
+    };
+    let mut depth = 0usize;
+    for i in 0..tokens.len() {
+        let after_dot = i > 0 && matches!(tokens[i - 1].1, Tok::Dot);
+        let next = tokens.get(i + 1).map(|(s, t, _)| (*s, t.clone()));
+        let end = tokens[i].2;
+        let tok = &mut tokens[i].1;
+        match tok {
+            Tok::LParen | Tok::LBracket | Tok::LBrace => depth += 1,
+            Tok::RParen | Tok::RBracket | Tok::RBrace => depth = depth.saturating_sub(1),
+            Tok::Ident(word) if !after_dot => {
+                let Some((next_start, Tok::Ident(_))) = next else {
+                    continue;
+                };
+                let keyword = match *word {
+                    "model" if depth == 0 && matches!(context, Context::File) => Tok::Model,
+                    "llm" if same_line(end, next_start) => Tok::Llm,
+                    "spawn" if same_line(end, next_start) => Tok::Spawn,
+                    "await" if same_line(end, next_start) => Tok::Await,
+                    _ => continue,
+                };
+                *tok = keyword;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -862,6 +912,30 @@ mod tests {
             .iter()
             .map(|d| d.code)
             .collect()
+    }
+
+    #[test]
+    fn agent_words_are_keywords_only_where_nothing_else_fits() {
+        let t = toks("model smart = \"large\"\nfn f() { let t = spawn g(x)\n await t }");
+        assert_eq!(t[0], Tok::Model);
+        assert!(t.contains(&Tok::Spawn) && t.contains(&Tok::Await));
+        let t = toks("fn f() { llm smart { user \"hi\" } }");
+        assert!(t.contains(&Tok::Llm));
+        // As names: a field, a variable, a call, and a name on the next line.
+        for src in [
+            "fn f() { print(r.model) }",
+            "fn f() { let model = 1; let llm = model }",
+            "fn f() { spawn(x); await(y) }",
+            "fn f() { x = llm\n smart() }",
+            "fn f() { r.await }",
+        ] {
+            let t = toks(src);
+            assert!(
+                !t.iter()
+                    .any(|t| matches!(t, Tok::Model | Tok::Llm | Tok::Spawn | Tok::Await)),
+                "{src}: {t:?}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod lower;
 mod nesting;
 mod prune;
 mod resolve;
+mod schema;
 mod typeck;
 mod types;
 

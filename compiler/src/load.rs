@@ -11,6 +11,9 @@ use crate::diagnostic::{Diagnostic, FileId, SourceMap};
 use crate::lower::ModuleSrc;
 use crate::resolve::{suggest, ModId};
 
+/// The standard module that runs `llm` expressions.
+const AGENT: &str = "std.agent";
+
 /// The parser's entry point (see `parse.rs`).
 pub type ParseFn = fn(FileId, &str) -> Result<SourceModule, Vec<Diagnostic>>;
 
@@ -140,7 +143,10 @@ impl Loader {
             Err(ds) => {
                 self.parse_failed = true;
                 self.diags.extend(ds);
-                SourceModule { items: Vec::new() }
+                SourceModule {
+                    items: Vec::new(),
+                    uses_llm: false,
+                }
             }
         };
         self.stack.push((key, name));
@@ -150,12 +156,19 @@ impl Loader {
                 imports.push(self.import(file, imp, base.as_deref()));
             }
         }
+        // `llm` expressions compile to calls of `std.agent`'s `run`.
+        let agent = if ast.uses_llm {
+            self.std_module(AGENT, file, Span::default())
+        } else {
+            None
+        };
         self.stack.pop();
         if let Some(slot) = self.modules.get_mut(id as usize) {
             *slot = Some(ModuleSrc {
                 file,
                 ast,
                 imports,
+                agent,
                 sees_prelude,
                 entry,
             });
@@ -174,30 +187,7 @@ impl Loader {
                 let span = path.first().map_or(imp.span, |f| {
                     f.span.to(path.last().map_or(f.span, |l| l.span))
                 });
-                let key = Key::Std(name.clone());
-                if let Some(id) = self.known(&key, file, span) {
-                    return id;
-                }
-                let Some(text) = aivm_stdlib::source(&name) else {
-                    let mut d = Diagnostic::error(
-                        "E0209",
-                        format!("unknown standard module `{name}`"),
-                        file,
-                        span,
-                    )
-                    .with_label("no such module in the standard library");
-                    d.help = Some(match suggest(&name, aivm_stdlib::MODULES.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!(
-                            "the standard modules are: {}",
-                            aivm_stdlib::MODULES.join(", ")
-                        ),
-                    });
-                    self.diags.push(d);
-                    return None;
-                };
-                let display = format!("{}.ail", name.replace('.', "/"));
-                Some(self.add_module(key, display, text, None, true, false))
+                self.std_module(&name, file, span)
             }
             ast::ImportTarget::File { path, span } => {
                 let Some(base) = base else {
@@ -251,6 +241,34 @@ impl Loader {
                 }
             }
         }
+    }
+
+    /// The standard module `name`, loaded once; `span` is where an import names it.
+    fn std_module(&mut self, name: &str, file: FileId, span: Span) -> Option<ModId> {
+        let key = Key::Std(name.to_string());
+        if let Some(id) = self.known(&key, file, span) {
+            return id;
+        }
+        let Some(text) = aivm_stdlib::source(name) else {
+            let mut d = Diagnostic::error(
+                "E0209",
+                format!("unknown standard module `{name}`"),
+                file,
+                span,
+            )
+            .with_label("no such module in the standard library");
+            d.help = Some(match suggest(name, aivm_stdlib::MODULES.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "the standard modules are: {}",
+                    aivm_stdlib::MODULES.join(", ")
+                ),
+            });
+            self.diags.push(d);
+            return None;
+        };
+        let display = format!("{}.ail", name.replace('.', "/"));
+        Some(self.add_module(key, display, text, None, true, false))
     }
 
     /// `Some(result)` when the module was seen before: loaded (its id), or still loading (a

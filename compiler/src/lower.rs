@@ -17,6 +17,9 @@ use crate::resolve::{suggest, Def, Global, ModId, Namespace, Scopes};
 use crate::typeck::{self, FieldAccess, TypeFault};
 use crate::types::{Alias, Conf, Ty, TypeTable};
 
+#[path = "lower_agent.rs"]
+mod agent;
+
 /// One parsed module, with its imports already loaded.
 #[derive(Debug)]
 pub struct ModuleSrc {
@@ -25,6 +28,8 @@ pub struct ModuleSrc {
     /// The loaded module of each `import` item, in order; `None` when loading failed (already
     /// reported).
     pub imports: Vec<Option<ModId>>,
+    /// `std.agent`, loaded for a module with `llm` expressions.
+    pub agent: Option<ModId>,
     /// Whether the prelude's names are visible (false for the prelude itself).
     pub sees_prelude: bool,
     /// The entry file: its `main` and `export fn`s go into the module header.
@@ -43,6 +48,8 @@ pub struct Lowered {
 struct Sig {
     name: String,
     params: Vec<(Ty, Option<Span>)>,
+    /// The parameters' names (a tool's arguments are named by them).
+    names: Vec<String>,
     ret: Ty,
     file: FileId,
     span: Span,
@@ -71,6 +78,10 @@ struct Lowerer<'a> {
     fn_sigs: HashMap<FuncIdx, Sig>,
     extern_sigs: Vec<Sig>,
     wrappers: HashMap<ExternIdx, FuncIdx>,
+    /// The one-argument adapters that call functions offered as tools (see `agent.rs`).
+    tool_adapters: HashMap<FuncIdx, FuncIdx>,
+    /// Externs the compiler adds for natives that lowering calls (`json.parse`, ...).
+    intrinsics: HashMap<&'static str, ExternIdx>,
     diags: &'a mut Vec<Diagnostic>,
     module: ModId,
     file: FileId,
@@ -89,6 +100,8 @@ pub fn lower(mods: &[ModuleSrc], prelude: Option<ModId>, diags: &mut Vec<Diagnos
         fn_sigs: HashMap::new(),
         extern_sigs: Vec::new(),
         wrappers: HashMap::new(),
+        tool_adapters: HashMap::new(),
+        intrinsics: HashMap::new(),
         diags,
         module: 0,
         file: 0,
@@ -150,7 +163,7 @@ fn import_name(imp: &ast::Import) -> (String, Span) {
 }
 
 const BUILTIN_TYPES: &[&str] = &[
-    "int", "float", "bool", "string", "null", "any", "error", "fn",
+    "int", "float", "bool", "string", "null", "any", "error", "fn", "task",
 ];
 
 impl Lowerer<'_> {
@@ -289,11 +302,20 @@ impl Lowerer<'_> {
                     self.extern_sigs.push(Sig {
                         name: e.name.name.clone(),
                         params: Vec::new(),
+                        names: Vec::new(),
                         ret: Ty::Any,
                         file: src.file,
                         span: e.name.span,
                     });
                     self.define(m, &e.name.name, e.name.span, Global::Extern(idx));
+                }
+                ast::Item::Model(md) => {
+                    let id = self.prog.models.len() as u32;
+                    self.prog.models.push(crate::ir::Model {
+                        name: md.name.name.clone(),
+                        logical: md.logical.clone(),
+                    });
+                    self.define(m, &md.name.name, md.name.span, Global::Model(id));
                 }
                 ast::Item::Type(t) => {
                     let id = self.types.aliases.len() as u32;
@@ -490,6 +512,7 @@ impl Lowerer<'_> {
                     "any" => Some(Ty::Any),
                     "error" => Some(Ty::Error),
                     "fn" => Some(Ty::Func),
+                    "task" => Some(Ty::Task),
                     _ => None,
                 };
                 if let Some(t) = builtin {
@@ -601,6 +624,7 @@ impl Lowerer<'_> {
                         Sig {
                             name: f.name.name.clone(),
                             params,
+                            names: f.params.iter().map(|p| p.name.name.clone()).collect(),
                             ret,
                             file: self.file,
                             span: f.name.span,
@@ -623,6 +647,7 @@ impl Lowerer<'_> {
                     }
                     if let Some(s) = self.extern_sigs.get_mut(idx as usize) {
                         s.params = params;
+                        s.names = e.params.iter().map(|p| p.name.name.clone()).collect();
                         s.ret = ret;
                     }
                 }
@@ -1318,6 +1343,14 @@ impl Lowerer<'_> {
                 d.label = "a type, used as a value".into();
                 Self::poison(span)
             }
+            Global::Model(id) => {
+                let logical = self
+                    .prog
+                    .models
+                    .get(id as usize)
+                    .map_or(String::new(), |m| m.logical.clone());
+                Expr::new(ExprKind::Str(logical), Ty::Str, span)
+            }
             Global::Poison => Self::poison(span),
         }
     }
@@ -1817,6 +1850,9 @@ impl Lowerer<'_> {
                 let idx = self.lambda(decl);
                 Expr::new(ExprKind::Closure(idx), Ty::Func, span)
             }
+            ast::ExprKind::Llm(l) => self.llm(l, span),
+            ast::ExprKind::Spawn(call) => self.spawn(call, span),
+            ast::ExprKind::Await(task) => self.await_task(task, span),
         }
     }
 }

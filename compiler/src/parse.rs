@@ -238,6 +238,8 @@ pub(crate) struct Ctx<'s> {
     interpolation_depth: u32,
     /// The nesting depth at each interpolating string literal (see `nesting`).
     string_depths: nesting::StringDepths,
+    /// An `llm` expression was parsed.
+    pub(crate) uses_llm: bool,
 }
 
 /// A string literal token: raw text (quotes included) and span; for a raw string literal,
@@ -248,6 +250,27 @@ pub(crate) struct StrTok<'s> {
     pub span: Span,
     pub verbatim: bool,
 }
+
+/// One `word value` line of an `llm` body, before the word is checked.
+pub(crate) struct RawLlmItem {
+    pub word: Ident,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// The item words of an `llm` body (they are not keywords anywhere else).
+const LLM_WORDS: &[&str] = &[
+    "system",
+    "user",
+    "assistant",
+    "messages",
+    "tools",
+    "temperature",
+    "max_tokens",
+    "stop",
+    "max_turns",
+    "retries",
+];
 
 /// One entry of a `{...}` literal, before we know whether it is a record or a map.
 pub(crate) enum Entry<'s> {
@@ -263,6 +286,7 @@ impl<'s> Ctx<'s> {
             diags: Vec::new(),
             interpolation_depth: 0,
             string_depths: nesting::StringDepths::new(),
+            uses_llm: false,
         }
     }
 
@@ -312,6 +336,171 @@ impl<'s> Ctx<'s> {
             native_span: native.span,
             span,
         }
+    }
+
+    /// `model smart = "large"`: the logical name must be a plain, non-empty string.
+    pub(crate) fn model_decl(&mut self, name: Ident, logical: StrTok<'s>, span: Span) -> ModelDecl {
+        let text = self.plain_string(logical, "a model name");
+        if text.is_empty() {
+            self.error(
+                "E0119",
+                "a model's logical name cannot be empty",
+                logical.span,
+                "empty model name",
+            )
+            .help =
+                Some("write the name the host configures, e.g. `model smart = \"large\"`".into());
+        }
+        ModelDecl {
+            name,
+            logical: text,
+            logical_span: logical.span,
+            span,
+        }
+    }
+
+    /// `spawn e`: `e` must be a call, which the new task runs.
+    pub(crate) fn spawn(&mut self, e: Expr, span: Span) -> Expr {
+        if !matches!(e.kind, ExprKind::Call(..)) {
+            self.error(
+                "E0120",
+                "`spawn` needs a function call",
+                e.span,
+                "not a call",
+            )
+            .help = Some("spawn a call such as `spawn summarize(doc)`; to run a function value `f`, write `spawn f()`".into());
+        }
+        Expr {
+            kind: ExprKind::Spawn(Box::new(e)),
+            span,
+        }
+    }
+
+    /// `llm model -> T { items }`: checks each item word, that options are given once, that
+    /// `tools` lists names, and that items are on separate lines.
+    pub(crate) fn llm(
+        &mut self,
+        model: Ident,
+        ty: Option<TypeExpr>,
+        raw: Vec<RawLlmItem>,
+        span: Span,
+    ) -> Expr {
+        self.uses_llm = true;
+        let mut items: Vec<LlmItem> = Vec::new();
+        let mut prev_end: Option<u32> = None;
+        for RawLlmItem { word, value, span } in raw {
+            if let Some(end) = prev_end {
+                let gap = self
+                    .src
+                    .get(end as usize..span.start as usize)
+                    .unwrap_or("\n");
+                if !gap.contains('\n') && !gap.contains(';') {
+                    self.error(
+                        "E0117",
+                        "expected `;` or a new line between `llm` items",
+                        Span::new(span.start as usize, span.start as usize),
+                        "a new item starts here",
+                    )
+                    .help = Some("put each item of an `llm` body on its own line".into());
+                }
+            }
+            prev_end = Some(span.end);
+            let kind = match word.name.as_str() {
+                "system" => LlmItemKind::Message(Role::System, value),
+                "user" => LlmItemKind::Message(Role::User, value),
+                "assistant" => LlmItemKind::Message(Role::Assistant, value),
+                "messages" => LlmItemKind::Messages(value),
+                "tools" => match self.tool_names(value) {
+                    Some(names) => LlmItemKind::Tools(names),
+                    None => continue,
+                },
+                "temperature" => LlmItemKind::Option(LlmOption::Temperature, value),
+                "max_tokens" => LlmItemKind::Option(LlmOption::MaxTokens, value),
+                "stop" => LlmItemKind::Option(LlmOption::Stop, value),
+                "max_turns" => LlmItemKind::Option(LlmOption::MaxTurns, value),
+                "retries" => LlmItemKind::Option(LlmOption::Retries, value),
+                other => {
+                    let msg = format!("unknown `llm` item `{other}`");
+                    let hint = crate::resolve::suggest(other, LLM_WORDS.iter().copied());
+                    self.error("E0119", msg, word.span, "not an item of an `llm` body")
+                        .help = Some(match hint {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => format!("the items are: {}", LLM_WORDS.join(", ")),
+                    });
+                    continue;
+                }
+            };
+            let once = match &kind {
+                LlmItemKind::Tools(_) => Some("tools"),
+                LlmItemKind::Option(o, _) => Some(o.word()),
+                _ => None,
+            };
+            if let Some(w) = once {
+                let earlier = items.iter().find(|i| match &i.kind {
+                    LlmItemKind::Tools(_) => w == "tools",
+                    LlmItemKind::Option(o, _) => o.word() == w,
+                    _ => false,
+                });
+                if let Some(first) = earlier.map(|i| i.word) {
+                    let file = self.file;
+                    let d = self.error(
+                        "E0119",
+                        format!("`{w}` is given twice"),
+                        word.span,
+                        "given again here",
+                    );
+                    d.extra.push(crate::diagnostic::Label {
+                        file,
+                        span: first,
+                        text: "first given here".into(),
+                    });
+                    d.help = Some(format!("give `{w}` once"));
+                    continue;
+                }
+            }
+            items.push(LlmItem {
+                kind,
+                word: word.span,
+                span,
+            });
+        }
+        Expr {
+            kind: ExprKind::Llm(Box::new(LlmExpr { model, ty, items })),
+            span,
+        }
+    }
+
+    /// The names of `tools [f, g]`, or `None` (reported) when the value is not a list of names.
+    fn tool_names(&mut self, value: Expr) -> Option<Vec<Ident>> {
+        let bad = |e: &Expr| !matches!(e.kind, ExprKind::Name(_));
+        let at = match &value.kind {
+            ExprKind::List(items) => match items.iter().find(|e| bad(e)) {
+                None => {
+                    let ExprKind::List(items) = value.kind else {
+                        return None;
+                    };
+                    return Some(
+                        items
+                            .into_iter()
+                            .filter_map(|e| match e.kind {
+                                ExprKind::Name(id) => Some(id),
+                                _ => None,
+                            })
+                            .collect(),
+                    );
+                }
+                Some(e) => e.span,
+            },
+            _ => value.span,
+        };
+        self.error(
+            "E0119",
+            "`tools` takes a list of function names",
+            at,
+            "not the name of a function",
+        )
+        .help = Some("offer the program's functions by name: `tools [search, lookup]`".into());
+        None
     }
 
     /// `map[K, V]`: any other name before `[` is an error.
@@ -861,11 +1050,22 @@ const EXPR_START: &[&str] = &[
     "-",
     "not",
     "fn",
+    "llm",
+    "spawn",
+    "await",
 ];
 const STMT_START: &[&str] = &[
     "let", "if", "while", "for", "break", "continue", "return", "throw", "try",
 ];
-const ITEM_START: &[&str] = &["fn", "import", "type", "extern", "export", "doc comment"];
+const ITEM_START: &[&str] = &[
+    "fn",
+    "import",
+    "type",
+    "extern",
+    "export",
+    "doc comment",
+    "model",
+];
 const OPERATORS: &[&str] = &[
     "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", ".", "(", "[",
     "=", "+=", "-=", "*=", "/=", "%=", "?", "|",

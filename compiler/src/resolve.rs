@@ -19,6 +19,8 @@ pub enum Global {
     Module(ModId),
     /// A `type` alias (index into the type table).
     Type(u32),
+    /// A `model` item (index into the program's models).
+    Model(u32),
     /// An import that failed to load: uses of it report nothing more.
     Poison,
 }

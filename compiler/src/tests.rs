@@ -84,8 +84,12 @@ fn compile_items(items: Vec<Item>) -> Result<Module, Vec<Diagnostic>> {
     let file = sources.add("test.ail", "fn main() {}\n");
     let mods = vec![ModuleSrc {
         file,
-        ast: SourceModule { items },
+        ast: SourceModule {
+            items,
+            uses_llm: false,
+        },
         imports: vec![],
+        agent: None,
         sees_prelude: false,
         entry: true,
     }];

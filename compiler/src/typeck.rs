@@ -156,7 +156,8 @@ pub fn field(types: &TypeTable, ty: &Ty, name: &str) -> FieldAccess {
         | Ty::StrLit(_)
         | Ty::List(_)
         | Ty::Func
-        | Ty::Range => FieldAccess::NotRecord,
+        | Ty::Range
+        | Ty::Task => FieldAccess::NotRecord,
         _ => FieldAccess::Known(Ty::Any),
     }
 }
@@ -184,7 +185,7 @@ pub fn index(types: &TypeTable, obj: &Ty, key: &Ty) -> Result<Ty, TypeFault> {
                 "map keys are strings or ints, found `{key}`"
             ))),
         },
-        Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Func | Ty::Range | Ty::Error => {
+        Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Func | Ty::Range | Ty::Error | Ty::Task => {
             Err(fault(format!("`{obj}` cannot be indexed")))
         }
         Ty::Record(_) => Err(TypeFault {
@@ -212,12 +213,17 @@ pub fn iteration(types: &TypeTable, ty: &Ty) -> Result<(Ty, Ty, Ty), TypeFault> 
         Ty::Map(t) => Ok((Ty::Str, Ty::Str, (**t).clone())),
         Ty::Str | Ty::StrLit(_) => Ok((Ty::Str, Ty::Int, Ty::Str)),
         Ty::Range => Ok((Ty::Int, Ty::Int, Ty::Int)),
-        Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Func | Ty::Error | Ty::Record(_) => {
-            Err(TypeFault {
-                label: format!("`{ty}` is not iterable"),
-                help: Some("iterate over a list, a map, a string or a range `a..b`".into()),
-            })
-        }
+        Ty::Int
+        | Ty::Float
+        | Ty::Bool
+        | Ty::Null
+        | Ty::Func
+        | Ty::Error
+        | Ty::Task
+        | Ty::Record(_) => Err(TypeFault {
+            label: format!("`{ty}` is not iterable"),
+            help: Some("iterate over a list, a map, a string or a range `a..b`".into()),
+        }),
         _ => Ok((Ty::Any, Ty::Any, Ty::Any)),
     }
 }

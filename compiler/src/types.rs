@@ -29,6 +29,8 @@ pub enum Ty {
     Error,
     /// An int range `a..b` (not writable as an annotation).
     Range,
+    /// The handle of a task started by `spawn`.
+    Task,
     /// A `type` alias, by index into [`TypeTable::aliases`].
     Named(u32, String),
 }
@@ -201,6 +203,7 @@ impl fmt::Display for Ty {
             Ty::Func => f.write_str("fn"),
             Ty::Error => f.write_str("error"),
             Ty::Range => f.write_str("range"),
+            Ty::Task => f.write_str("task"),
             Ty::Named(_, n) => f.write_str(n),
         }
     }

@@ -69,6 +69,31 @@ fn ex(e: &Expr) -> String {
         }
         ExprKind::Range(a, b) => format!("(.. {} {})", ex(a), ex(b)),
         ExprKind::Lambda(f) => format!("(lambda {})", func(f)),
+        ExprKind::Spawn(e) => format!("(spawn {})", ex(e)),
+        ExprKind::Await(e) => format!("(await {})", ex(e)),
+        ExprKind::Llm(l) => {
+            let t =
+                l.ty.as_ref()
+                    .map_or(String::new(), |t| format!(" -> {}", ty(t)));
+            let items: String = l
+                .items
+                .iter()
+                .map(|i| format!(" {}", llm_item(&i.kind)))
+                .collect();
+            format!("(llm {}{t}{items})", l.model.name)
+        }
+    }
+}
+
+fn llm_item(k: &LlmItemKind) -> String {
+    match k {
+        LlmItemKind::Message(r, e) => format!("({} {})", r.as_str(), ex(e)),
+        LlmItemKind::Messages(e) => format!("(messages {})", ex(e)),
+        LlmItemKind::Tools(names) => {
+            let n: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+            format!("(tools {})", n.join(" "))
+        }
+        LlmItemKind::Option(o, e) => format!("({} {})", o.word(), ex(e)),
     }
 }
 
@@ -220,6 +245,7 @@ fn item(i: &Item) -> String {
             )
         }
         Item::Type(t) => format!("{}type {} = {}", doc(&t.doc), t.name.name, ty(&t.ty)),
+        Item::Model(m) => format!("model {} = {:?}", m.name.name, m.logical),
     }
 }
 
@@ -558,4 +584,34 @@ fn semantic_syntax_checks() {
 fn empty_module() {
     assert_eq!(module(""), "");
     assert_eq!(module("// only a comment\n"), "");
+}
+
+#[test]
+fn agent_syntax() {
+    assert_eq!(
+        module("model smart = \"large\"\nfn f() {}"),
+        "model smart = \"large\"\nfn f() {}"
+    );
+    let src = r#"let t = llm smart -> Ticket {
+  system "You triage."
+  messages history; user "Ticket: {text}"
+  tools [lookup, search]
+  temperature 0.2
+  max_turns 3
+}"#;
+    assert_eq!(
+        body(src),
+        ["let t = (llm smart -> Ticket (system \"You triage.\") (messages history) (user (interp \"Ticket: \" text)) (tools lookup search) (temperature 0.2) (max_turns 3))"]
+    );
+    assert_eq!(
+        body("let ts = [spawn f(1), spawn m.g(x)]\nlet r = await ts[0] + 1"),
+        [
+            "let ts = [(spawn (call f 1)) (spawn (call (. m g) x))]",
+            "let r = (+ (await (idx ts 0)) 1)"
+        ]
+    );
+    // Inside a string, and the words as plain names elsewhere.
+    assert_eq!(expr("\"{await t}\""), "(interp (await t))");
+    assert_eq!(body("let model = r.model"), ["let model = (. r model)"]);
+    assert_eq!(error_codes("fn f() { spawn x.y }"), ["E0120"]);
 }

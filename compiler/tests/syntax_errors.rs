@@ -120,3 +120,28 @@ snapshot!(
     unescaped_brace_swallows_string,
     "fn main() {\n  let inbox = \"[\n    {\\\"id\\\": 1}\n  ]\"\n  print(inbox)\n}\n"
 );
+
+snapshot!(
+    llm_unknown_item,
+    "model smart = \"large\"\nfn main() {\n  let a = llm smart {\n    system \"You are terse.\"\n    prompt \"Hi\"\n  }\n  print(a)\n}\n"
+);
+
+snapshot!(
+    llm_option_twice,
+    "model smart = \"large\"\nfn main() {\n  print(llm smart {\n    user \"Hi\"\n    temperature 0.2\n    temperature 0.5\n  })\n}\n"
+);
+
+snapshot!(
+    llm_tools_not_names,
+    "model smart = \"large\"\nfn main() {\n  print(llm smart {\n    user \"Hi\"\n    tools [search, \"lookup\"]\n  })\n}\n"
+);
+
+snapshot!(
+    llm_items_on_one_line,
+    "model smart = \"large\"\nfn main() {\n  print(llm smart { system \"a\" user \"b\" })\n}\n"
+);
+
+snapshot!(
+    spawn_not_a_call,
+    "fn main() {\n  let t = spawn worker\n  print(await t)\n}\n"
+);

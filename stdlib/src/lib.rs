@@ -9,6 +9,7 @@ pub const MODULES: &[&str] = &[
     "std.maps",
     "std.math",
     "std.json",
+    "std.agent",
 ];
 
 /// The source text of a standard module, by its dotted name (`"std.strings"`).
@@ -20,6 +21,7 @@ pub fn source(module: &str) -> Option<&'static str> {
         "std.maps" => include_str!("../std/maps.ail"),
         "std.math" => include_str!("../std/math.ail"),
         "std.json" => include_str!("../std/json.ail"),
+        "std.agent" => include_str!("../std/agent.ail"),
         _ => return None,
     })
 }
