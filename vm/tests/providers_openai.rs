@@ -152,6 +152,52 @@ async fn structured_output_asks_for_a_strict_json_schema() {
 }
 
 #[tokio::test]
+async fn a_list_answer_is_wrapped_on_the_wire_and_unwrapped_for_the_program() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::json(
+        200,
+        &openai::completion(r#"{"answer": ["a", "b"]}"#, "stop"),
+    ));
+    let p = provider(&fake, None, false);
+    let items = json!({"type": "array", "items": {"type": "string"}});
+    let mut req = ask("List two letters");
+    req.output = Some(OutputSchema {
+        name: "Letters".into(),
+        schema: items.clone(),
+    });
+    let got = p.call(&req).await.unwrap();
+    assert_eq!(got.content, r#"["a","b"]"#);
+    let sent = fake.requests()[0].json();
+    assert_eq!(
+        sent["response_format"]["json_schema"]["schema"],
+        json!({"type": "object", "properties": {"answer": items}, "required": ["answer"],
+               "additionalProperties": false})
+    );
+    assert_eq!(
+        sent["response_format"]["json_schema"]["strict"],
+        json!(true)
+    );
+}
+
+#[tokio::test]
+async fn an_open_map_answer_is_not_asked_for_in_strict_mode() {
+    let fake = FakeOpenAi::start().await.unwrap();
+    fake.push(Reply::json(200, &openai::completion(r#"{"x": 1}"#, "stop")));
+    let p = provider(&fake, None, false);
+    let mut req = ask("Count");
+    req.output = Some(OutputSchema {
+        name: "Counts".into(),
+        schema: json!({"type": "object", "additionalProperties": {"type": "integer"}}),
+    });
+    assert_eq!(p.call(&req).await.unwrap().content, r#"{"x": 1}"#);
+    let sent = fake.requests()[0].json();
+    assert_eq!(
+        sent["response_format"]["json_schema"]["strict"],
+        json!(false)
+    );
+}
+
+#[tokio::test]
 async fn tool_calls_single_and_parallel_and_the_round_trip() {
     let fake = FakeOpenAi::start().await.unwrap();
     fake.push(Reply::json(

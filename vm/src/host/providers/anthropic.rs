@@ -96,7 +96,15 @@ impl Provider for AnthropicProvider {
         &'a self,
         req: &'a ModelRequest,
     ) -> BoxFuture<'a, Result<ModelResponse, ProviderError>> {
-        Box::pin(self.turn(req))
+        Box::pin(async move {
+            let wrapped = req
+                .output
+                .as_ref()
+                .is_some_and(|o| super::wire_output(o).wrapped);
+            let mut resp = self.turn(req).await?;
+            resp.content = super::unwrap_answer(resp.content, wrapped);
+            Ok(resp)
+        })
     }
 }
 
@@ -183,7 +191,7 @@ fn wire_request(req: &ModelRequest, stream: bool) -> (Value, Option<String>) {
         tools.push(json!({
             "name": name,
             "description": "Give the final answer: its input is the answer, as the schema says.",
-            "input_schema": out.schema,
+            "input_schema": super::wire_output(out).schema,
         }));
         let choice = if req.tools.is_empty() {
             json!({"type": "tool", "name": name})

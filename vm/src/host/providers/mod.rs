@@ -391,3 +391,143 @@ mod tests {
         assert!(!e.contains('\n'));
     }
 }
+
+/// An output schema as the wire protocols take it. Both OpenAI's `response_format` and an
+/// Anthropic tool's `input_schema` must be an object at the top, so any other type (a list, a
+/// string enum, an int) is wrapped as `{"answer": T}` and the answer unwrapped again by
+/// [`unwrap_answer`]; and OpenAI's strict mode accepts only closed objects whose every property
+/// is required, so `strict` is set only for schemas that are (an open map or an `any` would
+/// make the server reject the request).
+pub(crate) struct WireOutput {
+    pub schema: serde_json::Value,
+    pub strict: bool,
+    pub wrapped: bool,
+}
+
+/// The name of the property a non-object answer is wrapped in.
+const ANSWER: &str = "answer";
+
+pub(crate) fn wire_output(out: &crate::host::llm::OutputSchema) -> WireOutput {
+    let is_object = out.schema.get("type").and_then(serde_json::Value::as_str) == Some("object");
+    let schema = if is_object {
+        out.schema.clone()
+    } else {
+        serde_json::json!({
+            "type": "object",
+            "properties": {ANSWER: out.schema},
+            "required": [ANSWER],
+            "additionalProperties": false,
+        })
+    };
+    let strict = strict_compatible(&schema, 0);
+    WireOutput {
+        schema,
+        strict,
+        wrapped: !is_object,
+    }
+}
+
+/// The program's answer from a wrapped one: the JSON text of its `answer` property. An answer
+/// that is not such an object is passed on as it is, for the agent loop's validation to report
+/// (and feed back to the model).
+pub(crate) fn unwrap_answer(content: String, wrapped: bool) -> String {
+    if !wrapped {
+        return content;
+    }
+    match serde_json::from_str::<serde_json::Value>(&content) {
+        Ok(serde_json::Value::Object(mut o)) if o.len() == 1 => match o.remove(ANSWER) {
+            Some(v) => v.to_string(),
+            None => content,
+        },
+        _ => content,
+    }
+}
+
+/// Whether OpenAI's strict structured-output mode accepts `schema`: every object closed, with
+/// every property required, and no schema left open (`{}`). Depth-bounded, as schemas come
+/// from programs.
+fn strict_compatible(schema: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value;
+    let Value::Object(o) = schema else {
+        return false;
+    };
+    if depth > 64 || o.is_empty() {
+        return false;
+    }
+    if let Some(Value::Array(branches)) = o.get("anyOf") {
+        return branches.iter().all(|b| strict_compatible(b, depth + 1));
+    }
+    match o.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let props = match o.get("properties") {
+                Some(Value::Object(p)) => p,
+                _ => return false,
+            };
+            let required: Vec<&str> = match o.get("required") {
+                Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            o.get("additionalProperties") == Some(&Value::Bool(false))
+                && props.keys().all(|k| required.contains(&k.as_str()))
+                && props.values().all(|p| strict_compatible(p, depth + 1))
+        }
+        Some("array") => o
+            .get("items")
+            .is_some_and(|i| strict_compatible(i, depth + 1)),
+        Some(_) => true,
+        None => o.contains_key("enum") || o.contains_key("const"),
+    }
+}
+
+#[cfg(test)]
+mod wire_output_tests {
+    use super::*;
+    use crate::host::llm::OutputSchema;
+    use serde_json::json;
+
+    fn out(schema: serde_json::Value) -> OutputSchema {
+        OutputSchema {
+            name: "T".into(),
+            schema,
+        }
+    }
+
+    #[test]
+    fn closed_records_stay_as_they_are_and_are_strict() {
+        let s = json!({"type": "object", "properties": {"n": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}}},
+            "required": ["n", "tags"], "additionalProperties": false});
+        let w = wire_output(&out(s.clone()));
+        assert_eq!((w.schema, w.strict, w.wrapped), (s, true, false));
+    }
+
+    #[test]
+    fn other_types_are_wrapped_and_unwrapped() {
+        let w = wire_output(&out(json!({"type": "string", "enum": ["low", "high"]})));
+        assert!(w.wrapped && w.strict);
+        assert_eq!(w.schema["required"], json!(["answer"]));
+        assert_eq!(
+            unwrap_answer(r#"{"answer":"low"}"#.into(), true),
+            r#""low""#
+        );
+        // Not the wrapped shape: passed on for the agent loop to report.
+        assert_eq!(unwrap_answer("low".into(), true), "low");
+        assert_eq!(unwrap_answer(r#"{"x":1}"#.into(), true), r#"{"x":1}"#);
+        assert_eq!(
+            unwrap_answer(r#"{"answer":1}"#.into(), false),
+            r#"{"answer":1}"#
+        );
+    }
+
+    #[test]
+    fn open_schemas_are_not_strict() {
+        let map = json!({"type": "object", "additionalProperties": {"type": "integer"}});
+        assert!(!wire_output(&out(map)).strict);
+        let any_field = json!({"type": "object", "properties": {"x": {}},
+            "required": ["x"], "additionalProperties": false});
+        assert!(!wire_output(&out(any_field)).strict);
+        let optional_missing = json!({"type": "object", "properties": {"x": {"type": "string"}},
+            "required": [], "additionalProperties": false});
+        assert!(!wire_output(&out(optional_missing)).strict);
+    }
+}

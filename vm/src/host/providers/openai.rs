@@ -97,7 +97,15 @@ impl Provider for OpenAiProvider {
         &'a self,
         req: &'a ModelRequest,
     ) -> BoxFuture<'a, Result<ModelResponse, ProviderError>> {
-        Box::pin(self.turn(req))
+        Box::pin(async move {
+            let wrapped = req
+                .output
+                .as_ref()
+                .is_some_and(|o| super::wire_output(o).wrapped);
+            let mut resp = self.turn(req).await?;
+            resp.content = super::unwrap_answer(resp.content, wrapped);
+            Ok(resp)
+        })
     }
 }
 
@@ -146,10 +154,11 @@ fn wire_request(req: &ModelRequest, stream: bool) -> Value {
         obj.insert("tools".into(), Value::Array(tools));
     }
     if let Some(out) = &req.output {
+        let wire = super::wire_output(out);
         obj.insert(
             "response_format".into(),
             json!({"type": "json_schema", "json_schema": {
-                "name": out.name, "schema": out.schema, "strict": true,
+                "name": out.name, "schema": wire.schema, "strict": wire.strict,
             }}),
         );
     }
