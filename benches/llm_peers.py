@@ -33,7 +33,7 @@ PACKAGES = ["openai", "langgraph", "langchain-openai", "pydantic-ai-slim[openai]
 
 
 def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "aivm", "--bin", "aivm-fake-llm"],
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "aivm", "-p", "aivm-fakes"],
                    cwd=ROOT, check=True)
     rel = os.path.join(ROOT, "target", "release")
     return os.path.join(rel, "aivm"), os.path.join(rel, "aivm-fake-llm")
