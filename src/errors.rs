@@ -80,6 +80,10 @@ pub enum CliError {
     #[diagnostic(code(aivm::run))]
     Run(#[source] VmError),
 
+    #[error("the run stopped")]
+    #[diagnostic(code(aivm::host))]
+    Host(#[source] aivm_vm::host::RunError),
+
     #[error("`main` returned {0}, which is not an exit status")]
     #[diagnostic(
         code(aivm::exit_status),
@@ -103,7 +107,7 @@ impl CliError {
                 | VmError::HeapExhausted { .. },
             ) => Exit::Limit,
             CliError::Run(VmError::InvalidModule(_)) => Exit::InvalidBytecode,
-            CliError::Run(_) | CliError::BadExit(_) => Exit::ProgramError,
+            CliError::Run(_) | CliError::BadExit(_) | CliError::Host(_) => Exit::ProgramError,
         }
     }
 }

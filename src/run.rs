@@ -57,6 +57,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 source: e,
             })
         }
+        Err(e) => return Err(CliError::Host(e)),
     };
     match value.exit_status() {
         // Exit statuses are a byte on every platform we run on; the low byte is what a shell

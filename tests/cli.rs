@@ -342,6 +342,7 @@ fn a_failing_run_still_leaves_its_trace() {
     let events: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .filter(|e: &serde_json::Value| e["event"] == "effect")
         .collect();
     assert_eq!(events.len(), 1, "{text}");
     assert_eq!(events[0]["args"][0], "before");

@@ -179,6 +179,9 @@ pub struct HostError {
     pub message: String,
     #[serde(default, skip_serializing_if = "LabelInfo::is_public")]
     pub label: LabelInfo,
+    /// The error's payload (e.g. `{budget, used, limit}` of a `BudgetExceeded`); null if none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Box<HostValue>>,
 }
 
 impl HostError {
@@ -187,7 +190,14 @@ impl HostError {
             kind: kind.into(),
             message: message.into(),
             label: LabelInfo::public(),
+            payload: None,
         }
+    }
+
+    /// The same error carrying `payload`.
+    pub fn with_payload(mut self, payload: HostValue) -> HostError {
+        self.payload = Some(Box::new(payload));
+        self
     }
 }
 

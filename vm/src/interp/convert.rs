@@ -23,8 +23,14 @@ pub(crate) fn new_error(heap: &mut Heap, kind: &str, message: String, payload: V
 }
 
 /// The error value of a failed effect.
-pub(crate) fn host_error(heap: &mut Heap, kind: &str, message: String, label: Label) -> Value {
-    new_error(heap, kind, message, Value::NULL).labelled(label)
+pub(crate) fn host_error(
+    heap: &mut Heap,
+    kind: &str,
+    message: String,
+    payload: Value,
+    label: Label,
+) -> Value {
+    new_error(heap, kind, message, payload).labelled(label)
 }
 
 /// The host form of `v`. A cyclic or absurdly deep value is a ValueError.

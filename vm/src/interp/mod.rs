@@ -638,7 +638,11 @@ impl Vm {
             }
             Err(e) => {
                 let label = self.st.labels.intern(&e.label);
-                let v = convert::host_error(&mut self.st.heap, &e.kind, e.message, label);
+                let payload = match &e.payload {
+                    Some(p) => convert::from_host(&mut self.st.heap, &mut self.st.labels, p),
+                    None => Value::NULL,
+                };
+                let v = convert::host_error(&mut self.st.heap, &e.kind, e.message, payload, label);
                 t.pending_raise = Some(v);
             }
         }
