@@ -20,6 +20,11 @@ Examples:
   aivm run examples/hello.ail -- Ada       run source; arguments after -- go to main
   aivm build examples/hello.ail            compile to examples/hello.aib
   aivm run --allow-read=data prog.aib      run bytecode that may read files under data/
+  aivm run --model smart=openai:gpt-4o-mini agent.ail
+                                           bind the program's model \"smart\" to an OpenAI model
+  aivm run --trace run.jsonl agent.ail     record every effect; --replay run.jsonl re-runs it offline
+  aivm run --each inputs.jsonl --concurrency 32 agent.ail
+                                           run main once per input line, results as JSON Lines
 
 Exit status:
   0    success (or the int that `main` returned)
@@ -29,6 +34,8 @@ Exit status:
   4    invalid bytecode or assembly (malformed, or rejected by the verifier)
   5    the program exceeded a limit (fuel, call depth, heap)
   6    a file named on the command line could not be read or written
+  7    a replay diverged from its journal, or the journal cannot be read
+  8    a model has no provider, or the model configuration is invalid
   141  the reader of standard output went away (as after SIGPIPE)";
 
 #[derive(Subcommand, Debug)]
@@ -37,7 +44,7 @@ pub enum Command {
     ///
     /// FILE is `.ail` source (compiled in memory) or `.aib` bytecode (verified before it runs).
     /// Arguments after `--` go to the program's `main(args: [string])`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile `.ail` source to `.aib` bytecode.
     Build {
         /// The source file.
@@ -97,9 +104,59 @@ pub struct RunArgs {
     #[arg(long = "max-heap-mb", value_name = "MIB", default_value_t = 1024)]
     pub max_heap_mb: usize,
 
-    /// Write every effect and its result to FILE as JSON Lines.
+    /// Write the journal to FILE: every effect and its result as JSON Lines (spec/journal.md).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+
+    /// Re-run offline from a journal written by --trace: model calls and inputs are answered
+    /// from it, output is produced again; the first difference stops the run (exit 7).
+    #[arg(long, value_name = "FILE", conflicts_with = "each")]
+    pub replay: Option<PathBuf>,
+
+    /// Bind a model name the program declares to a provider, e.g. `smart=openai:gpt-4o-mini`,
+    /// `fast=anthropic:claude-3-5-haiku-latest`, `x=scripted:answers.json` (repeatable;
+    /// overrides aivm.toml).
+    #[arg(long = "model", value_name = "NAME=KIND:ID")]
+    pub models: Vec<String>,
+
+    /// The model configuration file (default: aivm.toml beside the program, else in the
+    /// working directory).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Do not print the summary line (model calls, tokens, cost, time) on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Stop model calls after N of them (the next raises BudgetExceeded).
+    #[arg(long = "max-llm-calls", value_name = "N")]
+    pub max_llm_calls: Option<u64>,
+
+    /// Stop tool calls after N of them.
+    #[arg(long = "max-tool-calls", value_name = "N")]
+    pub max_tool_calls: Option<u64>,
+
+    /// The most tokens (input and output together) the run's model calls may use.
+    #[arg(long = "max-tokens", value_name = "N")]
+    pub max_tokens: Option<u64>,
+
+    /// The most the run's model calls may cost, in US dollars. Models without a price in the
+    /// configuration cannot be called under a cost budget.
+    #[arg(long = "max-cost", value_name = "USD")]
+    pub max_cost: Option<f64>,
+
+    /// Wall-time budget of the run in seconds; calls still in flight then get BudgetExceeded.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Run main once per line of FILE (JSON Lines; each line's value is main's one argument)
+    /// and write one JSON result per line to stdout, in input order.
+    #[arg(long, value_name = "FILE", conflicts_with = "trace")]
+    pub each: Option<PathBuf>,
+
+    /// With --each: how many runs go at once.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "each")]
+    pub concurrency: usize,
 
     /// Arguments passed to the program's `main`.
     #[arg(last = true)]

@@ -20,6 +20,10 @@ pub enum Exit {
     InvalidBytecode = 4,
     Limit = 5,
     Io = 6,
+    Replay = 7,
+    ModelConfig = 8,
+    /// As after SIGPIPE.
+    BrokenPipe = 141,
 }
 
 impl From<Exit> for ExitCode {
@@ -84,6 +88,25 @@ pub enum CliError {
     #[diagnostic(code(aivm::host))]
     Host(#[source] aivm_vm::host::RunError),
 
+    #[error("{0}")]
+    #[diagnostic(code(aivm::replay))]
+    Replay(String),
+
+    #[error("{0}")]
+    #[diagnostic(
+        code(aivm::models),
+        help("bind each model in aivm.toml ([models] NAME = \"openai:MODEL\"), with --model NAME=KIND:ID, or ship NAME.script.json beside the program")
+    )]
+    ModelConfig(String),
+
+    #[error("{0}")]
+    #[diagnostic(code(aivm::usage))]
+    Usage(String),
+
+    /// The reader of standard output went away; not reported, exit 141.
+    #[error("standard output was closed")]
+    BrokenPipe,
+
     #[error("`main` returned {0}, which is not an exit status")]
     #[diagnostic(
         code(aivm::exit_status),
@@ -107,6 +130,10 @@ impl CliError {
                 | VmError::HeapExhausted { .. },
             ) => Exit::Limit,
             CliError::Run(VmError::InvalidModule(_)) => Exit::InvalidBytecode,
+            CliError::Replay(_) => Exit::Replay,
+            CliError::ModelConfig(_) => Exit::ModelConfig,
+            CliError::Usage(_) => Exit::Usage,
+            CliError::BrokenPipe => Exit::BrokenPipe,
             CliError::Run(_) | CliError::BadExit(_) | CliError::Host(_) => Exit::ProgramError,
         }
     }

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     };
     match dispatch(cli.command) {
         Ok(code) => code,
+        // A closed pipe is how `aivm run x | head` ends: quietly.
+        Err(CliError::BrokenPipe) => Exit::BrokenPipe.into(),
         Err(e) => {
             errors::report(&e);
             e.exit().into()
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Build { file, output } => {
             let module = compile(&file)?;
             let out = output.unwrap_or_else(|| file.with_extension("aib"));

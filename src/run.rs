@@ -1,11 +1,20 @@
-//! `aivm run`: load and verify a program, start `main` with the arguments after `--`, and let
-//! the host perform its effects under the policy the flags grant.
+//! `aivm run`: load and verify a program, bind its models to providers, start `main` with the
+//! arguments after `--` (or once per input with `--each`), and let the host perform its
+//! effects under the policy and budgets the flags grant.
 
-use std::io::{self, BufReader, LineWriter};
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, IsTerminal, LineWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use aivm_vm::host::{Host, Policy, RunError, TraceSink};
-use aivm_vm::{Limits, Vm};
+use aivm_vm::format::VerifiedModule;
+use aivm_vm::host::budget::{BudgetLimits, Spent};
+use aivm_vm::host::config::{self, Config};
+use aivm_vm::host::llm_value::value_from_json;
+use aivm_vm::host::many::{run_many, ManyRun};
+use aivm_vm::host::{declared_models, journal, Host, Policy, RunError, TraceSink};
+use aivm_vm::{Limits, Vm, VmError};
 
 use crate::cli::RunArgs;
 use crate::errors::CliError;
@@ -17,52 +26,278 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         max_depth: args.max_depth,
         max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
     };
+    let config = load_config(&args)?;
+    let budget = budget_limits(&args, &config)?;
+    if let Some(inputs) = &args.each {
+        return run_each(&args, &module, &limits, &config, budget, inputs);
+    }
     let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
-    let policy = Policy {
-        allow_read: args.allow_read.clone(),
-        untrusted: args.untrusted.clone(),
-        // What is read becomes a string on the heap, so the heap limit bounds it too.
-        max_input_bytes: args.max_heap_mb.saturating_mul(1 << 20) as u64,
-    };
     let stdout = Box::new(LineWriter::new(io::stdout()));
     let stdin = Box::new(BufReader::new(io::stdin()));
-    let mut host = Host::new(policy, stdout, stdin);
+    let mut host = Host::new(policy(&args), stdout, stdin).with_budget(budget);
+    host = match &args.replay {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let events = journal::parse(&text)
+                .map_err(|e| CliError::Replay(format!("{}: {e}", path.display())))?;
+            host.with_replay(events)
+        }
+        None => host.with_models(bind(&args, &module, &config)?),
+    };
     if let Some(path) = &args.trace {
-        // Line by line, so that a run that fails or is killed leaves its trace so far.
+        // Line by line, so that a run that fails or is killed leaves its journal so far.
         let file = std::fs::File::create(path).map_err(|e| CliError::Io {
             path: path.clone(),
             source: e,
         })?;
         host = host.with_trace(TraceSink::JsonLines(Box::new(LineWriter::new(file))));
     }
-    let value = match host.run_to_end(&mut vm) {
+    let result = host.run_to_end(&mut vm);
+    if !args.quiet && shows_summary(&module, &host.spent()) {
+        eprintln!("{}", summary(&host.spent(), host.elapsed()));
+    }
+    let value = match result {
         Ok(value) => value,
-        Err(RunError::Vm(e)) => return Err(CliError::Run(e)),
-        Err(RunError::Trace(e)) => {
-            return Err(CliError::Io {
-                path: args.trace.clone().unwrap_or_default(),
-                source: e,
-            })
-        }
-        // The reader of our output went away (`aivm run x | head`): stop quietly, with the
-        // status a shell gives a process ended by SIGPIPE.
-        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-            return Ok(ExitCode::from(141))
-        }
-        Err(RunError::Output(e)) => {
-            return Err(CliError::Io {
-                path: "<stdout>".into(),
-                source: e,
-            })
-        }
-        Err(e) => return Err(CliError::Host(e)),
+        Err(e) => return Err(run_error(e, &args)),
     };
     match value.exit_status() {
         // Exit statuses are a byte on every platform we run on; the low byte is what a shell
         // sees, so report exactly that.
         Some(status) => Ok(ExitCode::from(status as u8)),
         None => Err(CliError::BadExit(value.to_json().to_string())),
+    }
+}
+
+fn policy(args: &RunArgs) -> Policy {
+    Policy {
+        allow_read: args.allow_read.clone(),
+        untrusted: args.untrusted.clone(),
+        // What is read becomes a string on the heap, so the heap limit bounds it too.
+        max_input_bytes: args.max_heap_mb.saturating_mul(1 << 20) as u64,
+    }
+}
+
+/// The configuration: `--config`, else `aivm.toml` beside the program or in the working
+/// directory, else none; then the `--model` overrides.
+fn load_config(args: &RunArgs) -> Result<Config, CliError> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = args
+        .config
+        .clone()
+        .or_else(|| config::find_config(&args.file, &cwd));
+    let mut cfg = match &path {
+        Some(p) => Config::load(p).map_err(|e| CliError::ModelConfig(e.to_string()))?,
+        None => Config::default(),
+    };
+    for spec in &args.models {
+        cfg.apply_override(spec)
+            .map_err(|e| CliError::ModelConfig(e.to_string()))?;
+    }
+    Ok(cfg)
+}
+
+/// The budgets of `[budget]` in the configuration, each overridden by its flag.
+fn budget_limits(args: &RunArgs, cfg: &Config) -> Result<BudgetLimits, CliError> {
+    let b = &cfg.budget;
+    let timeout = match args.timeout {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(CliError::Usage(format!(
+                "--timeout takes a positive number of seconds, not {s}"
+            )))
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => b.timeout_secs.map(Duration::from_secs),
+    };
+    if let Some(c) = args.max_cost {
+        if !(c.is_finite() && c >= 0.0) {
+            return Err(CliError::Usage(format!(
+                "--max-cost takes a non-negative number of US dollars, not {c}"
+            )));
+        }
+    }
+    Ok(BudgetLimits {
+        max_llm_calls: args.max_llm_calls.or(b.max_llm_calls),
+        max_tool_calls: args.max_tool_calls.or(b.max_tool_calls),
+        max_input_tokens: b.max_input_tokens,
+        max_output_tokens: b.max_output_tokens,
+        max_tokens: args.max_tokens.or(b.max_tokens),
+        max_cost: args.max_cost.or(b.max_cost),
+        timeout,
+    })
+}
+
+/// Binds every model the program declares, before it runs.
+fn bind(
+    args: &RunArgs,
+    module: &VerifiedModule,
+    cfg: &Config,
+) -> Result<indexmap::IndexMap<String, config::ModelBinding>, CliError> {
+    let names = declared_models(module);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    config::bind_models(cfg, &names, Some(&args.file), &config::process_env)
+        .map_err(|e| CliError::ModelConfig(e.to_string()))
+}
+
+fn run_error(e: RunError, args: &RunArgs) -> CliError {
+    match e {
+        RunError::Vm(e) => CliError::Run(e),
+        RunError::Trace(e) => CliError::Io {
+            path: args.trace.clone().unwrap_or_default(),
+            source: e,
+        },
+        // The reader of our output went away (`aivm run x | head`): the caller exits quietly.
+        RunError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => CliError::BrokenPipe,
+        RunError::Output(e) => CliError::Io {
+            path: "<stdout>".into(),
+            source: e,
+        },
+        RunError::ReplayDiverged(d) => CliError::Replay(d.to_string()),
+        RunError::Link(m) => CliError::ModelConfig(m),
+        other => CliError::Host(other),
+    }
+}
+
+/// The summary line is for runs that involve models or tools; plain programs stay silent.
+fn shows_summary(module: &VerifiedModule, spent: &Spent) -> bool {
+    !module.models.is_empty() || spent.llm_calls > 0 || spent.tool_calls > 0
+}
+
+/// `aivm: 3 model calls, 1200 tokens in, 310 out, $0.0021, 2 tool calls, 1.42 s`
+fn summary(spent: &Spent, elapsed: Duration) -> String {
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "aivm: {}, {} tokens in, {} out, ${:.4}, {}, {:.2} s",
+        plural(spent.llm_calls, "model call"),
+        spent.input_tokens,
+        spent.output_tokens,
+        spent.cost,
+        plural(spent.tool_calls, "tool call"),
+        elapsed.as_secs_f64()
+    )
+}
+
+/// `--each`: one run per input line, `--concurrency` at a time; results as JSON Lines on
+/// stdout in input order, progress on stderr when it is a terminal.
+fn run_each(
+    args: &RunArgs,
+    module: &VerifiedModule,
+    limits: &Limits,
+    cfg: &Config,
+    budget: BudgetLimits,
+    inputs_path: &Path,
+) -> Result<ExitCode, CliError> {
+    let io_err = |e| CliError::Io {
+        path: inputs_path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::open(inputs_path).map_err(io_err)?;
+    let mut inputs = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_err)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let doc: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            CliError::Usage(format!(
+                "{} line {}: not JSON: {e}",
+                inputs_path.display(),
+                i + 1
+            ))
+        })?;
+        inputs.push(value_from_json(&doc));
+    }
+    let models = bind(args, module, cfg)?;
+    let total = inputs.len();
+    let progress = !args.quiet && io::stderr().is_terminal();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Host(RunError::Runtime(e)))?;
+    let started = Instant::now();
+    let mut stdout = io::stdout().lock();
+    let mut waiting: BTreeMap<usize, ManyRun> = BTreeMap::new();
+    let mut next_out = 0usize;
+    let mut failed = 0usize;
+    let mut done = 0usize;
+    let mut spent = Spent::default();
+    let mut write_err: Option<io::Error> = None;
+    rt.block_on(run_many(
+        module,
+        limits,
+        inputs,
+        args.concurrency,
+        |_, out| {
+            Host::new(policy(args), out, Box::new(io::empty()))
+                .with_models(models.clone())
+                .with_budget(budget.clone())
+        },
+        |run| {
+            done += 1;
+            failed += usize::from(run.result.is_err());
+            spent.llm_calls += run.spent.llm_calls;
+            spent.tool_calls += run.spent.tool_calls;
+            spent.input_tokens += run.spent.input_tokens;
+            spent.output_tokens += run.spent.output_tokens;
+            spent.cost += run.spent.cost;
+            waiting.insert(run.index, run);
+            // Write out every result whose predecessors are all written.
+            while let Some(r) = waiting.remove(&next_out) {
+                next_out += 1;
+                if write_err.is_none() {
+                    let line = result_line(&r);
+                    if let Err(e) = writeln!(stdout, "{line}") {
+                        write_err = Some(e);
+                    }
+                }
+            }
+            if progress {
+                eprint!("\r[{done}/{total}] {failed} failed");
+            }
+        },
+    ));
+    if progress {
+        eprintln!();
+    }
+    if let Some(e) = write_err {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Err(CliError::BrokenPipe);
+        }
+        return Err(CliError::Io {
+            path: "<stdout>".into(),
+            source: e,
+        });
+    }
+    if !args.quiet {
+        eprintln!(
+            "{} ({total} runs, {failed} failed)",
+            summary(&spent, started.elapsed())
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::errors::Exit::ProgramError as u8)
+    })
+}
+
+/// One `--each` result: `{"index", "ok": true, "value", "output"}` or
+/// `{"index", "ok": false, "error": {"kind", "message"}, "output"}`.
+fn result_line(r: &ManyRun) -> serde_json::Value {
+    use serde_json::json;
+    match &r.result {
+        Ok(v) => json!({"index": r.index, "ok": true, "value": v.to_json(), "output": r.output}),
+        Err(RunError::Vm(VmError::Uncaught { kind, message, .. })) => json!({
+            "index": r.index, "ok": false,
+            "error": {"kind": kind, "message": message}, "output": r.output
+        }),
+        Err(e) => json!({
+            "index": r.index, "ok": false,
+            "error": {"kind": "HostError", "message": e.to_string()}, "output": r.output
+        }),
     }
 }

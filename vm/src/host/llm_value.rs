@@ -125,47 +125,7 @@ pub fn response_to_value(resp: &ModelResponse, label: &LabelInfo) -> HostValue {
         ),
         ("model", s(&resp.model)),
     ]);
-    labelled_deep(v, label)
-}
-
-/// The join of the labels of every node of `v`.
-pub fn deep_label(v: &HostValue) -> LabelInfo {
-    let mut acc = v.label.clone();
-    let mut stack: Vec<&HostValue> = vec![v];
-    while let Some(x) = stack.pop() {
-        acc = acc.join(&x.label);
-        match &x.data {
-            HostData::List(items) => stack.extend(items.iter()),
-            HostData::Map(pairs) => stack.extend(pairs.iter().map(|(_, v)| v)),
-            HostData::Record(fields) => stack.extend(fields.iter().map(|(_, v)| v)),
-            _ => {}
-        }
-    }
-    acc
-}
-
-/// `v` with `label` on every node.
-fn labelled_deep(mut v: HostValue, label: &LabelInfo) -> HostValue {
-    v.label = label.clone();
-    v.data = match v.data {
-        HostData::List(items) => {
-            HostData::List(items.into_iter().map(|x| labelled_deep(x, label)).collect())
-        }
-        HostData::Record(fields) => HostData::Record(
-            fields
-                .into_iter()
-                .map(|(k, x)| (k, labelled_deep(x, label)))
-                .collect(),
-        ),
-        HostData::Map(pairs) => HostData::Map(
-            pairs
-                .into_iter()
-                .map(|(k, x)| (k, labelled_deep(x, label)))
-                .collect(),
-        ),
-        other => other,
-    };
-    v
+    v.labelled_deep(label)
 }
 
 /// A plain JSON document as a value: objects become maps with string keys (as `json.parse`
@@ -540,7 +500,7 @@ mod tests {
                 msg("user", "b").labelled(secret.clone()),
             ]),
         )]);
-        let label = deep_label(&req);
+        let label = req.deep_label();
         assert_eq!(label, LabelInfo::untrusted().join(&secret));
         let resp = ModelResponse {
             content: "ok".into(),
@@ -577,7 +537,7 @@ mod tests {
         }
         assert!(seen > 10);
         // A public request gives a public answer.
-        assert!(response_to_value(&resp, &deep_label(&msg("user", "x")))
+        assert!(response_to_value(&resp, &msg("user", "x").deep_label())
             .label
             .is_public());
     }

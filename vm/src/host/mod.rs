@@ -421,7 +421,7 @@ impl Host {
             ));
         };
         let request = req.args.get(1).cloned().unwrap_or_else(HostValue::null);
-        let mut label = llm_value::deep_label(&request);
+        let mut label = request.deep_label();
         if let Some(m) = req.args.first() {
             label = label.join(&m.label);
         }

@@ -1,0 +1,339 @@
+//! End-to-end tests of `aivm run` with model calls: a scripted transcript beside the program,
+//! the summary line and `--quiet`, `--trace` then `--replay` (same output, same journal byte for
+//! byte), a divergence (exit 7), an unbound model or a missing key (exit 8, before any call),
+//! budgets from flags, and `--each` with `--concurrency`. Programs are hand-written assembly
+//! until the language has `llm` expressions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn aivm_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .output()
+        .expect("the aivm binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_exit(o: &Output, code: i32) {
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// A fresh folder holding `name.aib` assembled from `asm`, and the transcript if given.
+fn program(test: &str, asm: &str, transcript: Option<&str>) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-llm-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let aia = dir.join("agent.aia");
+    std::fs::write(&aia, asm).expect("write asm");
+    let o = aivm_in(&dir, &["asm", "agent.aia"]);
+    assert_exit(&o, 0);
+    if let Some(t) = transcript {
+        std::fs::write(dir.join("agent.script.json"), t).expect("write transcript");
+    }
+    (dir.clone(), dir.join("agent.aib"))
+}
+
+/// main spawns ask(0), ask(1), ask(2) and prints their answers in that order; ask(i) asks
+/// model "large" `q<i>` and returns the answer's content.
+const FAN_OUT: &str = r#"
+.strings
+    s0 = "main"
+    s1 = "ask"
+    s2 = "large"
+    s3 = "i"
+    s4 = "{\"messages\": [{\"role\": \"user\", \"content\": \"q"
+    s5 = "\"}]}"
+    s6 = "json.parse"
+    s7 = "io.print"
+    s8 = "content"
+    s9 = "smart"
+.const
+    k0 = str s2
+    k1 = str s4
+    k2 = str s5
+.types
+    t0 = any
+.natives
+    n0 = s6
+    n1 = s7
+.models
+    s9 = s2
+.entry f0
+.func f0 s0
+    regs 8
+    LoadFunc r0, f1
+    LoadInt r1, 0
+    Spawn r2, r0, r1+1
+    LoadInt r1, 1
+    Spawn r3, r0, r1+1
+    LoadInt r1, 2
+    Spawn r4, r0, r1+1
+    Await r5, r2
+    Effect r6, n1, r5+1
+    Await r5, r3
+    Effect r6, n1, r5+1
+    Await r5, r4
+    Effect r6, n1, r5+1
+    LoadInt r0, 0
+    Return r0
+.func f1 s1
+    params s3: t0
+    regs 6
+    LoadConst r1, k1
+    ToStr r2, r0
+    LoadConst r3, k2
+    Concat r1, r1+3
+    CallNative r4, n0, r1+1
+    LoadConst r5, k0
+    CallLlm r1, r5, r4
+    GetField r2, r1, s8
+    Return r2
+"#;
+
+/// Answers per question, the first one slowest, so that completions come out of order.
+const TRANSCRIPT: &str = r#"{"turns": [
+  {"when": "q0", "content": "zero", "delay_ms": 150, "usage": {"input_tokens": 10, "output_tokens": 2}},
+  {"when": "q1", "content": "one", "usage": {"input_tokens": 10, "output_tokens": 2}},
+  {"when": "q2", "content": "two", "delay_ms": 50, "usage": {"input_tokens": 10, "output_tokens": 2}}
+]}"#;
+
+#[test]
+fn a_program_runs_on_the_transcript_beside_it_with_a_summary_line() {
+    let (dir, aib) = program("scripted", FAN_OUT, Some(TRANSCRIPT));
+    let o = aivm_in(&dir, &["run", aib.to_str().unwrap()]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "zero\none\ntwo\n");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("aivm: 3 model calls, 30 tokens in, 6 out, $0.0000, 0 tool calls, "),
+        "{err}"
+    );
+    let o = aivm_in(&dir, &["run", "--quiet", aib.to_str().unwrap()]);
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "", "--quiet leaves stderr empty");
+}
+
+#[test]
+fn trace_then_replay_gives_the_same_output_and_the_same_journal() {
+    let (dir, aib) = program("replay", FAN_OUT, Some(TRANSCRIPT));
+    let aib = aib.to_str().unwrap();
+    let o = aivm_in(&dir, &["run", "-q", "--trace", "live.jsonl", aib]);
+    assert_exit(&o, 0);
+    let live = std::fs::read_to_string(dir.join("live.jsonl")).expect("journal written");
+    assert!(live.contains(r#""effect":"llm.call""#), "{live}");
+    // Offline: no transcript any more, only the journal.
+    std::fs::remove_file(dir.join("agent.script.json")).unwrap();
+    let o2 = aivm_in(
+        &dir,
+        &[
+            "run",
+            "-q",
+            "--replay",
+            "live.jsonl",
+            "--trace",
+            "again.jsonl",
+            aib,
+        ],
+    );
+    assert_exit(&o2, 0);
+    assert_eq!(stdout(&o2), stdout(&o));
+    let again = std::fs::read_to_string(dir.join("again.jsonl")).expect("journal written");
+    assert_eq!(
+        again, live,
+        "the replay's journal is the same, byte for byte"
+    );
+}
+
+#[test]
+fn a_tampered_journal_stops_the_replay_with_exit_7_and_says_where() {
+    let (dir, aib) = program("diverge", FAN_OUT, Some(TRANSCRIPT));
+    let aib = aib.to_str().unwrap();
+    assert_exit(&aivm_in(&dir, &["run", "-q", "--trace", "j.jsonl", aib]), 0);
+    let text = std::fs::read_to_string(dir.join("j.jsonl")).unwrap();
+    std::fs::write(
+        dir.join("j.jsonl"),
+        text.replacen(r#""content":"q1""#, r#""content":"q9""#, 1),
+    )
+    .unwrap();
+    let changed = std::fs::read_to_string(dir.join("j.jsonl")).unwrap();
+    assert_ne!(changed, text, "the journal records the question");
+    let o = aivm_in(&dir, &["run", "-q", "--replay", "j.jsonl", aib]);
+    assert_exit(&o, 7);
+    let err = stderr(&o);
+    assert!(err.contains("replay diverged at event"), "{err}");
+    assert!(err.contains("q9") && err.contains("q1"), "{err}");
+}
+
+#[test]
+fn an_unbound_model_or_a_missing_key_is_exit_8_before_any_call() {
+    let (dir, aib) = program("unbound", FAN_OUT, None);
+    let aib = aib.to_str().unwrap();
+    let o = aivm_in(&dir, &["run", aib]);
+    assert_exit(&o, 8);
+    let err = stderr(&o);
+    assert!(err.contains("large"), "{err}");
+    assert!(err.contains("aivm.toml"), "{err}");
+    assert_eq!(stdout(&o), "");
+
+    let o = aivm_in(&dir, &["run", "--model", "large=openai:gpt-4o-mini", aib]);
+    assert_exit(&o, 8);
+    assert!(stderr(&o).contains("OPENAI_API_KEY"), "{}", stderr(&o));
+
+    let o = aivm_in(&dir, &["run", "--model", "large=nonsense", aib]);
+    assert_exit(&o, 8);
+}
+
+#[test]
+fn budget_flags_stop_the_run_with_budget_exceeded() {
+    let (dir, aib) = program("budget", FAN_OUT, Some(TRANSCRIPT));
+    let o = aivm_in(
+        &dir,
+        &["run", "--max-llm-calls", "2", aib.to_str().unwrap()],
+    );
+    assert_exit(&o, 1);
+    assert_eq!(stdout(&o), "zero\none\n");
+    let err = stderr(&o);
+    assert!(err.contains("BudgetExceeded"), "{err}");
+    assert!(err.contains("aivm: 2 model calls"), "{err}");
+    // A cost budget with a transcript: transcripts are free, so the calls go through.
+    let o = aivm_in(
+        &dir,
+        &["run", "-q", "--max-cost", "0.01", aib.to_str().unwrap()],
+    );
+    assert_exit(&o, 0);
+    let o = aivm_in(&dir, &["run", "--timeout", "-1", aib.to_str().unwrap()]);
+    assert_exit(&o, 2);
+}
+
+/// main(input) asks model "large" about its input and prints "<input> <answer>".
+const ONE_ASK: &str = r#"
+.strings
+    s0 = "main"
+    s1 = "input"
+    s2 = "large"
+    s3 = "{\"messages\": [{\"role\": \"user\", \"content\": \"about "
+    s4 = "\"}]}"
+    s5 = "json.parse"
+    s6 = "io.print"
+    s7 = "content"
+    s8 = " "
+.const
+    k0 = str s2
+    k1 = str s3
+    k2 = str s4
+    k3 = str s8
+.types
+    t0 = any
+.natives
+    n0 = s5
+    n1 = s6
+.models
+    s2 = s2
+.entry f0
+.func f0 s0
+    params s1: t0
+    regs 7
+    LoadConst r1, k1
+    ToStr r2, r0
+    LoadConst r3, k2
+    Concat r1, r1+3
+    CallNative r4, n0, r1+1
+    LoadConst r5, k0
+    CallLlm r1, r5, r4
+    GetField r2, r1, s7
+    ToStr r4, r0
+    LoadConst r5, k3
+    Move r6, r2
+    Concat r4, r4+3
+    Effect r5, n1, r4+1
+    Return r0
+"#;
+
+#[test]
+fn each_runs_main_once_per_input_and_writes_results_in_input_order() {
+    let turns: Vec<String> = (0..6)
+        .map(|i| {
+            format!(
+                r#"{{"when": "about {i}", "content": "ans{i}", "delay_ms": {}}}"#,
+                (6 - i) * 20
+            )
+        })
+        .collect();
+    let transcript = format!(r#"{{"turns": [{}]}}"#, turns.join(","));
+    let (dir, aib) = program("each", ONE_ASK, Some(&transcript));
+    std::fs::write(dir.join("in.jsonl"), "0\n1\n2\n\n3\n4\n5\n").unwrap();
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--each",
+            "in.jsonl",
+            "--concurrency",
+            "4",
+            aib.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&o, 0);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["index"], i, "{l}");
+        assert_eq!(l["ok"], true, "{l}");
+        assert_eq!(l["value"], i, "{l}");
+        assert_eq!(l["output"], format!("{i} ans{i}\n"), "{l}");
+    }
+    assert!(stderr(&o).contains("6 model calls"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(6 runs, 0 failed)"), "{}", stderr(&o));
+
+    // An input the transcript has no answer for fails that run alone; the exit status says so.
+    std::fs::write(dir.join("in2.jsonl"), "0\n7\n").unwrap();
+    let o = aivm_in(
+        &dir,
+        &["run", "-q", "--each", "in2.jsonl", aib.to_str().unwrap()],
+    );
+    assert_exit(&o, 1);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(lines[1]["ok"], false);
+    assert_eq!(lines[1]["error"]["kind"], "ModelError", "{}", lines[1]);
+
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--each",
+            "in.jsonl",
+            "--replay",
+            "x",
+            aib.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&o, 2);
+}
