@@ -337,3 +337,94 @@ fn each_runs_main_once_per_input_and_writes_results_in_input_order() {
     );
     assert_exit(&o, 2);
 }
+
+/// A source program with a tool and a typed answer: the whole path from `llm` to the host.
+const AGENT: &str = r#"
+model smart = "large"
+
+/// Looks an order up by its number.
+fn lookup(id: int) {
+  print("lookup {id}")
+  return {id: id, status: "shipped"}
+}
+
+type Reply = {status: string, order: int}
+
+fn main() {
+  try {
+    let r = llm smart -> Reply {
+      system "You answer questions about orders."
+      user "Where is order 1042?"
+      tools [lookup]
+    }
+    print("{r.order}: {r.status}")
+  } catch e {
+    print(e.kind)
+    print(e.payload.budget.budget)
+    return 3
+  }
+}
+"#;
+
+const AGENT_TRANSCRIPT: &str = r#"{"turns": [
+  {"tool_calls": [{"name": "lookup", "arguments": {"id": 1042}}]},
+  {"json": {"status": "shipped", "order": 1042}}
+]}"#;
+
+fn source_program(test: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-llm-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("agent.ail"), AGENT).unwrap();
+    std::fs::write(dir.join("agent.script.json"), AGENT_TRANSCRIPT).unwrap();
+    (dir.clone(), dir.join("agent.ail"))
+}
+
+#[test]
+fn an_agent_with_a_tool_and_a_typed_answer_runs_records_and_replays() {
+    let (dir, src) = source_program("agent");
+    let src = src.to_str().unwrap();
+    let o = aivm_in(&dir, &["run", "--trace", "t.jsonl", src]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "lookup 1042\n1042: shipped\n");
+    assert!(
+        stderr(&o).starts_with("aivm: 2 model calls, ") && stderr(&o).contains(", 1 tool call, "),
+        "{}",
+        stderr(&o)
+    );
+    let journal = std::fs::read_to_string(dir.join("t.jsonl")).unwrap();
+    let effects: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "effect")
+        .map(|e| e["effect"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        effects,
+        ["llm.call", "tool.call", "io.print", "llm.call", "io.print"]
+    );
+
+    let o2 = aivm_in(
+        &dir,
+        &[
+            "run", "-q", "--replay", "t.jsonl", "--trace", "t2.jsonl", src,
+        ],
+    );
+    assert_exit(&o2, 0);
+    assert_eq!(stdout(&o2), stdout(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("t2.jsonl")).unwrap(),
+        journal
+    );
+}
+
+#[test]
+fn a_tool_budget_of_zero_is_caught_by_the_program_with_its_payload() {
+    let (dir, src) = source_program("toolbudget");
+    let o = aivm_in(
+        &dir,
+        &["run", "-q", "--max-tool-calls", "0", src.to_str().unwrap()],
+    );
+    assert_exit(&o, 3);
+    assert_eq!(stdout(&o), "BudgetExceeded\ntool_calls\n");
+}

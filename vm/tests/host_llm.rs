@@ -575,3 +575,22 @@ fn hundreds_of_programs_run_at_once_against_a_slow_server_and_all_are_right() {
         assert!(t0.elapsed() < Duration::from_secs(50));
     });
 }
+
+#[test]
+fn a_scripted_transcript_answers_by_content_whatever_order_the_calls_finish_in() {
+    let transcript = r#"{"turns": [
+      {"when": "q2", "content": "two", "delay_ms": 10},
+      {"when": "q0", "content": "zero", "delay_ms": 60},
+      {"when": "q1", "content": "one"}
+    ]}"#;
+    let p: Arc<dyn Provider> = Arc::new(
+        aivm_vm::host::providers::scripted::ScriptedProvider::from_json(transcript, "test")
+            .expect("a valid transcript"),
+    );
+    let live = run_with(FAN_OUT, |h| h.with_models(binding(p, None)));
+    assert_eq!(live.output, "zero\none\ntwo\n");
+    assert_eq!(llm_order(&live.journal), [2, 3, 1]);
+    let events = journal::parse(&live.journal).unwrap();
+    let replay = run_with(FAN_OUT, |h| h.with_replay(events));
+    assert_eq!((replay.output, replay.journal), (live.output, live.journal));
+}

@@ -52,7 +52,12 @@ pub struct EffectEvent {
     /// `ok`, or the kind of the error the program got.
     pub outcome: String,
     /// The result as plain JSON; absent when the effect failed, and for `llm.call` (see `llm`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A null result is written as `null`, and read back as `Some(Null)`, not as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub result: Option<serde_json::Value>,
     /// The error the program got instead of a result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +67,12 @@ pub struct EffectEvent {
     /// For `llm.call`: the provider's answer and what the call cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<Box<LlmRecord>>,
+}
+
+/// A field that is present, even as `null`, is `Some`: so that a journal read back writes the
+/// same bytes again.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// A failed effect, as the program saw it.
@@ -509,7 +520,9 @@ mod tests {
         let e = EffectEvent::asked(&req(0, "fs.read", "a.txt"), 3).with_outcome(&Err(
             HostError::new("BudgetExceeded", "spent").with_payload(HostValue::int(1)),
         ));
-        let events = vec![start(), Event::Effect(e)];
+        let null =
+            EffectEvent::asked(&req(1, "tool.call", "f"), 0).with_outcome(&Ok(HostValue::null()));
+        let events = vec![start(), Event::Effect(e), Event::Effect(null)];
         let text: String = events
             .iter()
             .map(|e| serde_json::to_string(e).unwrap() + "\n")
