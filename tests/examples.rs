@@ -1,7 +1,8 @@
 //! The agent examples end to end, through the built `aivm` binary: each runs offline on the
 //! scripted transcript beside it with the expected output, exit status and journal; one is
 //! recorded and replayed byte for byte; two run against a fake OpenAI-compatible server over
-//! real HTTP and print what they print on their transcripts; `aivm check` accepts every example.
+//! real HTTP and print what they print on their transcripts; `aivm check` accepts every example;
+//! the README's quick start runs triage and shows its output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -612,4 +613,26 @@ fn orders_on_a_fake_openai_server_prints_what_it_prints_on_its_transcript() {
         "return_policy"
     );
     assert_eq!(second[4]["tool_call_id"], "call_1_1");
+}
+
+#[test]
+fn the_readme_quick_start_runs_triage_and_shows_its_output() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let quick = readme
+        .split("## Quick start")
+        .nth(1)
+        .expect("a quick start section");
+    let first = quick
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.lines().next())
+        .expect("a first command");
+    assert!(
+        first.starts_with("cargo run -q -- run examples/triage.ail "),
+        "{first}"
+    );
+    assert!(
+        quick.contains(TRIAGE_OUT),
+        "the README shows what examples/triage.ail prints"
+    );
 }
