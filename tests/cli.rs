@@ -102,7 +102,7 @@ fn wordfreq_without_a_grant_is_denied_and_the_program_sees_why() {
 
 #[test]
 fn triage_classifies_and_rejects() {
-    let o = aivm(&["run", "examples/triage.ail"]);
+    let o = aivm(&["run", "examples/triage_rules.ail"]);
     assert_exit(&o, 0);
     assert_eq!(
         stdout(&o),
@@ -121,7 +121,7 @@ fn triage_classifies_and_rejects() {
 #[test]
 fn build_disasm_asm_verify_round_trip_byte_for_byte() {
     let dir = temp_dir("roundtrip");
-    for example in ["hello", "wordfreq", "triage", "calc"] {
+    for example in ["hello", "wordfreq", "triage_rules", "triage", "calc"] {
         let aib = dir.join(format!("{example}.aib"));
         let o = aivm(&[
             "build",
