@@ -576,7 +576,7 @@ mod tests {
                     {"role": "tool", "tool_call_id": "c1", "content": "42"},
                 ],
                 "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
-                "response_format": {"type": "json_schema", "json_schema": {"name": "T", "schema": {"type": "object"}, "strict": true}},
+                "response_format": {"type": "json_schema", "json_schema": {"name": "T", "schema": {"type": "object"}, "strict": false}},
                 "temperature": 0.5,
                 "max_tokens": 10,
                 "stop": ["END"],
