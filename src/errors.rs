@@ -95,7 +95,7 @@ pub enum CliError {
     #[error("{0}")]
     #[diagnostic(
         code(aivm::models),
-        help("bind each model in aivm.toml ([models] NAME = \"openai:MODEL\"), with --model NAME=KIND:ID, or ship NAME.script.json beside the program")
+        help("bind each model in aivm.toml ([models] NAME = \"openai:MODEL\"), with --model NAME=KIND:ID, or ship a scripted transcript beside the program (PROGRAM.script.json for PROGRAM.ail)")
     )]
     ModelConfig(String),
 

@@ -167,15 +167,20 @@ fn shows_summary(module: &VerifiedModule, spent: &Spent) -> bool {
     !module.models.is_empty() || spent.llm_calls > 0 || spent.tool_calls > 0
 }
 
-/// `aivm: 3 model calls, 1200 tokens in, 310 out, $0.0021, 2 tool calls, 1.42 s`
+/// `aivm: 3 model calls, 1200 tokens in, 310 out, $0.0021, 2 tool calls, 1.42 s`; the cost
+/// says "cost unknown" for calls to models without a price rather than count them as free.
 fn summary(spent: &Spent, elapsed: Duration) -> String {
     let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let cost = match spent.unpriced_calls {
+        0 => format!("${:.4}", spent.cost),
+        n if n == spent.llm_calls => "cost unknown (no price)".to_string(),
+        n => format!("${:.4} + unknown for {}", spent.cost, plural(n, "call")),
+    };
     format!(
-        "aivm: {}, {} tokens in, {} out, ${:.4}, {}, {:.2} s",
+        "aivm: {}, {} tokens in, {} out, {cost}, {}, {:.2} s",
         plural(spent.llm_calls, "model call"),
         spent.input_tokens,
         spent.output_tokens,
-        spent.cost,
         plural(spent.tool_calls, "tool call"),
         elapsed.as_secs_f64()
     )
@@ -239,11 +244,7 @@ fn run_each(
         |run| {
             done += 1;
             failed += usize::from(run.result.is_err());
-            spent.llm_calls += run.spent.llm_calls;
-            spent.tool_calls += run.spent.tool_calls;
-            spent.input_tokens += run.spent.input_tokens;
-            spent.output_tokens += run.spent.output_tokens;
-            spent.cost += run.spent.cost;
+            spent.add(&run.spent);
             waiting.insert(run.index, run);
             // Write out every result whose predecessors are all written.
             while let Some(r) = waiting.remove(&next_out) {

@@ -39,6 +39,21 @@ pub struct Spent {
     pub output_tokens: u64,
     /// US dollars, for the calls whose model has a price.
     pub cost: f64,
+    /// Model calls whose model has no price, so that `cost` leaves them out.
+    #[serde(default)]
+    pub unpriced_calls: u64,
+}
+
+impl Spent {
+    /// Adds what another run spent (for a summary of many runs).
+    pub fn add(&mut self, other: &Spent) {
+        self.llm_calls += other.llm_calls;
+        self.tool_calls += other.tool_calls;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cost += other.cost;
+        self.unpriced_calls += other.unpriced_calls;
+    }
 }
 
 /// A budget that was (or would be) exceeded.
@@ -241,7 +256,10 @@ impl Budget {
     pub fn charge_llm(&mut self, usage: &Usage, cost: Option<f64>) {
         self.spent.input_tokens = self.spent.input_tokens.saturating_add(usage.input_tokens);
         self.spent.output_tokens = self.spent.output_tokens.saturating_add(usage.output_tokens);
-        self.spent.cost += cost.unwrap_or(0.0);
+        match cost {
+            Some(c) => self.spent.cost += c,
+            None => self.spent.unpriced_calls += 1,
+        }
     }
 
     /// Checks and counts one tool call.

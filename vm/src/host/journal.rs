@@ -185,19 +185,59 @@ impl EffectEvent {
 
     /// A one-line description for divergence messages.
     pub(crate) fn describe(&self) -> String {
-        let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
-        let mut call = format!("{}({})", self.effect, args.join(", "));
-        const MAX: usize = 300;
-        if call.len() > MAX {
-            let mut cut = MAX;
-            while !call.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            call.truncate(cut);
-            call.push('…');
-        }
-        format!("task {} effect #{}: {call}", self.task, self.seq)
+        self.describe_around(0)
     }
+
+    /// The call in full, as JSON arguments.
+    fn call_text(&self) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
+        format!("{}({})", self.effect, args.join(", "))
+    }
+
+    /// The effect, its call cut to a window of about 300 bytes beginning a little before byte
+    /// `at` of the call's text (so that a long request shows the part that matters).
+    fn describe_around(&self, at: usize) -> String {
+        let call = self.call_text();
+        format!(
+            "task {} effect #{}: {}",
+            self.task,
+            self.seq,
+            window(&call, at.saturating_sub(60), 300)
+        )
+    }
+
+    /// Both calls, each cut around the first byte where they differ.
+    fn contrast(&self, other: &EffectEvent) -> (String, String) {
+        let (a, b) = (self.call_text(), other.call_text());
+        let at = a
+            .bytes()
+            .zip(b.bytes())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        (self.describe_around(at), other.describe_around(at))
+    }
+}
+
+/// About `len` bytes of `text` from byte `from` (both moved to character boundaries), with `…`
+/// where text was left out.
+fn window(text: &str, from: usize, len: usize) -> String {
+    let mut start = from.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = start.saturating_add(len).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&text[start..end]);
+    if end < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// Reads a label as [`LabelInfo`]'s `Display` writes it: `trusted` or `untrusted`, then
@@ -400,10 +440,11 @@ impl Replayer {
             });
         };
         if !recorded.same_request(&asked) {
+            let (recorded, asked) = recorded.contrast(&asked);
             return Err(Divergence {
                 event: i + 1,
-                recorded: recorded.describe(),
-                asked: format!("asked for {}", asked.describe()),
+                recorded,
+                asked: format!("asked for {asked}"),
             });
         }
         if req.native == "llm.call" {
@@ -494,6 +535,21 @@ mod tests {
             version: JOURNAL_VERSION,
             models: BTreeMap::new(),
         })
+    }
+
+    #[test]
+    fn a_divergence_in_a_long_request_shows_where_it_differs() {
+        let prompt = "You triage support tickets. ".repeat(40);
+        let recorded = format!("{prompt}Triage this ticket");
+        let asked = format!("{prompt}Triage that ticket");
+        let mut r = Replayer::new(vec![start(), ev(0, 0, "io.read_line", &recorded)]);
+        let Err(d) = r.ask(&req(0, "io.read_line", &asked), 0) else {
+            panic!("a changed request must diverge");
+        };
+        assert_eq!(d.event, 2);
+        assert!(d.recorded.contains("this ticket"), "{}", d.recorded);
+        assert!(d.asked.contains("that ticket"), "{}", d.asked);
+        assert!(d.recorded.contains('…') && d.recorded.len() < 400);
     }
 
     #[test]
