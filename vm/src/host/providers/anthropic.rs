@@ -96,15 +96,7 @@ impl Provider for AnthropicProvider {
         &'a self,
         req: &'a ModelRequest,
     ) -> BoxFuture<'a, Result<ModelResponse, ProviderError>> {
-        Box::pin(async move {
-            let wrapped = req
-                .output
-                .as_ref()
-                .is_some_and(|o| super::wire_output(o).wrapped);
-            let mut resp = self.turn(req).await?;
-            resp.content = super::unwrap_answer(resp.content, wrapped);
-            Ok(resp)
-        })
+        Box::pin(async move { Ok(super::unwrap_output(req, self.turn(req).await?)) })
     }
 }
 

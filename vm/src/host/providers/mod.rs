@@ -11,7 +11,7 @@ pub mod sse;
 
 use std::time::{Duration, SystemTime};
 
-use crate::host::llm::{Message, ModelRequest, ProviderError, ToolCall, Usage};
+use crate::host::llm::{Message, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage};
 
 /// How much a provider reads and how long it waits: every answer is bounded, so a server that
 /// streams forever or sends a huge body ends in a typed error, never in a hang or an OOM.
@@ -425,6 +425,14 @@ pub(crate) fn wire_output(out: &crate::host::llm::OutputSchema) -> WireOutput {
         strict,
         wrapped: !is_object,
     }
+}
+
+/// `resp` with its content unwrapped when `req`'s output schema was sent wrapped.
+pub(crate) fn unwrap_output(req: &ModelRequest, mut resp: ModelResponse) -> ModelResponse {
+    if req.output.as_ref().is_some_and(|o| wire_output(o).wrapped) {
+        resp.content = unwrap_answer(resp.content, true);
+    }
+    resp
 }
 
 /// The program's answer from a wrapped one: the JSON text of its `answer` property. An answer
