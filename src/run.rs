@@ -18,6 +18,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
     };
     let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
+    vm.set_jit(args.jit);
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
     let policy = Policy {
@@ -37,7 +38,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         })?;
         host = host.with_trace(TraceSink::JsonLines(Box::new(LineWriter::new(file))));
     }
-    let value = match host.run_to_end(&mut vm) {
+    let result = host.run_to_end(&mut vm);
+    // `AIVM_JIT_STATS=1`: what the JIT compiled and how long it took, on stderr (benches).
+    if std::env::var_os("AIVM_JIT_STATS").is_some() {
+        for e in vm.jit_events() {
+            let what = e.refused.as_deref().unwrap_or("compiled");
+            eprintln!(
+                "jit: {} {}us {} fn(s): {what}",
+                e.function, e.micros, e.compiled
+            );
+        }
+    }
+    let value = match result {
         Ok(value) => value,
         Err(RunError::Vm(e)) => return Err(CliError::Run(e)),
         Err(RunError::Trace(e)) => {
