@@ -178,3 +178,54 @@ fn limits_hold_in_compiled_code() {
     let (code, _, err) = run("always", &["--max-depth=100".into(), file]);
     assert_eq!(code, 5, "{err}");
 }
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// `unsafe` appears only in `vm/src/jit/` (calling generated code and what that needs), and
+/// every use there is explained by a `// SAFETY:` comment just above it.
+#[test]
+fn unsafe_code_is_confined_to_the_jit_and_justified() {
+    let mut files = Vec::new();
+    for dir in ["src", "vm/src", "compiler/src", "stdlib"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 20);
+    let jit_dir = root().join("vm/src/jit");
+    let mut uses = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if !(code.contains("unsafe {") || code.contains("unsafe impl")) {
+                continue;
+            }
+            assert!(
+                f.starts_with(&jit_dir),
+                "{}:{}: unsafe outside vm/src/jit",
+                f.display(),
+                i + 1
+            );
+            let above = &lines[i.saturating_sub(12)..i];
+            assert!(
+                above
+                    .iter()
+                    .any(|l| l.trim_start().starts_with("// SAFETY:")),
+                "{}:{}: unsafe without a SAFETY comment",
+                f.display(),
+                i + 1
+            );
+            uses += 1;
+        }
+    }
+    assert!(uses >= 3, "found the JIT's unsafe blocks ({uses})");
+}
