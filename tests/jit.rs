@@ -229,3 +229,10 @@ fn unsafe_code_is_confined_to_the_jit_and_justified() {
     }
     assert!(uses >= 3, "found the JIT's unsafe blocks ({uses})");
 }
+
+/// A VM with its JIT can still move between threads (hosts may run VMs on worker threads).
+#[test]
+fn a_vm_with_a_jit_is_send() {
+    fn send<T: Send>() {}
+    send::<aivm_vm::Vm>();
+}

@@ -42,7 +42,10 @@ struct FnState {
 pub(crate) struct Jit {
     threshold: u32,
     funcs: Vec<FnState>,
-    backend: Backend,
+    /// Made at the first compile request, so that a VM that never compiles pays nothing.
+    backend: Option<Backend>,
+    /// Cranelift does not support this host: nothing compiles.
+    unsupported: bool,
     events: Vec<JitEvent>,
 }
 
@@ -75,21 +78,21 @@ fn ty_of(code: u32) -> Ty {
 }
 
 impl Jit {
-    /// A JIT for `module` (`None` for [`JitMode::Off`], or when Cranelift does not support the
-    /// host: then the interpreter runs everything).
+    /// A JIT for `module` (`None` for [`JitMode::Off`]). When Cranelift does not support the
+    /// host, every compile request is refused and the interpreter runs everything.
     pub fn new(module: &Module, mode: JitMode) -> Option<Jit> {
         let threshold = match mode {
             JitMode::Off => return None,
             JitMode::Auto => AUTO_THRESHOLD,
             JitMode::Always => 1,
         };
-        let backend = Backend::new().ok()?;
         let mut funcs = Vec::with_capacity(module.functions.len());
         funcs.resize_with(module.functions.len(), FnState::default);
         Some(Jit {
             threshold,
             funcs,
-            backend,
+            backend: None,
+            unsupported: false,
             events: Vec::new(),
         })
     }
@@ -175,6 +178,25 @@ impl Jit {
         })
     }
 
+    /// The backend, made on first use.
+    fn backend(&mut self) -> Result<&mut Backend, String> {
+        if self.unsupported {
+            return Err("Cranelift does not support this host".into());
+        }
+        if self.backend.is_none() {
+            match Backend::new() {
+                Ok(b) => self.backend = Some(b),
+                Err(e) => {
+                    self.unsupported = true;
+                    return Err(e);
+                }
+            }
+        }
+        self.backend
+            .as_mut()
+            .ok_or_else(|| "no backend".to_string())
+    }
+
     /// Compiles `func` for the packed argument types `key`, records the outcome, and returns
     /// it.
     #[cold]
@@ -194,7 +216,7 @@ impl Jit {
                 .map_err(|r| format!("{} at pc {}: {}", module.func_name(r.func), r.pc, r.why))
                 .and_then(|plans| {
                     let n = plans.len();
-                    self.backend
+                    self.backend()?
                         .compile(module, &plans)
                         .map(|(ptr, ret)| (ptr, ret, n))
                 }),
