@@ -119,20 +119,25 @@ impl Jit {
         max_stack: usize,
     ) -> Option<Value> {
         let st = self.funcs.get_mut(func as usize)?;
-        if st.never || args.len() > analyze::MAX_ARGS {
+        if st.never {
             return None;
         }
+        if st.calls == 0 && !analyze::supported_opcodes(module, func) {
+            // Decided once, at the first call: effects, heap access, closures, `try`.
+            st.never = true;
+            return None;
+        }
+        st.calls = st.calls.saturating_add(1);
         let mut key = 0u32;
         let mut bits = [0u64; analyze::MAX_ARGS];
         for (i, a) in args.iter().enumerate() {
             let (code, b) = arg_code(a)?;
             key |= code << (2 * i);
-            bits[i] = b;
+            *bits.get_mut(i)? = b;
         }
         let spec = match st.specs.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => *s,
             None => {
-                st.calls = st.calls.saturating_add(1);
                 if st.calls < self.threshold || st.specs.len() >= MAX_SPECS {
                     return None;
                 }
