@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Runs the non-model benchmark programs on aivm and its peers side by side and prints ratios.
 
-Each program in programs/ has twins under the same base name (fib.ail, fib.lua, fib.py). Every
-peer must print the same output; a mismatch is reported and the program's row is marked. Times
-are the best of --runs wall-clock runs, so the numbers are ratios measured in the same session on
-the same machine, not absolute claims. Usage:
+Each program in programs/ has twins under the same base name (fib.ail, fib.lua, fib.py, fib.rs).
+aivm runs with the JIT off and on (`--jit=off`, `--jit=auto`), beside Lua 5.4, LuaJIT with its JIT
+off (`-joff`) and on, CPython, and the Rust twin compiled with `rustc -O`. Every peer must print
+the same output; a mismatch is reported and the program's row is marked. Times are the best of
+--runs wall-clock runs, so the numbers are ratios measured in the same session on the same
+machine, not absolute claims. A peer whose tool is missing shows as "-". Afterwards the JIT's
+compile time per specialisation (`AIVM_JIT_STATS=1`) is listed for each program. Usage:
 
     python3 benches/peers.py [--runs N] [--only fib,loop] [--aivm PATH]
 """
@@ -24,12 +27,26 @@ ORDER = ["fib", "loop", "strings", "sort", "words", "nbody"]
 
 
 def ensure_lua():
-    """Installs lua5.4 from Debian's packages when it is missing."""
-    if shutil.which("lua5.4"):
+    """Installs lua5.4 and luajit from Debian's packages when they are missing."""
+    missing = [p for p in ("lua5.4", "luajit") if not shutil.which(p)]
+    if not missing:
         return
-    print("lua5.4 not found: installing it with apt-get", file=sys.stderr)
+    print(f"{', '.join(missing)} not found: installing with apt-get", file=sys.stderr)
     subprocess.run(["apt-get", "update", "-qq"], check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "lua5.4"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False)
+
+
+def build_rust(names):
+    """Compiles the Rust twins with rustc -O into target/peers/; returns {name: binary}."""
+    out_dir = os.path.join(ROOT, "target", "peers")
+    os.makedirs(out_dir, exist_ok=True)
+    bins = {}
+    for name in names:
+        src = os.path.join(PROGRAMS, name + ".rs")
+        exe = os.path.join(out_dir, name)
+        if os.path.exists(src) and subprocess.run(["rustc", "-O", "--edition", "2021", "-o", exe, src]).returncode == 0:
+            bins[name] = exe
+    return bins
 
 
 def build_aivm():
@@ -52,6 +69,13 @@ def time_best(cmd, runs):
     return best, out
 
 
+def jit_stats(aivm, path):
+    """The JIT's compile events for one run of `--jit=auto`."""
+    env = dict(os.environ, AIVM_JIT_STATS="1")
+    proc = subprocess.run([aivm, "run", "--jit=auto", path], capture_output=True, text=True, env=env, timeout=600)
+    return [line[5:] for line in proc.stderr.splitlines() if line.startswith("jit: ")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
@@ -61,34 +85,46 @@ def main():
 
     ensure_lua()
     aivm = args.aivm or build_aivm()
-    peers = [
-        ("aivm", lambda p: [aivm, "run", p + ".ail"]),
-        ("lua5.4", lambda p: ["lua5.4", p + ".lua"]),
-        ("python3", lambda p: [sys.executable, p + ".py"]),
-    ]
     names = [n for n in ORDER if not args.only or n in args.only.split(",")]
-    print(f"{'program':<10}" + "".join(f"{name:>10}" for name, _ in peers) + f"{'aivm/lua':>10}{'aivm/py':>10}  output", flush=True)
-    ratios = []
+    rust = build_rust(names)
+    have = shutil.which
+    peers = [
+        ("jit=off", lambda n, p: [aivm, "run", "--jit=off", p + ".ail"]),
+        ("jit=auto", lambda n, p: [aivm, "run", "--jit=auto", p + ".ail"]),
+        ("lua5.4", lambda n, p: ["lua5.4", p + ".lua"] if have("lua5.4") else None),
+        ("luajit-i", lambda n, p: ["luajit", "-joff", p + ".lua"] if have("luajit") else None),
+        ("luajit", lambda n, p: ["luajit", p + ".lua"] if have("luajit") else None),
+        ("python3", lambda n, p: [sys.executable, p + ".py"]),
+        ("rust -O", lambda n, p: [rust[n]] if n in rust else None),
+    ]
+    col = {name: i for i, (name, _) in enumerate(peers)}
+    ratios = [("auto/off", "jit=auto", "jit=off"), ("auto/rust", "jit=auto", "rust -O"),
+              ("auto/ljit-i", "jit=auto", "luajit-i"), ("auto/lua", "jit=auto", "lua5.4")]
+    print(f"{'program':<9}" + "".join(f"{name:>10}" for name, _ in peers)
+          + "".join(f"{r:>12}" for r, _, _ in ratios) + "  output", flush=True)
+    stats = {}
     for name in names:
         base = os.path.join(PROGRAMS, name)
         times, outputs = [], []
         for _, cmd in peers:
-            t, out = time_best(cmd(base), args.runs)
+            c = cmd(name, base)
+            t, out = time_best(c, args.runs) if c else (None, None)
             times.append(t)
-            outputs.append(out)
-        ok = all(t is not None for t in times) and len(set(outputs)) == 1
-        cells = "".join(f"{t:>9.3f}s" if t is not None else f"{'failed':>10}" for t in times)
-        if times[0] is not None and times[1] is not None:
-            r_lua, r_py = times[0] / times[1], times[0] / times[2] if times[2] else float("nan")
-            ratios.append(r_lua)
-            cells += f"{r_lua:>10.2f}{r_py:>10.2f}"
-        else:
-            cells += f"{'-':>10}{'-':>10}"
+            if t is not None:
+                outputs.append(out)
+        ok = len(set(outputs)) == 1 and times[0] is not None and times[1] is not None
+        cells = "".join(f"{t:>9.3f}s" if t is not None else f"{'-':>10}" for t in times)
+        for _, a, b in ratios:
+            ta, tb = times[col[a]], times[col[b]]
+            cells += f"{ta / tb:>12.2f}" if ta and tb else f"{'-':>12}"
         note = "same" if ok else "MISMATCH: " + " | ".join(repr(o)[:60] for o in outputs)
-        print(f"{name:<10}{cells}  {note}", flush=True)
-    if ratios:
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        print(f"geometric mean of aivm/lua5.4: {geo:.2f}")
+        print(f"{name:<9}{cells}  {note}", flush=True)
+        stats[name] = jit_stats(aivm, base + ".ail")
+    print("\nJIT compile events with --jit=auto (specialisation, wall time, functions compiled):")
+    for name in names:
+        events = stats.get(name) or ["(nothing compiled)"]
+        for e in events:
+            print(f"  {name:<9}{e}")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,11 @@ pub struct RunArgs {
     #[arg(long = "max-heap-mb", value_name = "MIB", default_value_t = 1024)]
     pub max_heap_mb: usize,
 
+    /// When the JIT compiles hot functions to machine code: off, auto (after repeated calls)
+    /// or always (at the first call, for testing). The output is the same in every mode.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub jit: aivm_vm::JitMode,
+
     /// Write the journal to FILE: every effect and its result as JSON Lines (spec/journal.md).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,

@@ -32,6 +32,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         return run_each(&args, &module, &limits, &config, budget, inputs);
     }
     let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
+    vm.set_jit(args.jit);
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
     let stdout = Box::new(LineWriter::new(io::stdout()));
@@ -60,6 +61,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let result = host.run_to_end(&mut vm);
     if !args.quiet && shows_summary(&module, &host.spent()) {
         eprintln!("{}", summary(&host.spent(), host.elapsed()));
+    }
+    // `AIVM_JIT_STATS=1`: what the JIT compiled and how long it took, on stderr (benches).
+    if std::env::var_os("AIVM_JIT_STATS").is_some() {
+        for e in vm.jit_events() {
+            let what = e.refused.as_deref().unwrap_or("compiled");
+            eprintln!(
+                "jit: {} {}us {} fn(s): {what}",
+                e.function, e.micros, e.compiled
+            );
+        }
     }
     let value = match result {
         Ok(value) => value,

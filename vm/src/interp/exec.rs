@@ -51,6 +51,8 @@ pub(crate) struct Exec<'a> {
     pub consts: &'a mut [Option<StrRef>],
     executed: &'a mut u64,
     others: &'a [Task],
+    /// The JIT tier, when on (vm/src/jit/; entered from `CallFn` in `fast.rs`).
+    pub jit: Option<&'a mut crate::jit::Jit>,
     /// The error value that left the task uncaught, if it did (kept for spawned tasks, whose
     /// error is raised again by `Await`).
     pub uncaught: Option<Value>,
@@ -79,6 +81,7 @@ impl<'a> Exec<'a> {
             consts: &mut st.consts,
             executed: &mut st.executed,
             others: &st.tasks,
+            jit: None,
             uncaught: None,
         }
     }

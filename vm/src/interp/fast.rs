@@ -300,6 +300,28 @@ impl Exec<'_> {
                                 }
                                 continue 'frame;
                             };
+                            // The JIT tier: a compiled specialisation runs the whole call, or
+                            // declines having changed nothing (vm/src/jit/mod.rs).
+                            if let Some(jit) = self.jit.as_deref_mut() {
+                                let first = args.start as usize;
+                                let a = regs.get(first..first + args.count as usize);
+                                if let Some(v) = a.and_then(|a| {
+                                    jit.enter(
+                                        module,
+                                        func,
+                                        a,
+                                        &mut left,
+                                        t.frames.len() + 1,
+                                        stack_len + f.nregs as usize,
+                                        self.limits.max_depth,
+                                        self.max_stack_regs,
+                                    )
+                                }) {
+                                    r!(dst) = v;
+                                    pc += 1;
+                                    continue 'run;
+                                }
+                            }
                             let nregs = f.nregs as usize;
                             let new_base = base + regs.len();
                             let first = base + args.start as usize;

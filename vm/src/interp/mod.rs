@@ -184,6 +184,8 @@ pub struct Vm {
     /// state, so that hosts can ask after every idle step at no cost.
     waiting: usize,
     awaiting: usize,
+    /// The JIT tier (vm/src/jit/): derived from the module, not part of the state.
+    jit: Option<Box<crate::jit::Jit>>,
 }
 
 impl Vm {
@@ -214,6 +216,7 @@ impl Vm {
         let count = |f: fn(&Status) -> bool| st.tasks.iter().filter(|t| f(&t.status)).count();
         let waiting = count(|s| matches!(s, Status::Waiting { .. }));
         let awaiting = count(|s| matches!(s, Status::Awaiting { .. }));
+        let jit = crate::jit::Jit::new(&module, crate::jit::JitMode::default()).map(Box::new);
         Ok(Vm {
             module,
             natives,
@@ -224,6 +227,7 @@ impl Vm {
             ready,
             waiting,
             awaiting,
+            jit,
         })
     }
 
@@ -237,6 +241,19 @@ impl Vm {
     /// A copy of the VM's state (everything but the module).
     pub fn snapshot(&self) -> VmState {
         self.st.clone()
+    }
+
+    /// Chooses when the JIT compiles ([`JitMode::default`] unless set). What the program
+    /// does is the same in every mode; only its speed differs.
+    ///
+    /// [`JitMode::default`]: crate::JitMode
+    pub fn set_jit(&mut self, mode: crate::jit::JitMode) {
+        self.jit = crate::jit::Jit::new(&self.module, mode).map(Box::new);
+    }
+
+    /// What the JIT compiled or refused so far, in order, with compile times.
+    pub fn jit_events(&self) -> &[crate::jit::JitEvent] {
+        self.jit.as_deref().map_or(&[], |j| j.events())
     }
 
     pub fn module(&self) -> &Arc<Module> {
@@ -375,6 +392,7 @@ impl Vm {
                 &self.limits,
                 &mut self.st,
             );
+            ex.jit = self.jit.as_deref_mut();
             let r = ex.run(&mut task);
             (r, ex.uncaught)
         };

@@ -1,0 +1,439 @@
+//! What the JIT can compile: a forward type analysis of a function's bytecode given the types
+//! of its arguments (a specialisation), and of every function it calls, to a fixed point over
+//! their return types. A function is compilable when every reachable instruction is one the
+//! code generator handles on the types the analysis finds; otherwise the whole request is
+//! refused and the interpreter keeps the function.
+
+use std::collections::HashMap;
+
+use crate::format::{Constant, Instr, Module, TypeDesc, TypeId};
+
+/// The static type of a register at an instruction. `Bot`: no value reaches it yet (the
+/// result of a call whose callee has not been seen to return); `Top`: values of different
+/// types reach it, which the code generator does not handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Ty {
+    Bot,
+    Null,
+    Bool,
+    Int,
+    Float,
+    Top,
+}
+
+impl Ty {
+    pub fn join(self, other: Ty) -> Ty {
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Ty::Bot, x) | (x, Ty::Bot) => x,
+            _ => Ty::Top,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Bot => "none",
+            Ty::Null => "null",
+            Ty::Bool => "bool",
+            Ty::Int => "int",
+            Ty::Float => "float",
+            Ty::Top => "any",
+        }
+    }
+
+    fn is_num(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float)
+    }
+}
+
+/// A specialisation: a function and the types of its arguments (ints, floats or bools).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub func: u32,
+    pub args: Vec<Ty>,
+}
+
+/// The analysis of one specialisation: the register types before each instruction (`None`:
+/// unreachable), its return type, and the specialisation each reachable `CallFn` calls.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub key: Key,
+    pub states: Vec<Option<Vec<Ty>>>,
+    pub ret: Ty,
+    /// The plan index called by the `CallFn` at each pc (only for calls whose arguments have
+    /// known types; a call with a `Bot` argument is never reached).
+    pub calls: HashMap<usize, usize>,
+}
+
+/// Functions bigger than this are left to the interpreter (the analysis keeps a register
+/// state per instruction).
+pub(crate) const MAX_CODE: usize = 4096;
+pub(crate) const MAX_REGS: usize = 256;
+/// Arguments of a compiled function: they are passed in machine registers.
+pub(crate) const MAX_ARGS: usize = 12;
+/// Specialisations one compile request may analyse.
+const MAX_KEYS: usize = 48;
+/// Re-analyses one request may make before it is refused (the lattice is shallow; this only
+/// bounds pathological call graphs).
+const MAX_ROUNDS: usize = 2000;
+
+/// Why a request was refused (for the statistics and the tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub func: u32,
+    pub pc: usize,
+    pub why: String,
+}
+
+fn refuse(func: u32, pc: usize, why: impl Into<String>) -> Refused {
+    Refused {
+        func,
+        pc,
+        why: why.into(),
+    }
+}
+
+/// Whether every instruction of function `func` is one the JIT knows at all (whatever the
+/// types): a cheap test before any analysis, so that functions with effects, heap access or
+/// closures are marked never-compile at their first call.
+pub(crate) fn supported_opcodes(module: &Module, func: u32) -> bool {
+    let Some(f) = module.functions.get(func as usize) else {
+        return false;
+    };
+    f.code.len() <= MAX_CODE
+        && (f.nregs as usize) <= MAX_REGS
+        && f.params.len() <= MAX_ARGS
+        && f.code.iter().all(|i| {
+            matches!(
+                i,
+                Instr::Nop {}
+                    | Instr::Move { .. }
+                    | Instr::LoadNull { .. }
+                    | Instr::LoadTrue { .. }
+                    | Instr::LoadFalse { .. }
+                    | Instr::LoadInt { .. }
+                    | Instr::LoadConst { .. }
+                    | Instr::Add { .. }
+                    | Instr::Sub { .. }
+                    | Instr::Mul { .. }
+                    | Instr::Div { .. }
+                    | Instr::Mod { .. }
+                    | Instr::Neg { .. }
+                    | Instr::AddImm { .. }
+                    | Instr::MulImm { .. }
+                    | Instr::DivImm { .. }
+                    | Instr::ModImm { .. }
+                    | Instr::Not { .. }
+                    | Instr::Eq { .. }
+                    | Instr::Ne { .. }
+                    | Instr::Lt { .. }
+                    | Instr::Le { .. }
+                    | Instr::Jump { .. }
+                    | Instr::JumpIf { .. }
+                    | Instr::JumpIfNot { .. }
+                    | Instr::JumpIfNotLt { .. }
+                    | Instr::CallFn { .. }
+                    | Instr::Return { .. }
+                    | Instr::CheckType { .. }
+            )
+        })
+}
+
+/// Analyses `root` and every specialisation it calls. The first plan is the root's.
+pub(crate) fn plan(module: &Module, root: Key) -> Result<Vec<Plan>, Refused> {
+    let mut keys: Vec<Key> = vec![root.clone()];
+    let mut index: HashMap<Key, usize> = HashMap::from([(root, 0)]);
+    let mut rets: Vec<Ty> = vec![Ty::Bot];
+    let mut plans: Vec<Option<Plan>> = vec![None];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut work: Vec<usize> = vec![0];
+    let mut rounds = 0;
+    while let Some(i) = work.pop() {
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Err(refuse(keys[0].func, 0, "call graph too large to analyse"));
+        }
+        let key = keys[i].clone();
+        let mut callee_of = |k: Key, caller: usize| -> Result<(usize, Ty), Refused> {
+            let j = match index.get(&k) {
+                Some(&j) => j,
+                None => {
+                    if keys.len() >= MAX_KEYS {
+                        return Err(refuse(k.func, 0, "too many specialisations"));
+                    }
+                    if !supported_opcodes(module, k.func) {
+                        return Err(refuse(k.func, 0, "calls a function the JIT cannot compile"));
+                    }
+                    let j = keys.len();
+                    keys.push(k.clone());
+                    index.insert(k, j);
+                    rets.push(Ty::Bot);
+                    plans.push(None);
+                    dependents.push(Vec::new());
+                    work.push(j);
+                    j
+                }
+            };
+            if let Some(d) = dependents.get_mut(j) {
+                if !d.contains(&caller) {
+                    d.push(caller);
+                }
+            }
+            Ok((j, rets.get(j).copied().unwrap_or(Ty::Bot)))
+        };
+        let p = analyse_one(module, &key, &mut |k| callee_of(k, i))?;
+        let old = rets[i];
+        let new = old.join(p.ret);
+        if new == Ty::Top {
+            return Err(refuse(key.func, 0, "returns values of different types"));
+        }
+        rets[i] = new;
+        plans[i] = Some(p);
+        if new != old {
+            for &d in &dependents[i] {
+                if !work.contains(&d) {
+                    work.push(d);
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(plans.len());
+    for (i, p) in plans.into_iter().enumerate() {
+        let Some(mut p) = p else {
+            return Err(refuse(keys[i].func, 0, "specialisation not analysed"));
+        };
+        p.ret = rets[i];
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Whether a value of static type `t` conforms to type `ty`: `Some(true)` always,
+/// `Some(false)` never, `None` when it cannot tell.
+fn conforms(module: &Module, t: Ty, ty: TypeId, depth: usize) -> Option<bool> {
+    if depth > 32 || t == Ty::Top {
+        return None;
+    }
+    if t == Ty::Bot {
+        return Some(true);
+    }
+    Some(match module.types.get(ty as usize)? {
+        TypeDesc::Any => true,
+        TypeDesc::Null => t == Ty::Null,
+        TypeDesc::Bool => t == Ty::Bool,
+        TypeDesc::Int => t == Ty::Int,
+        TypeDesc::Float => t == Ty::Float,
+        TypeDesc::Optional(inner) => t == Ty::Null || conforms(module, t, *inner, depth + 1)?,
+        TypeDesc::Named { ty, .. } => conforms(module, t, *ty, depth + 1)?,
+        TypeDesc::Union(alts) => {
+            let mut any = false;
+            for a in alts {
+                any |= conforms(module, t, *a, depth + 1)?;
+            }
+            any
+        }
+        TypeDesc::Str
+        | TypeDesc::List(_)
+        | TypeDesc::Map(_)
+        | TypeDesc::Record(_)
+        | TypeDesc::StrLit(_)
+        | TypeDesc::Func
+        | TypeDesc::Error => false,
+    })
+}
+
+/// The forward analysis of one specialisation; `callee` gives the plan index and the current
+/// return type of a called specialisation.
+fn analyse_one(
+    module: &Module,
+    key: &Key,
+    callee: &mut dyn FnMut(Key) -> Result<(usize, Ty), Refused>,
+) -> Result<Plan, Refused> {
+    let func = key.func;
+    let f = module
+        .functions
+        .get(func as usize)
+        .ok_or_else(|| refuse(func, 0, "no such function"))?;
+    if f.params.len() != key.args.len() {
+        return Err(refuse(func, 0, "arity"));
+    }
+    let n = f.code.len();
+    let nregs = f.nregs as usize;
+    let mut init = vec![Ty::Null; nregs];
+    for (slot, t) in init.iter_mut().zip(&key.args) {
+        *slot = *t;
+    }
+    let mut states: Vec<Option<Vec<Ty>>> = vec![None; n];
+    if n == 0 {
+        return Err(refuse(func, 0, "empty function"));
+    }
+    states[0] = Some(init);
+    let mut work = vec![0usize];
+    let mut ret = Ty::Bot;
+    let mut calls = HashMap::new();
+    while let Some(pc) = work.pop() {
+        let Some(mut s) = states[pc].clone() else {
+            continue;
+        };
+        let ins = f.code[pc];
+        let no = |why: &str| refuse(func, pc, format!("{:?}: {why}", ins.opcode()));
+        let get = |s: &[Ty], r: u16| -> Result<Ty, Refused> {
+            match s.get(r as usize) {
+                Some(Ty::Top) | None => Err(no("a register of mixed types")),
+                Some(t) => Ok(*t),
+            }
+        };
+        let num2 = |a: Ty, b: Ty| -> Result<Ty, Refused> {
+            Ok(match (a, b) {
+                (Ty::Bot, _) | (_, Ty::Bot) => Ty::Bot,
+                (Ty::Int, Ty::Int) => Ty::Int,
+                (x, y) if x.is_num() && y.is_num() => Ty::Float,
+                _ => return Err(no("operands are not numbers")),
+            })
+        };
+        let num1 = |a: Ty| -> Result<Ty, Refused> {
+            match a {
+                Ty::Bot | Ty::Int | Ty::Float => Ok(a),
+                _ => Err(no("operand is not a number")),
+            }
+        };
+        let mut targets: Vec<usize> = Vec::new();
+        let mut falls = true;
+        let mut write: Option<(u16, Ty)> = None;
+        match ins {
+            Instr::Nop {} => {}
+            Instr::Move { dst, src } => write = Some((dst, get(&s, src)?)),
+            Instr::LoadNull { dst } => write = Some((dst, Ty::Null)),
+            Instr::LoadTrue { dst } | Instr::LoadFalse { dst } => write = Some((dst, Ty::Bool)),
+            Instr::LoadInt { dst, .. } => write = Some((dst, Ty::Int)),
+            Instr::LoadConst { dst, k } => {
+                let t = match module.constants.get(k as usize) {
+                    Some(Constant::Int(_)) => Ty::Int,
+                    Some(Constant::Float(_)) => Ty::Float,
+                    _ => return Err(no("not a number constant")),
+                };
+                write = Some((dst, t));
+            }
+            Instr::Add { dst, a, b }
+            | Instr::Sub { dst, a, b }
+            | Instr::Mul { dst, a, b }
+            | Instr::Div { dst, a, b }
+            | Instr::Mod { dst, a, b } => write = Some((dst, num2(get(&s, a)?, get(&s, b)?)?)),
+            Instr::Neg { dst, src }
+            | Instr::AddImm { dst, src, .. }
+            | Instr::MulImm { dst, src, .. }
+            | Instr::DivImm { dst, src, .. }
+            | Instr::ModImm { dst, src, .. } => write = Some((dst, num1(get(&s, src)?)?)),
+            Instr::Not { dst, src } => match get(&s, src)? {
+                Ty::Bool | Ty::Bot => write = Some((dst, Ty::Bool)),
+                _ => return Err(no("not a bool")),
+            },
+            Instr::Eq { dst, a, b } | Instr::Ne { dst, a, b } => {
+                get(&s, a)?;
+                get(&s, b)?;
+                write = Some((dst, Ty::Bool));
+            }
+            Instr::Lt { dst, a, b } | Instr::Le { dst, a, b } => {
+                num2(get(&s, a)?, get(&s, b)?)?;
+                write = Some((dst, Ty::Bool));
+            }
+            Instr::Jump { target } => {
+                targets.push(target as usize);
+                falls = false;
+            }
+            Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
+                match get(&s, cond)? {
+                    Ty::Bool | Ty::Bot => targets.push(target as usize),
+                    _ => return Err(no("condition is not a bool")),
+                }
+            }
+            Instr::JumpIfNotLt { a, b, target } => {
+                num2(get(&s, a)?, get(&s, b)?)?;
+                targets.push(target as usize);
+            }
+            Instr::CheckType { src, ty } => {
+                if conforms(module, get(&s, src)?, ty, 0) != Some(true) {
+                    return Err(no("the check may fail"));
+                }
+            }
+            Instr::CallFn { dst, func: g, args } => {
+                let mut tys = Vec::with_capacity(args.count as usize);
+                let mut unreached = false;
+                for r in args.regs() {
+                    match get(&s, r)? {
+                        Ty::Bot => unreached = true,
+                        t @ (Ty::Int | Ty::Float | Ty::Bool) => tys.push(t),
+                        _ => return Err(no("an argument is not an int, float or bool")),
+                    }
+                }
+                let arity = module.functions.get(g as usize).map(|f| f.params.len());
+                if arity != Some(args.count as usize) {
+                    return Err(no("arity mismatch"));
+                }
+                let t = match unreached {
+                    true => Ty::Bot,
+                    false => {
+                        let (j, t) = callee(Key { func: g, args: tys })?;
+                        calls.insert(pc, j);
+                        t
+                    }
+                };
+                write = Some((dst, t));
+            }
+            Instr::Return { src } => {
+                let t = get(&s, src)?;
+                if !matches!(t, Ty::Bot | Ty::Null | Ty::Bool | Ty::Int | Ty::Float) {
+                    return Err(no("unsupported return value"));
+                }
+                ret = ret.join(t);
+                falls = false;
+            }
+            _ => return Err(no("instruction not compiled")),
+        }
+        if let Some((dst, t)) = write {
+            match s.get_mut(dst as usize) {
+                Some(slot) => *slot = t,
+                None => return Err(no("register out of range")),
+            }
+        }
+        if falls {
+            targets.push(pc + 1);
+        }
+        for t in targets {
+            if t >= n {
+                return Err(no("falls off the end"));
+            }
+            let changed = match &mut states[t] {
+                slot @ None => {
+                    *slot = Some(s.clone());
+                    true
+                }
+                Some(old) => {
+                    let mut changed = false;
+                    for (o, new) in old.iter_mut().zip(&s) {
+                        let j = o.join(*new);
+                        if j != *o {
+                            *o = j;
+                            changed = true;
+                        }
+                    }
+                    changed
+                }
+            };
+            if changed && !work.contains(&t) {
+                work.push(t);
+            }
+        }
+    }
+    if ret == Ty::Top {
+        return Err(refuse(func, 0, "returns values of different types"));
+    }
+    // Every change of a state queued its instruction again, so each reachable instruction was
+    // last checked against its final state.
+    Ok(Plan {
+        key: key.clone(),
+        states,
+        ret,
+        calls,
+    })
+}

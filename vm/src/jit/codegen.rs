@@ -1,0 +1,727 @@
+//! Bytecode to Cranelift IR, for the plans of `analyze.rs`. Each specialisation becomes one
+//! native function `(ctx, args...) -> result` working on unboxed ints, floats and bools in
+//! Cranelift variables (two per register: an `i64` for ints, bools and null, an `f64` for
+//! floats). The code never touches the heap or the register stack. Everything it cannot
+//! finish the way the interpreter would (an error, a limit, fuel running short) sets
+//! `ctx.bail` and returns; callers return at once when they see it, so a bail-out unwinds the
+//! whole native call tree having changed nothing the program can see (`tier.rs`).
+//!
+//! Fuel is charged per segment (a run of instructions entered only at its top: basic blocks,
+//! also split after each call) before the segment runs, so compiled code never runs an
+//! instruction the interpreter would have refused for lack of fuel; on success the total
+//! charged is exactly the interpreter's count.
+
+use std::collections::HashMap;
+use std::mem::ManuallyDrop;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F64, I64};
+use cranelift_codegen::ir::{
+    AbiParam, Block, InstBuilder, MemFlagsData, Signature, Type, Value as ClValue,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId as ClFuncId, Linkage, Module as _};
+
+use super::analyze::{Key, Plan, Ty};
+use super::runtime::{self, JitCtx};
+use crate::format::{Constant, Instr, Module};
+
+/// A compiled specialisation: its Cranelift id and its return type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Body {
+    pub id: ClFuncId,
+    pub ret: Ty,
+}
+
+/// The Cranelift module holding every function compiled so far, and reusable contexts.
+pub(crate) struct Backend {
+    /// Freed in `drop` (cranelift-jit leaks code memory unless asked to free it).
+    module: ManuallyDrop<JITModule>,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    bodies: HashMap<Key, Body>,
+    /// Entry trampolines by specialisation: `(ctx, *const u64 args) -> u64`.
+    entries: HashMap<Key, ClFuncId>,
+    names: usize,
+}
+
+fn cl_err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The machine type of a value of static type `t`.
+fn cl_ty(t: Ty) -> Type {
+    match t {
+        Ty::Float => F64,
+        _ => I64,
+    }
+}
+
+impl Backend {
+    /// A backend for the host's architecture; an error when Cranelift does not support it.
+    pub fn new() -> Result<Backend, String> {
+        let mut flags = settings::builder();
+        flags.set("opt_level", "speed").map_err(cl_err)?;
+        // As cranelift-jit requires: absolute relocations, no colocated libcalls.
+        flags
+            .set("use_colocated_libcalls", "false")
+            .map_err(cl_err)?;
+        flags.set("is_pic", "false").map_err(cl_err)?;
+        let isa = cranelift_native::builder()
+            .map_err(cl_err)?
+            .finish(settings::Flags::new(flags))
+            .map_err(cl_err)?;
+        let module = JITModule::new(JITBuilder::with_isa(
+            isa,
+            cranelift_module::default_libcall_names(),
+        ));
+        Ok(Backend {
+            ctx: module.make_context(),
+            module: ManuallyDrop::new(module),
+            fctx: FunctionBuilderContext::new(),
+            bodies: HashMap::new(),
+            entries: HashMap::new(),
+            names: 0,
+        })
+    }
+
+    fn name(&mut self, what: &str, func: u32) -> String {
+        self.names += 1;
+        format!("{what}{func}_{}", self.names)
+    }
+
+    fn body_sig(&self, key: &Key, ret: Ty) -> Signature {
+        let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(I64));
+        for t in &key.args {
+            sig.params.push(AbiParam::new(cl_ty(*t)));
+        }
+        sig.returns.push(AbiParam::new(cl_ty(ret)));
+        sig
+    }
+
+    /// Compiles every plan not compiled yet and an entry trampoline for the first, and
+    /// returns the trampoline's address and the first plan's return type.
+    pub fn compile(&mut self, module: &Module, plans: &[Plan]) -> Result<(*const u8, Ty), String> {
+        let root = plans.first().ok_or("no plan")?;
+        // Declare first, so that calls between the new functions resolve.
+        let mut ids = Vec::with_capacity(plans.len());
+        let mut fresh = Vec::new();
+        for (i, p) in plans.iter().enumerate() {
+            let body = match self.bodies.get(&p.key) {
+                Some(b) => *b,
+                None => {
+                    let name = self.name("f", p.key.func);
+                    let sig = self.body_sig(&p.key, p.ret);
+                    let id = self
+                        .module
+                        .declare_function(&name, Linkage::Local, &sig)
+                        .map_err(cl_err)?;
+                    fresh.push(i);
+                    Body { id, ret: p.ret }
+                }
+            };
+            ids.push(body);
+        }
+        for &i in &fresh {
+            let p = &plans[i];
+            self.module.clear_context(&mut self.ctx);
+            self.ctx.func.signature = self.body_sig(&p.key, p.ret);
+            translate(self, module, p, plans, &ids)?;
+            let id = ids[i].id;
+            if let Err(e) = self.module.define_function(id, &mut self.ctx) {
+                self.module.clear_context(&mut self.ctx);
+                return Err(format!("{e:?}"));
+            }
+            self.module.clear_context(&mut self.ctx);
+        }
+        for &i in &fresh {
+            self.bodies.insert(plans[i].key.clone(), ids[i]);
+        }
+        let entry = match self.entries.get(&root.key) {
+            Some(id) => *id,
+            None => {
+                let id = self.trampoline(&root.key, ids[0])?;
+                self.entries.insert(root.key.clone(), id);
+                id
+            }
+        };
+        self.module.finalize_definitions().map_err(cl_err)?;
+        Ok((self.module.get_finalized_function(entry), ids[0].ret))
+    }
+
+    /// `(ctx, args) -> u64`: loads the arguments from the array, calls the body, and returns
+    /// the result's bits.
+    fn trampoline(&mut self, key: &Key, body: Body) -> Result<ClFuncId, String> {
+        let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(I64));
+        sig.params.push(AbiParam::new(I64));
+        sig.returns.push(AbiParam::new(I64));
+        let name = self.name("entry", key.func);
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(cl_err)?;
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        let tcfg = self.module.target_config();
+        {
+            let callee = self
+                .module
+                .declare_func_in_func(body.id, &mut self.ctx.func);
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let block = b.create_block();
+            b.append_block_params_for_function_params(block);
+            b.switch_to_block(block);
+            let params = b.block_params(block).to_vec();
+            let (ctx, argv) = (params[0], params[1]);
+            let mut args = vec![ctx];
+            for (i, t) in key.args.iter().enumerate() {
+                let v = b
+                    .ins()
+                    .load(cl_ty(*t), MemFlagsData::trusted(), argv, (i * 8) as i32);
+                args.push(v);
+            }
+            let call = b.ins().call(callee, &args);
+            let mut out = b.inst_results(call)[0];
+            if body.ret == Ty::Float {
+                out = b.ins().bitcast(I64, MemFlagsData::new(), out);
+            }
+            b.ins().return_(&[out]);
+            b.seal_all_blocks();
+            b.finalize(tcfg);
+        }
+        let r = self.module.define_function(id, &mut self.ctx);
+        self.module.clear_context(&mut self.ctx);
+        r.map_err(|e| format!("{e:?}"))?;
+        Ok(id)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // SAFETY: the only pointers into the module's code are the entries kept by the `Jit`
+        // that owns this backend, which is being dropped with it: no compiled code runs or can
+        // run after this point. `module` is not used again (this is `drop`).
+        unsafe { ManuallyDrop::take(&mut self.module).free_memory() }
+    }
+}
+
+/// The instructions that start a segment: the entry, jump targets, and whatever follows a
+/// branch, a jump, a return or a call.
+fn leaders(code: &[Instr]) -> Vec<bool> {
+    let mut lead = vec![false; code.len() + 1];
+    lead[0] = true;
+    for (pc, ins) in code.iter().enumerate() {
+        let target = match *ins {
+            Instr::Jump { target }
+            | Instr::JumpIf { target, .. }
+            | Instr::JumpIfNot { target, .. }
+            | Instr::JumpIfNotLt { target, .. } => Some(target as usize),
+            _ => None,
+        };
+        if let Some(t) = target {
+            if let Some(l) = lead.get_mut(t) {
+                *l = true;
+            }
+        }
+        if target.is_some() || matches!(ins, Instr::Return { .. } | Instr::CallFn { .. }) {
+            lead[pc + 1] = true;
+        }
+    }
+    lead
+}
+
+/// Emits plan `p` into `be.ctx.func`.
+fn translate(
+    be: &mut Backend,
+    module: &Module,
+    p: &Plan,
+    plans: &[Plan],
+    ids: &[Body],
+) -> Result<(), String> {
+    let f = module
+        .functions
+        .get(p.key.func as usize)
+        .ok_or("no such function")?;
+    let code = &f.code;
+    let nregs = f.nregs as usize;
+    let lead = leaders(code);
+    // Callee references, declared before the builder borrows the function.
+    let mut refs = HashMap::new();
+    for (&pc, &j) in &p.calls {
+        let id = ids.get(j).ok_or("call index")?.id;
+        refs.insert(pc, be.module.declare_func_in_func(id, &mut be.ctx.func));
+    }
+    let call_conv = be.module.isa().default_call_conv();
+    let tcfg = be.module.target_config();
+    let mut b = FunctionBuilder::new(&mut be.ctx.func, &mut be.fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let ctx = params[0];
+    let vi: Vec<Variable> = (0..nregs).map(|_| b.declare_var(I64)).collect();
+    let vf: Vec<Variable> = (0..nregs).map(|_| b.declare_var(F64)).collect();
+    let zi = b.ins().iconst(I64, 0);
+    let zf = b.ins().f64const(0.0);
+    for r in 0..nregs {
+        b.def_var(vi[r], zi);
+        b.def_var(vf[r], zf);
+    }
+    for (r, t) in p.key.args.iter().enumerate() {
+        let var = if *t == Ty::Float { vf[r] } else { vi[r] };
+        b.def_var(var, params[r + 1]);
+    }
+    // The bail-out: flag it and return a dummy of the return type.
+    let bail = b.create_block();
+    let blocks: Vec<Option<Block>> = (0..code.len())
+        .map(|pc| (lead[pc] && p.states[pc].is_some()).then(|| b.create_block()))
+        .collect();
+    let first = blocks[0].ok_or("entry unreachable")?;
+    b.ins().jump(first, &[]);
+
+    let fl = MemFlagsData::trusted();
+    let off = |o: usize| o as i32;
+    let mut terminated = true;
+    for (pc, ins) in code.iter().enumerate() {
+        let Some(s) = &p.states[pc] else {
+            continue;
+        };
+        if let Some(block) = blocks[pc] {
+            if !terminated {
+                b.ins().jump(block, &[]);
+            }
+            b.switch_to_block(block);
+            terminated = false;
+            // Fuel for the segment.
+            let len = (pc + 1..=code.len())
+                .find(|&q| lead[q])
+                .unwrap_or(code.len())
+                - pc;
+            let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
+            let short = b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, fuel, len as i64);
+            let go = b.create_block();
+            b.ins().brif(short, bail, &[], go, &[]);
+            b.switch_to_block(go);
+            let rest = b.ins().iadd_imm_s(fuel, -(len as i64));
+            b.ins().store(fl, rest, ctx, off(runtime::FUEL));
+        } else if terminated {
+            continue;
+        }
+        let ty = |r: u16| s.get(r as usize).copied().unwrap_or(Ty::Top);
+        // A `Bot` operand: the instruction is never reached (a value no call ever returns).
+        let reads_bot = ins.operands().iter().any(|o| match *o {
+            crate::format::Operand::Src(r) => ty(r) == Ty::Bot,
+            crate::format::Operand::Range(rr) => rr.regs().any(|r| ty(r) == Ty::Bot),
+            _ => false,
+        });
+        if reads_bot {
+            b.ins().jump(bail, &[]);
+            terminated = true;
+            continue;
+        }
+        macro_rules! geti {
+            ($r:expr) => {
+                b.use_var(vi[$r as usize])
+            };
+        }
+        macro_rules! getf {
+            ($r:expr) => {
+                match ty($r) {
+                    Ty::Float => b.use_var(vf[$r as usize]),
+                    _ => {
+                        let i = b.use_var(vi[$r as usize]);
+                        b.ins().fcvt_from_sint(F64, i)
+                    }
+                }
+            };
+        }
+        macro_rules! seti {
+            ($r:expr, $v:expr) => {{
+                let v = $v;
+                b.def_var(vi[$r as usize], v)
+            }};
+        }
+        macro_rules! setf {
+            ($r:expr, $v:expr) => {{
+                let v = $v;
+                b.def_var(vf[$r as usize], v)
+            }};
+        }
+        // Continue in a fresh block when `cond` is false; bail when it is true.
+        macro_rules! bail_if {
+            ($cond:expr) => {{
+                let c = $cond;
+                let go = b.create_block();
+                b.ins().brif(c, bail, &[], go, &[]);
+                b.switch_to_block(go);
+            }};
+        }
+        macro_rules! boolean {
+            ($c:expr) => {{
+                let c = $c;
+                b.ins().uextend(I64, c)
+            }};
+        }
+        let both_int = |a: u16, c: u16| ty(a) == Ty::Int && ty(c) == Ty::Int;
+        match *ins {
+            Instr::Nop {} => {}
+            Instr::Move { dst, src } => match ty(src) {
+                Ty::Float => setf!(dst, b.use_var(vf[src as usize])),
+                _ => seti!(dst, geti!(src)),
+            },
+            Instr::LoadNull { dst } | Instr::LoadFalse { dst } => {
+                seti!(dst, b.ins().iconst(I64, 0))
+            }
+            Instr::LoadTrue { dst } => seti!(dst, b.ins().iconst(I64, 1)),
+            Instr::LoadInt { dst, imm } => seti!(dst, b.ins().iconst(I64, imm as i64)),
+            Instr::LoadConst { dst, k } => match module.constants.get(k as usize) {
+                Some(Constant::Int(i)) => seti!(dst, b.ins().iconst(I64, *i)),
+                Some(Constant::Float(x)) => setf!(dst, b.ins().f64const(*x)),
+                _ => return Err("constant".into()),
+            },
+            Instr::Add { dst, a, b: c }
+            | Instr::Sub { dst, a, b: c }
+            | Instr::Mul { dst, a, b: c }
+                if both_int(a, c) =>
+            {
+                let (x, y) = (geti!(a), geti!(c));
+                let (r, of) = match ins {
+                    Instr::Add { .. } => b.ins().sadd_overflow(x, y),
+                    Instr::Sub { .. } => b.ins().ssub_overflow(x, y),
+                    _ => b.ins().smul_overflow(x, y),
+                };
+                bail_if!(of);
+                seti!(dst, r);
+            }
+            Instr::Div { dst, a, b: c } | Instr::Mod { dst, a, b: c } if both_int(a, c) => {
+                let (x, y) = (geti!(a), geti!(c));
+                let zero = b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+                bail_if!(zero);
+                // i64::MIN / -1 and i64::MIN % -1 overflow (checked_div / checked_rem).
+                let m1 = b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                let min = b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+                let both = b.ins().band(m1, min);
+                bail_if!(both);
+                let r = match ins {
+                    Instr::Div { .. } => b.ins().sdiv(x, y),
+                    _ => b.ins().srem(x, y),
+                };
+                seti!(dst, r);
+            }
+            Instr::Add { dst, a, b: c }
+            | Instr::Sub { dst, a, b: c }
+            | Instr::Mul { dst, a, b: c }
+            | Instr::Div { dst, a, b: c }
+            | Instr::Mod { dst, a, b: c } => {
+                let (x, y) = (getf!(a), getf!(c));
+                let r = float_op(&mut b, ins, x, y, call_conv);
+                setf!(dst, r);
+            }
+            Instr::Neg { dst, src } => match ty(src) {
+                Ty::Int => {
+                    let x = geti!(src);
+                    let min = b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+                    bail_if!(min);
+                    seti!(dst, b.ins().ineg(x));
+                }
+                _ => {
+                    let x = getf!(src);
+                    setf!(dst, b.ins().fneg(x));
+                }
+            },
+            Instr::AddImm { dst, src, imm } | Instr::MulImm { dst, src, imm } => match ty(src) {
+                Ty::Int => {
+                    let x = geti!(src);
+                    let y = b.ins().iconst(I64, imm as i64);
+                    let (r, of) = match ins {
+                        Instr::AddImm { .. } => b.ins().sadd_overflow(x, y),
+                        _ => b.ins().smul_overflow(x, y),
+                    };
+                    bail_if!(of);
+                    seti!(dst, r);
+                }
+                _ => {
+                    let x = getf!(src);
+                    let y = b.ins().f64const(imm as f64);
+                    let r = match ins {
+                        Instr::AddImm { .. } => b.ins().fadd(x, y),
+                        _ => b.ins().fmul(x, y),
+                    };
+                    setf!(dst, r);
+                }
+            },
+            Instr::DivImm { dst, src, imm } | Instr::ModImm { dst, src, imm } => {
+                let is_div = matches!(ins, Instr::DivImm { .. });
+                match ty(src) {
+                    Ty::Int => {
+                        if imm == 0 {
+                            b.ins().jump(bail, &[]);
+                            terminated = true;
+                            continue;
+                        }
+                        let x = geti!(src);
+                        if imm == -1 {
+                            let min = b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+                            bail_if!(min);
+                        }
+                        let y = b.ins().iconst(I64, imm as i64);
+                        let r = match is_div {
+                            true => b.ins().sdiv(x, y),
+                            false => b.ins().srem(x, y),
+                        };
+                        seti!(dst, r);
+                    }
+                    _ => {
+                        let x = getf!(src);
+                        let y = b.ins().f64const(imm as f64);
+                        let op = match is_div {
+                            true => Instr::Div {
+                                dst,
+                                a: src,
+                                b: src,
+                            },
+                            false => Instr::Mod {
+                                dst,
+                                a: src,
+                                b: src,
+                            },
+                        };
+                        let r = float_op(&mut b, &op, x, y, call_conv);
+                        setf!(dst, r);
+                    }
+                }
+            }
+            Instr::Not { dst, src } => {
+                let x = geti!(src);
+                seti!(dst, b.ins().bxor_imm_s(x, 1));
+            }
+            Instr::Eq { dst, a, b: c } | Instr::Ne { dst, a, b: c } => {
+                let eq = match (ty(a), ty(c)) {
+                    (Ty::Float, Ty::Float) => {
+                        let (x, y) = (getf!(a), getf!(c));
+                        boolean!(b.ins().fcmp(FloatCC::Equal, x, y))
+                    }
+                    (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => {
+                        let (i, x) = match ty(a) {
+                            Ty::Int => (a, c),
+                            _ => (c, a),
+                        };
+                        let (i, x) = (geti!(i), b.use_var(vf[x as usize]));
+                        helper_int_float_eq(&mut b, i, x, call_conv)
+                    }
+                    (Ty::Null, Ty::Null) => b.ins().iconst(I64, 1),
+                    (x, y) if x == y => {
+                        let (x, y) = (geti!(a), geti!(c));
+                        boolean!(b.ins().icmp(IntCC::Equal, x, y))
+                    }
+                    // Values of different kinds are unequal.
+                    _ => b.ins().iconst(I64, 0),
+                };
+                match ins {
+                    Instr::Eq { .. } => seti!(dst, eq),
+                    _ => seti!(dst, b.ins().bxor_imm_s(eq, 1)),
+                }
+            }
+            Instr::Lt { dst, a, b: c } | Instr::Le { dst, a, b: c } => {
+                let lt = matches!(ins, Instr::Lt { .. });
+                let r = match both_int(a, c) {
+                    true => {
+                        let (x, y) = (geti!(a), geti!(c));
+                        let cc = if lt {
+                            IntCC::SignedLessThan
+                        } else {
+                            IntCC::SignedLessThanOrEqual
+                        };
+                        b.ins().icmp(cc, x, y)
+                    }
+                    false => {
+                        let (x, y) = (getf!(a), getf!(c));
+                        let cc = if lt {
+                            FloatCC::LessThan
+                        } else {
+                            FloatCC::LessThanOrEqual
+                        };
+                        b.ins().fcmp(cc, x, y)
+                    }
+                };
+                seti!(dst, boolean!(r));
+            }
+            Instr::Jump { target } => {
+                let t = blocks
+                    .get(target as usize)
+                    .copied()
+                    .flatten()
+                    .ok_or("target")?;
+                b.ins().jump(t, &[]);
+                terminated = true;
+            }
+            Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
+                let t = blocks
+                    .get(target as usize)
+                    .copied()
+                    .flatten()
+                    .ok_or("target")?;
+                let next = blocks.get(pc + 1).copied().flatten().ok_or("next")?;
+                let c = geti!(cond);
+                match ins {
+                    Instr::JumpIf { .. } => b.ins().brif(c, t, &[], next, &[]),
+                    _ => b.ins().brif(c, next, &[], t, &[]),
+                };
+                terminated = true;
+            }
+            Instr::JumpIfNotLt { a, b: c, target } => {
+                let t = blocks
+                    .get(target as usize)
+                    .copied()
+                    .flatten()
+                    .ok_or("target")?;
+                let next = blocks.get(pc + 1).copied().flatten().ok_or("next")?;
+                let less = match both_int(a, c) {
+                    true => {
+                        let (x, y) = (geti!(a), geti!(c));
+                        b.ins().icmp(IntCC::SignedLessThan, x, y)
+                    }
+                    false => {
+                        let (x, y) = (getf!(a), getf!(c));
+                        b.ins().fcmp(FloatCC::LessThan, x, y)
+                    }
+                };
+                b.ins().brif(less, next, &[], t, &[]);
+                terminated = true;
+            }
+            Instr::CheckType { .. } => {} // conforms statically (analyze.rs)
+            Instr::CallFn { dst, args, .. } => {
+                let j = *p.calls.get(&pc).ok_or("call plan")?;
+                let callee = plans.get(j).ok_or("callee plan")?;
+                let fref = *refs.get(&pc).ok_or("call ref")?;
+                let nregs_callee = module
+                    .functions
+                    .get(callee.key.func as usize)
+                    .map_or(0, |g| g.nregs as i64);
+                // The interpreter's limits: depth below the maximum, the register stack
+                // within its bound; and the native stack's own bound.
+                let depth = b.ins().load(I64, fl, ctx, off(runtime::DEPTH));
+                let max_depth = b.ins().load(I64, fl, ctx, off(runtime::MAX_DEPTH));
+                let deep = b
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThanOrEqual, depth, max_depth);
+                bail_if!(deep);
+                let stack = b.ins().load(I64, fl, ctx, off(runtime::STACK));
+                let max_stack = b.ins().load(I64, fl, ctx, off(runtime::MAX_STACK));
+                let grown = b.ins().iadd_imm_s(stack, nregs_callee);
+                let over = b.ins().icmp(IntCC::UnsignedGreaterThan, grown, max_stack);
+                bail_if!(over);
+                let native = b.ins().load(I64, fl, ctx, off(runtime::NATIVE_LEFT));
+                let none = b.ins().icmp_imm_s(IntCC::Equal, native, 0);
+                bail_if!(none);
+                let depth1 = b.ins().iadd_imm_s(depth, 1);
+                b.ins().store(fl, depth1, ctx, off(runtime::DEPTH));
+                b.ins().store(fl, grown, ctx, off(runtime::STACK));
+                let native1 = b.ins().iadd_imm_s(native, -1);
+                b.ins().store(fl, native1, ctx, off(runtime::NATIVE_LEFT));
+                let mut argv = vec![ctx];
+                for (r, t) in args.regs().zip(&callee.key.args) {
+                    let v = match t {
+                        Ty::Float => b.use_var(vf[r as usize]),
+                        _ => geti!(r),
+                    };
+                    argv.push(v);
+                }
+                let call = b.ins().call(fref, &argv);
+                let out = b.inst_results(call)[0];
+                b.ins().store(fl, depth, ctx, off(runtime::DEPTH));
+                b.ins().store(fl, stack, ctx, off(runtime::STACK));
+                b.ins().store(fl, native, ctx, off(runtime::NATIVE_LEFT));
+                let bailed = b.ins().load(I64, fl, ctx, off(runtime::BAIL));
+                bail_if!(bailed);
+                match callee.ret {
+                    Ty::Float => setf!(dst, out),
+                    _ => seti!(dst, out),
+                }
+            }
+            Instr::Return { src } => {
+                let v = match p.ret {
+                    Ty::Float => b.use_var(vf[src as usize]),
+                    _ => geti!(src),
+                };
+                b.ins().return_(&[v]);
+                terminated = true;
+            }
+            _ => return Err(format!("{:?} is not compiled", ins.opcode())),
+        }
+    }
+    if !terminated {
+        // Unreachable: the analysis refuses code that falls off the end.
+        b.ins().jump(bail, &[]);
+    }
+    b.switch_to_block(bail);
+    let one = b.ins().iconst(I64, 1);
+    b.ins().store(fl, one, ctx, off(runtime::BAIL));
+    let dummy = match p.ret {
+        Ty::Float => b.ins().f64const(0.0),
+        _ => b.ins().iconst(I64, 0),
+    };
+    b.ins().return_(&[dummy]);
+    b.seal_all_blocks();
+    b.finalize(tcfg);
+    Ok(())
+}
+
+/// Float `+ - * / %`: `%` through a helper (Cranelift has no float remainder).
+fn float_op(
+    b: &mut FunctionBuilder,
+    ins: &Instr,
+    x: ClValue,
+    y: ClValue,
+    call_conv: cranelift_codegen::isa::CallConv,
+) -> ClValue {
+    match ins {
+        Instr::Add { .. } => b.ins().fadd(x, y),
+        Instr::Sub { .. } => b.ins().fsub(x, y),
+        Instr::Mul { .. } => b.ins().fmul(x, y),
+        Instr::Div { .. } => b.ins().fdiv(x, y),
+        _ => {
+            let mut sig = Signature::new(call_conv);
+            sig.params.push(AbiParam::new(F64));
+            sig.params.push(AbiParam::new(F64));
+            sig.returns.push(AbiParam::new(F64));
+            let sig = b.import_signature(sig);
+            let f = b.ins().iconst(
+                I64,
+                runtime::fmod as extern "C" fn(f64, f64) -> f64 as usize as i64,
+            );
+            let call = b.ins().call_indirect(sig, f, &[x, y]);
+            b.inst_results(call)[0]
+        }
+    }
+}
+
+/// `int == float` with the interpreter's exact rule, through a helper.
+fn helper_int_float_eq(
+    b: &mut FunctionBuilder,
+    i: ClValue,
+    x: ClValue,
+    call_conv: cranelift_codegen::isa::CallConv,
+) -> ClValue {
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(I64));
+    sig.params.push(AbiParam::new(F64));
+    sig.returns.push(AbiParam::new(I64));
+    let sig = b.import_signature(sig);
+    let f = b.ins().iconst(
+        I64,
+        runtime::int_float_eq as extern "C" fn(i64, f64) -> i64 as usize as i64,
+    );
+    let call = b.ins().call_indirect(sig, f, &[i, x]);
+    b.inst_results(call)[0]
+}
+
+// The context's layout is shared with `runtime.rs`.
+const _: () = assert!(std::mem::size_of::<JitCtx>() == 7 * 8);

@@ -1,0 +1,121 @@
+//! The JIT tier (issue 6): hot functions that compute on ints, floats and bools are compiled
+//! to machine code with Cranelift and entered from the interpreter's `CallFn`.
+//!
+//! Design (spec/semantics.md, "Tiers": the program cannot tell which tier ran it):
+//! - The interpreter counts calls per function. Past [`AUTO_THRESHOLD`] calls (at the first
+//!   with [`JitMode::Always`]) it asks for a specialisation on the types of the arguments of
+//!   that call; `analyze.rs` infers every register's type, and of every function called, and
+//!   the request is refused (the function stays interpreted) unless every reachable
+//!   instruction is one the code generator handles on those types. Functions with effects,
+//!   heap values, closures, `try` or labels other than public never compile.
+//! - Entry is guarded: a compiled specialisation runs only when every argument is a public int,
+//!   float or bool of the types it was compiled for. Constants are public and compiled code
+//!   only combines its arguments and constants, so every result is public, as the interpreter
+//!   would label it.
+//! - Deoptimisation is all-or-nothing: compiled code writes only machine registers and its
+//!   [`runtime::JitCtx`]. Whatever it cannot finish exactly as the interpreter would (an
+//!   overflow, a division by zero, fuel running short, the call depth or register-stack
+//!   limit, the native stack's bound) makes it bail out: every compiled frame of the entry
+//!   returns at once, nothing visible has changed, and the interpreter runs the call from its
+//!   first instruction. It then raises the same error at the same pc with the same stack
+//!   trace, because it is the interpreter that raises it. A function that bails out often is
+//!   left to the interpreter.
+//! - Fuel is charged per straight-line segment before it runs; on success the count equals
+//!   the interpreter's exactly.
+//!
+//! `unsafe` is confined to this folder: the call into generated code and `Send`.
+
+use std::str::FromStr;
+
+#[cfg(feature = "jit")]
+mod analyze;
+#[cfg(feature = "jit")]
+mod codegen;
+#[cfg(feature = "jit")]
+mod runtime;
+#[cfg(feature = "jit")]
+mod tier;
+
+#[cfg(feature = "jit")]
+pub(crate) use tier::Jit;
+
+/// When the JIT compiles (`aivm run --jit=MODE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum JitMode {
+    /// Interpret everything.
+    Off,
+    /// Compile a function once it has been called [`AUTO_THRESHOLD`] times.
+    #[default]
+    Auto,
+    /// Compile every function it can at its first call (for testing).
+    Always,
+}
+
+/// Calls of a function before `auto` compiles it.
+pub const AUTO_THRESHOLD: u32 = 200;
+
+impl FromStr for JitMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JitMode, String> {
+        match s {
+            "off" => Ok(JitMode::Off),
+            "auto" => Ok(JitMode::Auto),
+            "always" => Ok(JitMode::Always),
+            _ => Err(format!("unknown JIT mode {s:?}: use off, auto or always")),
+        }
+    }
+}
+
+impl std::fmt::Display for JitMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JitMode::Off => "off",
+            JitMode::Auto => "auto",
+            JitMode::Always => "always",
+        })
+    }
+}
+
+/// One compile request the JIT served or refused: what it was asked, how long it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitEvent {
+    /// The function and argument types asked for, e.g. `fib(int)`.
+    pub function: String,
+    /// Specialisations compiled by this request (the function and those it calls).
+    pub compiled: usize,
+    /// Wall time of the analysis and code generation, in microseconds.
+    pub micros: u64,
+    /// Why the request was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// Without the `jit` feature: a JIT that never compiles.
+#[cfg(not(feature = "jit"))]
+pub(crate) struct Jit;
+
+#[cfg(not(feature = "jit"))]
+impl Jit {
+    pub fn new(_module: &crate::format::Module, _mode: JitMode) -> Option<Jit> {
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn enter(
+        &mut self,
+        _module: &crate::format::Module,
+        _func: u32,
+        _args: &[crate::value::Value],
+        _fuel: &mut u64,
+        _depth: usize,
+        _stack: usize,
+        _max_depth: usize,
+        _max_stack: usize,
+    ) -> Option<crate::value::Value> {
+        None
+    }
+
+    pub fn events(&self) -> &[JitEvent] {
+        &[]
+    }
+}

@@ -1,0 +1,254 @@
+//! The tiering state of one VM: call counters, the compiled specialisations of each function,
+//! and the entry from the interpreter into compiled code (the only `unsafe` call).
+
+use std::time::Instant;
+
+use super::analyze::{self, Key, Ty};
+use super::codegen::Backend;
+use super::runtime::JitCtx;
+use super::{JitEvent, JitMode, AUTO_THRESHOLD};
+use crate::format::Module;
+use crate::label::Label;
+use crate::value::{Kind, Value};
+
+/// The entry of a compiled specialisation: `(ctx, argument bits) -> result bits`.
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, *const u64) -> u64;
+
+/// Nested compiled calls one entry may make before it bails out, so that deep recursion cannot
+/// exhaust the native stack (the interpreter keeps its frames on the heap).
+const NATIVE_DEPTH: u64 = 1000;
+/// Bail-outs of entries into a function before it is left to the interpreter for good.
+const MAX_BAILS: u32 = 16;
+/// Specialisations per function.
+const MAX_SPECS: usize = 4;
+
+#[derive(Clone, Copy)]
+enum Spec {
+    Ready { entry: EntryFn, ret: Ty },
+    Refused,
+}
+
+#[derive(Default)]
+struct FnState {
+    calls: u32,
+    bails: u32,
+    /// Never compiled: an instruction the JIT does not handle, or too many bail-outs.
+    never: bool,
+    /// By packed argument types (two bits each).
+    specs: Vec<(u32, Spec)>,
+}
+
+/// The JIT of one VM.
+pub(crate) struct Jit {
+    threshold: u32,
+    funcs: Vec<FnState>,
+    /// Made at the first compile request, so that a VM that never compiles pays nothing.
+    backend: Option<Backend>,
+    /// Cranelift does not support this host: nothing compiles.
+    unsupported: bool,
+    events: Vec<JitEvent>,
+}
+
+// SAFETY: the JIT's code memory and Cranelift state are owned by this value alone; no pointer
+// into them is shared outside it (entries are stored in `funcs` and called only through
+// `&mut self`), and nothing in them is tied to the thread that made them. Moving the whole
+// value to another thread is therefore sound; it is not `Sync`.
+unsafe impl Send for Jit {}
+
+/// The packed type of a public int, float or bool argument, else `None`.
+#[inline(always)]
+fn arg_code(v: &Value) -> Option<(u32, u64)> {
+    if v.label() != Label::PUBLIC {
+        return None;
+    }
+    match v.kind() {
+        Kind::Int(i) => Some((1, i as u64)),
+        Kind::Float(f) => Some((2, f.to_bits())),
+        Kind::Bool(b) => Some((3, b as u64)),
+        _ => None,
+    }
+}
+
+fn ty_of(code: u32) -> Ty {
+    match code {
+        1 => Ty::Int,
+        2 => Ty::Float,
+        _ => Ty::Bool,
+    }
+}
+
+impl Jit {
+    /// A JIT for `module` (`None` for [`JitMode::Off`]). When Cranelift does not support the
+    /// host, every compile request is refused and the interpreter runs everything.
+    pub fn new(module: &Module, mode: JitMode) -> Option<Jit> {
+        let threshold = match mode {
+            JitMode::Off => return None,
+            JitMode::Auto => AUTO_THRESHOLD,
+            JitMode::Always => 1,
+        };
+        let mut funcs = Vec::with_capacity(module.functions.len());
+        funcs.resize_with(module.functions.len(), FnState::default);
+        Some(Jit {
+            threshold,
+            funcs,
+            backend: None,
+            unsupported: false,
+            events: Vec::new(),
+        })
+    }
+
+    pub fn events(&self) -> &[JitEvent] {
+        &self.events
+    }
+
+    /// Runs `func(args)` in compiled code if it can: the interpreter has checked arity and
+    /// that a frame may be pushed (`depth` frames, `stack` registers, its callee's window
+    /// included). Returns the result with `fuel` charged, or `None` having changed nothing
+    /// (the interpreter then runs the call).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn enter(
+        &mut self,
+        module: &Module,
+        func: u32,
+        args: &[Value],
+        fuel: &mut u64,
+        depth: usize,
+        stack: usize,
+        max_depth: usize,
+        max_stack: usize,
+    ) -> Option<Value> {
+        let st = self.funcs.get_mut(func as usize)?;
+        if st.never {
+            return None;
+        }
+        if st.calls == 0 && !analyze::supported_opcodes(module, func) {
+            // Decided once, at the first call: effects, heap access, closures, `try`.
+            st.never = true;
+            return None;
+        }
+        st.calls = st.calls.saturating_add(1);
+        let mut key = 0u32;
+        let mut bits = [0u64; analyze::MAX_ARGS];
+        for (i, a) in args.iter().enumerate() {
+            let (code, b) = arg_code(a)?;
+            key |= code << (2 * i);
+            *bits.get_mut(i)? = b;
+        }
+        let spec = match st.specs.iter().find(|(k, _)| *k == key) {
+            Some((_, s)) => *s,
+            None => {
+                if st.calls < self.threshold || st.specs.len() >= MAX_SPECS {
+                    return None;
+                }
+                self.compile(module, func, key, args.len())
+            }
+        };
+        let Spec::Ready { entry, ret } = spec else {
+            return None;
+        };
+        let mut ctx = JitCtx {
+            fuel: *fuel,
+            depth: depth as u64,
+            max_depth: max_depth as u64,
+            stack: stack as u64,
+            max_stack: max_stack as u64,
+            native_left: NATIVE_DEPTH,
+            bail: 0,
+        };
+        // SAFETY: `entry` was made by `Backend::compile` for exactly this specialisation: it
+        // reads `args.len()` words from `bits` (which holds `MAX_ARGS`), and reads and writes
+        // only `ctx`, which outlives the call. Its code lives in `self.backend`'s memory, which
+        // is never freed while `self` lives. The code itself touches no other memory: the
+        // analysis admits only register arithmetic, compares, branches and calls of other
+        // such functions, and every division is guarded against zero and overflow, so it
+        // cannot trap.
+        let out = unsafe { entry(&mut ctx, bits.as_ptr()) };
+        if ctx.bail != 0 {
+            if let Some(st) = self.funcs.get_mut(func as usize) {
+                st.bails += 1;
+                if st.bails >= MAX_BAILS {
+                    st.never = true;
+                }
+            }
+            return None;
+        }
+        *fuel = ctx.fuel;
+        Some(match ret {
+            Ty::Int => Value::int(out as i64),
+            Ty::Float => Value::float(f64::from_bits(out)),
+            Ty::Bool => Value::bool(out != 0),
+            // `Bot`: the function never returns normally, so this is never reached.
+            Ty::Null | Ty::Bot | Ty::Top => Value::NULL,
+        })
+    }
+
+    /// The backend, made on first use.
+    fn backend(&mut self) -> Result<&mut Backend, String> {
+        if self.unsupported {
+            return Err("Cranelift does not support this host".into());
+        }
+        if self.backend.is_none() {
+            match Backend::new() {
+                Ok(b) => self.backend = Some(b),
+                Err(e) => {
+                    self.unsupported = true;
+                    return Err(e);
+                }
+            }
+        }
+        self.backend
+            .as_mut()
+            .ok_or_else(|| "no backend".to_string())
+    }
+
+    /// Compiles `func` for the packed argument types `key`, records the outcome, and returns
+    /// it.
+    #[cold]
+    #[inline(never)]
+    fn compile(&mut self, module: &Module, func: u32, key: u32, nargs: usize) -> Spec {
+        let start = Instant::now();
+        let args: Vec<Ty> = (0..nargs).map(|i| ty_of((key >> (2 * i)) & 3)).collect();
+        let name = format!(
+            "{}({})",
+            module.func_name(func),
+            args.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+        );
+        let supported = analyze::supported_opcodes(module, func);
+        let result = match supported {
+            false => Err("uses instructions the JIT does not compile".to_string()),
+            true => analyze::plan(module, Key { func, args })
+                .map_err(|r| format!("{} at pc {}: {}", module.func_name(r.func), r.pc, r.why))
+                .and_then(|plans| {
+                    let n = plans.len();
+                    self.backend()?
+                        .compile(module, &plans)
+                        .map(|(ptr, ret)| (ptr, ret, n))
+                }),
+        };
+        let micros = start.elapsed().as_micros() as u64;
+        let (spec, compiled, refused) = match result {
+            Ok((ptr, ret, n)) => {
+                // SAFETY: `ptr` is the finalized address of a trampoline that Backend::compile
+                // declared with the signature `(i64, i64) -> i64` in the host's default
+                // calling convention, which is `extern "C"`'s.
+                let entry: EntryFn = unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) };
+                (Spec::Ready { entry, ret }, n, None)
+            }
+            Err(why) => (Spec::Refused, 0, Some(why)),
+        };
+        if let Some(st) = self.funcs.get_mut(func as usize) {
+            if !supported {
+                st.never = true;
+            }
+            st.specs.push((key, spec));
+        }
+        self.events.push(JitEvent {
+            function: name,
+            compiled,
+            micros,
+            refused,
+        });
+        spec
+    }
+}
