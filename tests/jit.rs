@@ -16,6 +16,8 @@ fn run(mode: &str, args: &[String]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_aivm"))
         .arg("run")
         .arg(format!("--jit={mode}"))
+        // The summary line of a run with models carries its wall time, which no two runs share.
+        .arg("--quiet")
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
