@@ -242,9 +242,10 @@ fn run_each(
     let mut done = 0usize;
     let mut spent = Spent::default();
     let mut write_err: Option<io::Error> = None;
+    let mut template = Vm::new(module, limits.clone()).map_err(CliError::Run)?;
+    template.set_jit(args.jit);
     rt.block_on(run_many(
-        module,
-        limits,
+        &template,
         inputs,
         args.concurrency,
         |_, out| {

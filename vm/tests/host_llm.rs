@@ -535,9 +535,9 @@ fn hundreds_of_programs_run_at_once_against_a_slow_server_and_all_are_right() {
         let m = module(ONE_ASK);
         let mut results = vec![None; N];
         let t0 = std::time::Instant::now();
+        let template = Vm::new(&m, Limits::default()).unwrap();
         run_many(
-            &m,
-            &Limits::default(),
+            &template,
             (0..N).map(|i| HostValue::int(i as i64)),
             N,
             |_, out| {

@@ -10,9 +10,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::budget::Spent;
 use super::{Host, RunError};
-use crate::format::VerifiedModule;
 use crate::host_value::HostValue;
-use crate::interp::{Limits, Vm};
+use crate::interp::Vm;
 
 /// How one of many runs ended.
 #[derive(Debug)]
@@ -26,13 +25,13 @@ pub struct ManyRun {
     pub spent: Spent,
 }
 
-/// Runs `module`'s `main` once per input (passed as its one argument; a `main` without
-/// parameters gets none), at most `concurrency` at a time. `make_host(index, stdout)` builds
+/// Runs the `main` of `template`'s module once per input (passed as its one argument; a `main`
+/// without parameters gets none), at most `concurrency` at a time, each in a fresh VM with the
+/// template's limits and JIT mode ([`Vm::fresh`]: the module's tables are derived once). `make_host(index, stdout)` builds
 /// each run's host around the writer that captures its output; `on_done` gets each outcome
 /// as its run ends (not in input order).
 pub async fn run_many(
-    module: &VerifiedModule,
-    limits: &Limits,
+    template: &Vm,
     inputs: impl IntoIterator<Item = HostValue>,
     concurrency: usize,
     mut make_host: impl FnMut(usize, Box<dyn Write>) -> Host,
@@ -43,7 +42,7 @@ pub async fn run_many(
     let mut start = |index: usize, input: HostValue| {
         let out = Capture::default();
         let host = make_host(index, Box::new(out.clone()));
-        one(module, limits, index, input, host, out)
+        one(template, index, input, host, out)
     };
     for (i, input) in inputs.by_ref().take(concurrency.max(1)) {
         running.push(start(i, input));
@@ -57,15 +56,15 @@ pub async fn run_many(
 }
 
 async fn one(
-    module: &VerifiedModule,
-    limits: &Limits,
+    template: &Vm,
     index: usize,
     input: HostValue,
     mut host: Host,
     out: Capture,
 ) -> ManyRun {
     let result = async {
-        let mut vm = Vm::new(module, limits.clone())?;
+        let mut vm = template.fresh();
+        let module = vm.module().clone();
         let entry = module
             .entry
             .ok_or_else(|| crate::VmError::InvalidModule("the module has no main".into()))?;

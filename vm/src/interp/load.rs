@@ -20,10 +20,30 @@ fn bad(msg: String) -> VmError {
     VmError::InvalidModule(msg)
 }
 
+/// What the interpreter derives from a module before running it, once per module: every VM
+/// of the module shares it (`Vm::fresh`), so that starting one more run costs only its state.
+pub(crate) struct Linked {
+    pub natives: Vec<NativeSlot>,
+    /// [`canonical_strings`] and [`canonical_shapes`] of the module.
+    pub canon: Vec<u32>,
+    pub shapes: Vec<Box<[u32]>>,
+}
+
+pub(crate) fn link(module: &Module) -> Result<Linked, VmError> {
+    let natives = resolve_natives(module)?;
+    let canon = canonical_strings(module);
+    let shapes = canonical_shapes(module, &canon);
+    Ok(Linked {
+        natives,
+        canon,
+        shapes,
+    })
+}
+
 /// For each string of the module's pool, the first id with the same text, so that names (of
 /// record fields) compare by id with the same result as comparing their texts.
-pub(crate) fn canonical_strings(module: &Module) -> Vec<u32> {
-    let mut first: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+fn canonical_strings(module: &Module) -> Vec<u32> {
+    let mut first: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
     module
         .strings
         .iter()
@@ -34,7 +54,7 @@ pub(crate) fn canonical_strings(module: &Module) -> Vec<u32> {
 
 /// For each constant, the canonical ids (see [`canonical_strings`]) of its field names if it
 /// is a record shape, else nothing: a field's slot is then found by comparing ids.
-pub(crate) fn canonical_shapes(module: &Module, canon: &[u32]) -> Vec<Box<[u32]>> {
+fn canonical_shapes(module: &Module, canon: &[u32]) -> Vec<Box<[u32]>> {
     module
         .constants
         .iter()
@@ -51,7 +71,7 @@ pub(crate) fn canonical_shapes(module: &Module, canon: &[u32]) -> Vec<Box<[u32]>
 /// Resolves the module's native table to the VM's implementations. The verifier has checked
 /// every name (rule V4) and every use (V13); a name without an implementation here would be a
 /// VM that lists a native it does not have.
-pub(crate) fn resolve_natives(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
+fn resolve_natives(module: &Module) -> Result<Vec<NativeSlot>, VmError> {
     module
         .natives
         .iter()

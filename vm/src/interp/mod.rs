@@ -172,10 +172,7 @@ pub struct VmState {
 /// A virtual machine running one module.
 pub struct Vm {
     module: Arc<Module>,
-    natives: Vec<NativeSlot>,
-    /// `load::canonical_strings` and `load::canonical_shapes` of the module.
-    canon: Vec<u32>,
-    shapes: Vec<Box<[u32]>>,
+    linked: Arc<load::Linked>,
     limits: Limits,
     st: VmState,
     /// Ids of the tasks whose status is `Ready`, derived from the state.
@@ -186,6 +183,7 @@ pub struct Vm {
     awaiting: usize,
     /// The JIT tier (vm/src/jit/): derived from the module, not part of the state.
     jit: Option<Box<crate::jit::Jit>>,
+    jit_mode: crate::jit::JitMode,
 }
 
 impl Vm {
@@ -197,14 +195,34 @@ impl Vm {
             consts: vec![None; module.constants.len()],
             ..VmState::default()
         };
-        Vm::with_state(module, limits, st)
+        let linked = Arc::new(load::link(module)?);
+        Ok(Vm::with_state(module.arc().clone(), linked, limits, st))
     }
 
-    fn with_state(module: &VerifiedModule, limits: Limits, mut st: VmState) -> Result<Vm, VmError> {
-        let module = module.arc().clone();
-        let natives = load::resolve_natives(&module)?;
-        let canon = load::canonical_strings(&module);
-        let shapes = load::canonical_shapes(&module, &canon);
+    /// A new VM of the same module, limits and JIT mode, with no tasks: what `new` would give,
+    /// without deriving the module's tables again (for hosts that start many runs of one
+    /// program).
+    pub fn fresh(&self) -> Vm {
+        let st = VmState {
+            consts: vec![None; self.module.constants.len()],
+            ..VmState::default()
+        };
+        let mut vm = Vm::with_state(
+            self.module.clone(),
+            self.linked.clone(),
+            self.limits.clone(),
+            st,
+        );
+        vm.set_jit(self.jit_mode);
+        vm
+    }
+
+    fn with_state(
+        module: Arc<Module>,
+        linked: Arc<load::Linked>,
+        limits: Limits,
+        mut st: VmState,
+    ) -> Vm {
         st.heap.set_limit(limits.max_heap_bytes);
         let ready = st
             .tasks
@@ -216,24 +234,25 @@ impl Vm {
         let count = |f: fn(&Status) -> bool| st.tasks.iter().filter(|t| f(&t.status)).count();
         let waiting = count(|s| matches!(s, Status::Waiting { .. }));
         let awaiting = count(|s| matches!(s, Status::Awaiting { .. }));
-        let jit = crate::jit::Jit::new(&module, crate::jit::JitMode::default()).map(Box::new);
-        Ok(Vm {
+        let jit_mode = crate::jit::JitMode::default();
+        let jit = crate::jit::Jit::new(&module, jit_mode).map(Box::new);
+        Vm {
             module,
-            natives,
-            canon,
-            shapes,
+            linked,
             limits,
             st,
             ready,
             waiting,
             awaiting,
             jit,
-        })
+            jit_mode,
+        }
     }
 
     /// A VM resuming a [`VmState`] taken from a VM of the same module.
     pub fn restore(module: &VerifiedModule, limits: Limits, state: VmState) -> Result<Vm, VmError> {
-        let vm = Vm::with_state(module, limits, state)?;
+        let linked = Arc::new(load::link(module)?);
+        let vm = Vm::with_state(module.arc().clone(), linked, limits, state);
         load::check_state(&vm.module, &vm.st)?;
         Ok(vm)
     }
@@ -248,6 +267,7 @@ impl Vm {
     ///
     /// [`JitMode::default`]: crate::JitMode
     pub fn set_jit(&mut self, mode: crate::jit::JitMode) {
+        self.jit_mode = mode;
         self.jit = crate::jit::Jit::new(&self.module, mode).map(Box::new);
     }
 
@@ -386,9 +406,9 @@ impl Vm {
         let (result, uncaught) = {
             let mut ex = Exec::new(
                 &self.module,
-                &self.natives,
-                &self.canon,
-                &self.shapes,
+                &self.linked.natives,
+                &self.linked.canon,
+                &self.linked.shapes,
                 &self.limits,
                 &mut self.st,
             );

@@ -40,14 +40,14 @@ pub struct AnthropicSettings {
 #[derive(Debug)]
 pub struct AnthropicProvider {
     settings: AnthropicSettings,
-    endpoint: String,
+    endpoint: reqwest::Url,
     client: reqwest::Client,
 }
 
 impl AnthropicProvider {
     pub fn new(settings: AnthropicSettings) -> Result<Self, ProviderError> {
         let client = http_client(&settings.name, &settings.limits)?;
-        let endpoint = format!("{}/v1/messages", settings.base_url.trim_end_matches('/'));
+        let endpoint = super::endpoint(&settings.name, &settings.base_url, "/v1/messages")?;
         Ok(AnthropicProvider {
             settings,
             endpoint,
@@ -61,7 +61,7 @@ impl AnthropicProvider {
         let (body, output_tool) = wire_request(req, self.settings.stream);
         let mut http = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .header("content-type", "application/json")
             .header("anthropic-version", API_VERSION)
             .body(body.to_string());

@@ -95,6 +95,21 @@ fn timeout_error(provider: &str, limits: &Limits) -> ProviderError {
     }
 }
 
+/// The URL of `path` under `base_url`, parsed once when the provider is built (so that a bad
+/// base URL is a configuration error before any call, and no request parses it again).
+pub(crate) fn endpoint(
+    name: &str,
+    base_url: &str,
+    path: &str,
+) -> Result<reqwest::Url, ProviderError> {
+    let text = format!("{}{path}", base_url.trim_end_matches('/'));
+    reqwest::Url::parse(&text).map_err(|e| {
+        ProviderError::Config(format!(
+            "{name}: the base URL {base_url:?} is not a URL: {e}"
+        ))
+    })
+}
+
 /// A reqwest client bounded by `limits`.
 pub(crate) fn http_client(
     provider: &str,

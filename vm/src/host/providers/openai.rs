@@ -39,17 +39,14 @@ pub struct OpenAiSettings {
 #[derive(Debug)]
 pub struct OpenAiProvider {
     settings: OpenAiSettings,
-    endpoint: String,
+    endpoint: reqwest::Url,
     client: reqwest::Client,
 }
 
 impl OpenAiProvider {
     pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
         let client = http_client(&settings.name, &settings.limits)?;
-        let endpoint = format!(
-            "{}/chat/completions",
-            settings.base_url.trim_end_matches('/')
-        );
+        let endpoint = super::endpoint(&settings.name, &settings.base_url, "/chat/completions")?;
         Ok(OpenAiProvider {
             settings,
             endpoint,
@@ -63,7 +60,7 @@ impl OpenAiProvider {
         let body = wire_request(req, self.settings.stream);
         let mut http = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .header("content-type", "application/json")
             .body(body.to_string());
         if let Some(key) = &self.settings.api_key {
