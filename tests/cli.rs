@@ -2,54 +2,15 @@
 //! exit code; build, disasm, asm and verify agree with each other on real files; bad input of
 //! each kind gets its documented exit code and a message, never a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::PathBuf;
+use std::process::Command;
 
-fn aivm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aivm"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the aivm binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts the exit code, and that nothing panicked.
-fn assert_exit(o: &Output, code: i32) {
-    assert!(
-        !stderr(o).contains("panicked"),
-        "aivm panicked:\n{}",
-        stderr(o)
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
+use common::{aivm, assert_exit, path_str, stderr, stdout};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aivm-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
+    common::temp_dir("cli", name)
 }
 
 #[test]

@@ -4,46 +4,15 @@
 //! budgets from flags, and `--each` with `--concurrency`. Programs are hand-written assembly
 //! until the language has `llm` expressions.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn aivm_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aivm"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .output()
-        .expect("the aivm binary runs")
-}
+use std::path::PathBuf;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_exit(o: &Output, code: i32) {
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
+use common::{aivm_in, assert_exit, stderr, stdout, temp_dir};
 
 /// A fresh folder holding `name.aib` assembled from `asm`, and the transcript if given.
 fn program(test: &str, asm: &str, transcript: Option<&str>) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("aivm-cli-llm-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("cli-llm", test);
     let aia = dir.join("agent.aia");
     std::fs::write(&aia, asm).expect("write asm");
     let o = aivm_in(&dir, &["asm", "agent.aia"]);
@@ -56,60 +25,7 @@ fn program(test: &str, asm: &str, transcript: Option<&str>) -> (PathBuf, PathBuf
 
 /// main spawns ask(0), ask(1), ask(2) and prints their answers in that order; ask(i) asks
 /// model "large" `q<i>` and returns the answer's content.
-const FAN_OUT: &str = r#"
-.strings
-    s0 = "main"
-    s1 = "ask"
-    s2 = "large"
-    s3 = "i"
-    s4 = "{\"messages\": [{\"role\": \"user\", \"content\": \"q"
-    s5 = "\"}]}"
-    s6 = "json.parse"
-    s7 = "io.print"
-    s8 = "content"
-    s9 = "smart"
-.const
-    k0 = str s2
-    k1 = str s4
-    k2 = str s5
-.types
-    t0 = any
-.natives
-    n0 = s6
-    n1 = s7
-.models
-    s9 = s2
-.entry f0
-.func f0 s0
-    regs 8
-    LoadFunc r0, f1
-    LoadInt r1, 0
-    Spawn r2, r0, r1+1
-    LoadInt r1, 1
-    Spawn r3, r0, r1+1
-    LoadInt r1, 2
-    Spawn r4, r0, r1+1
-    Await r5, r2
-    Effect r6, n1, r5+1
-    Await r5, r3
-    Effect r6, n1, r5+1
-    Await r5, r4
-    Effect r6, n1, r5+1
-    LoadInt r0, 0
-    Return r0
-.func f1 s1
-    params s3: t0
-    regs 6
-    LoadConst r1, k1
-    ToStr r2, r0
-    LoadConst r3, k2
-    Concat r1, r1+3
-    CallNative r4, n0, r1+1
-    LoadConst r5, k0
-    CallLlm r1, r5, r4
-    GetField r2, r1, s8
-    Return r2
-"#;
+const FAN_OUT: &str = include_str!("../vm/tests/programs/fan_out.aia");
 
 /// Answers per question, the first one slowest, so that completions come out of order.
 const TRANSCRIPT: &str = r#"{"turns": [
@@ -227,48 +143,7 @@ fn budget_flags_stop_the_run_with_budget_exceeded() {
 }
 
 /// main(input) asks model "large" about its input and prints "<input> <answer>".
-const ONE_ASK: &str = r#"
-.strings
-    s0 = "main"
-    s1 = "input"
-    s2 = "large"
-    s3 = "{\"messages\": [{\"role\": \"user\", \"content\": \"about "
-    s4 = "\"}]}"
-    s5 = "json.parse"
-    s6 = "io.print"
-    s7 = "content"
-    s8 = " "
-.const
-    k0 = str s2
-    k1 = str s3
-    k2 = str s4
-    k3 = str s8
-.types
-    t0 = any
-.natives
-    n0 = s5
-    n1 = s6
-.models
-    s2 = s2
-.entry f0
-.func f0 s0
-    params s1: t0
-    regs 7
-    LoadConst r1, k1
-    ToStr r2, r0
-    LoadConst r3, k2
-    Concat r1, r1+3
-    CallNative r4, n0, r1+1
-    LoadConst r5, k0
-    CallLlm r1, r5, r4
-    GetField r2, r1, s7
-    ToStr r4, r0
-    LoadConst r5, k3
-    Move r6, r2
-    Concat r4, r4+3
-    Effect r5, n1, r4+1
-    Return r0
-"#;
+const ONE_ASK: &str = include_str!("../vm/tests/programs/one_ask.aia");
 
 #[test]
 fn each_runs_main_once_per_input_and_writes_results_in_input_order() {
@@ -372,9 +247,7 @@ const AGENT_TRANSCRIPT: &str = r#"{"turns": [
 ]}"#;
 
 fn source_program(test: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("aivm-cli-llm-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("cli-llm", test);
     std::fs::write(dir.join("agent.ail"), AGENT).unwrap();
     std::fs::write(dir.join("agent.script.json"), AGENT_TRANSCRIPT).unwrap();
     (dir.clone(), dir.join("agent.ail"))

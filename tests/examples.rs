@@ -4,15 +4,14 @@
 //! real HTTP and print what they print on their transcripts; `aivm check` accepts every example;
 //! the README's quick start runs triage and shows its output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use aivm_fakes::{openai, FakeOpenAi, Reply};
+use common::{aivm_command, assert_exit, path_str, root, stderr, stdout};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs `aivm` in `dir` with `stdin` (empty when None), with no model configuration coming
 /// from the environment: every model the examples name falls back to their transcripts.
@@ -21,15 +20,9 @@ fn aivm_in(dir: &Path, args: &[&str], stdin: Option<&Path>) -> Output {
         Some(path) => Stdio::from(std::fs::File::open(path).expect("stdin file")),
         None => Stdio::null(),
     };
-    Command::new(env!("CARGO_BIN_EXE_aivm"))
+    aivm_command(dir)
         .args(args)
-        .current_dir(dir)
         .stdin(input)
-        .env("NO_COLOR", "1")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("ANTHROPIC_BASE_URL")
         .output()
         .expect("the aivm binary runs")
 }
@@ -38,39 +31,10 @@ fn aivm(args: &[&str]) -> Output {
     aivm_in(&root(), args, None)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts the exit code, and that nothing panicked.
-fn assert_exit(o: &Output, code: i32) {
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
-
-/// A fresh temporary folder for one test.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aivm-examples-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::temp_dir("examples", name)
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// The events of a journal, one JSON value per line.
 fn journal(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("journal written");
     text.lines()

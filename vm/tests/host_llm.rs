@@ -43,63 +43,9 @@ impl Shared {
     }
 }
 
-/// main spawns ask(0), ask(1), ask(2) and prints their answers in that order. ask(i) sends
-/// `{"messages": [{"role": "user", "content": "q<i>"}]}` to model "large" and returns the
-/// answer's content.
-const FAN_OUT: &str = r#"
-.strings
-    s0 = "main"
-    s1 = "ask"
-    s2 = "large"
-    s3 = "i"
-    s4 = "{\"messages\": [{\"role\": \"user\", \"content\": \"q"
-    s5 = "\"}]}"
-    s6 = "json.parse"
-    s7 = "io.print"
-    s8 = "content"
-    s9 = "smart"
-.const
-    k0 = str s2
-    k1 = str s4
-    k2 = str s5
-.types
-    t0 = any
-.natives
-    n0 = s6
-    n1 = s7
-.models
-    s9 = s2
-.entry f0
-.func f0 s0
-    regs 8
-    LoadFunc r0, f1
-    LoadInt r1, 0
-    Spawn r2, r0, r1+1
-    LoadInt r1, 1
-    Spawn r3, r0, r1+1
-    LoadInt r1, 2
-    Spawn r4, r0, r1+1
-    Await r5, r2
-    Effect r6, n1, r5+1
-    Await r5, r3
-    Effect r6, n1, r5+1
-    Await r5, r4
-    Effect r6, n1, r5+1
-    LoadInt r0, 0
-    Return r0
-.func f1 s1
-    params s3: t0
-    regs 6
-    LoadConst r1, k1
-    ToStr r2, r0
-    LoadConst r3, k2
-    Concat r1, r1+3
-    CallNative r4, n0, r1+1
-    LoadConst r5, k0
-    CallLlm r1, r5, r4
-    GetField r2, r1, s8
-    Return r2
-"#;
+/// main spawns ask(0), ask(1), ask(2) and prints their answers in that order; ask(i) asks
+/// model "large" `q<i>` and returns the answer's content.
+const FAN_OUT: &str = include_str!("programs/fan_out.aia");
 
 fn module(asm: &str) -> VerifiedModule {
     VerifiedModule::new(assemble(asm).expect("assembles")).expect("verifies")
@@ -476,48 +422,7 @@ fn calls_go_over_real_http_to_the_fake_openai_server() {
 }
 
 /// main(input) asks model "large" about its input and prints "<input> <answer>".
-const ONE_ASK: &str = r#"
-.strings
-    s0 = "main"
-    s1 = "input"
-    s2 = "large"
-    s3 = "{\"messages\": [{\"role\": \"user\", \"content\": \"about "
-    s4 = "\"}]}"
-    s5 = "json.parse"
-    s6 = "io.print"
-    s7 = "content"
-    s8 = " "
-.const
-    k0 = str s2
-    k1 = str s3
-    k2 = str s4
-    k3 = str s8
-.types
-    t0 = any
-.natives
-    n0 = s5
-    n1 = s6
-.models
-    s2 = s2
-.entry f0
-.func f0 s0
-    params s1: t0
-    regs 7
-    LoadConst r1, k1
-    ToStr r2, r0
-    LoadConst r3, k2
-    Concat r1, r1+3
-    CallNative r4, n0, r1+1
-    LoadConst r5, k0
-    CallLlm r1, r5, r4
-    GetField r2, r1, s7
-    ToStr r4, r0
-    LoadConst r5, k3
-    Move r6, r2
-    Concat r4, r4+3
-    Effect r5, n1, r4+1
-    Return r0
-"#;
+const ONE_ASK: &str = include_str!("programs/one_ask.aia");
 
 #[test]
 fn hundreds_of_programs_run_at_once_against_a_slow_server_and_all_are_right() {

@@ -27,25 +27,15 @@ fn provider(fake: &FakeAnthropic, key: Option<&str>, stream: bool) -> AnthropicP
     .unwrap()
 }
 
-fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-        tool_calls: vec![],
-        tool_call_id: None,
-        name: None,
-    }
-}
-
 fn ask(text: &str) -> ModelRequest {
+    let messages = vec![
+        Message::text(Role::System, "You are terse."),
+        Message::text(Role::User, text),
+    ];
     ModelRequest {
-        model: "claude-test".into(),
-        messages: vec![msg(Role::System, "You are terse."), msg(Role::User, text)],
-        tools: vec![],
-        output: None,
         temperature: Some(0.2),
         max_tokens: Some(300),
-        stop: vec![],
+        ..ModelRequest::new("claude-test", messages)
     }
 }
 

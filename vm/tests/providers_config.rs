@@ -10,21 +10,7 @@ use aivm_vm::host::llm::{Message, ModelRequest, Role, Usage};
 use aivm_vm::host::providers::retry::call_with_retries;
 
 fn req(model: &str) -> ModelRequest {
-    ModelRequest {
-        model: model.into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "hi".into(),
-            tool_calls: vec![],
-            tool_call_id: None,
-            name: None,
-        }],
-        tools: vec![],
-        output: None,
-        temperature: None,
-        max_tokens: None,
-        stop: vec![],
-    }
+    ModelRequest::new(model, vec![Message::text(Role::User, "hi")])
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

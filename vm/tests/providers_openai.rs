@@ -27,26 +27,12 @@ fn provider(fake: &FakeOpenAi, key: Option<&str>, stream: bool) -> OpenAiProvide
     .unwrap()
 }
 
-fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-        tool_calls: vec![],
-        tool_call_id: None,
-        name: None,
-    }
-}
-
 fn ask(text: &str) -> ModelRequest {
-    ModelRequest {
-        model: "gpt-test".into(),
-        messages: vec![msg(Role::System, "You are terse."), msg(Role::User, text)],
-        tools: vec![],
-        output: None,
-        temperature: None,
-        max_tokens: None,
-        stop: vec![],
-    }
+    let messages = vec![
+        Message::text(Role::System, "You are terse."),
+        Message::text(Role::User, text),
+    ];
+    ModelRequest::new("gpt-test", messages)
 }
 
 fn weather_tool() -> ToolSpec {

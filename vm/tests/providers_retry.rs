@@ -80,21 +80,7 @@ fn http(status: u16, retry_after: Option<u64>) -> Option<Result<ModelResponse, P
 }
 
 fn req() -> ModelRequest {
-    ModelRequest {
-        model: "m".into(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "hi".into(),
-            tool_calls: vec![],
-            tool_call_id: None,
-            name: None,
-        }],
-        tools: vec![],
-        output: None,
-        temperature: None,
-        max_tokens: None,
-        stop: vec![],
-    }
+    ModelRequest::new("m", vec![Message::text(Role::User, "hi")])
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,24 +6,8 @@ use aivm_vm::host::providers::scripted::{transcript_path, ScriptedProvider};
 use std::path::Path;
 
 fn req(model: &str, texts: &[&str]) -> ModelRequest {
-    ModelRequest {
-        model: model.into(),
-        messages: texts
-            .iter()
-            .map(|t| Message {
-                role: Role::User,
-                content: (*t).into(),
-                tool_calls: vec![],
-                tool_call_id: None,
-                name: None,
-            })
-            .collect(),
-        tools: vec![],
-        output: None,
-        temperature: None,
-        max_tokens: None,
-        stop: vec![],
-    }
+    let messages = texts.iter().map(|t| Message::text(Role::User, *t));
+    ModelRequest::new(model, messages.collect())
 }
 
 const TRANSCRIPT: &str = r#"{

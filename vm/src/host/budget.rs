@@ -316,21 +316,7 @@ mod tests {
     use crate::host::llm::{Message, Role};
 
     fn req(text: &str) -> ModelRequest {
-        ModelRequest {
-            model: "m".into(),
-            messages: vec![Message {
-                role: Role::User,
-                content: text.into(),
-                tool_calls: vec![],
-                tool_call_id: None,
-                name: None,
-            }],
-            tools: vec![],
-            output: None,
-            temperature: None,
-            max_tokens: None,
-            stop: vec![],
-        }
+        ModelRequest::new("m", vec![Message::text(Role::User, text)])
     }
 
     fn usage(i: u64, o: u64) -> Usage {

@@ -37,6 +37,19 @@ pub struct Message {
     pub name: Option<String>,
 }
 
+impl Message {
+    /// A plain text message: no tool calls, not the result of one.
+    pub fn text(role: Role, content: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
+}
+
 /// A tool call an assistant message asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -81,6 +94,22 @@ pub struct ModelRequest {
     pub max_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+}
+
+impl ModelRequest {
+    /// A request to `model` with these messages and nothing else: no tools, no output
+    /// schema, and the provider's defaults for temperature, token limit and stop sequences.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> ModelRequest {
+        ModelRequest {
+            model: model.into(),
+            messages,
+            tools: Vec::new(),
+            output: None,
+            temperature: None,
+            max_tokens: None,
+            stop: Vec::new(),
+        }
+    }
 }
 
 /// Why the model stopped.

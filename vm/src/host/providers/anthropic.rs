@@ -565,19 +565,9 @@ mod tests {
     use super::*;
     use crate::host::llm::{Message, OutputSchema, ToolSpec};
 
-    fn msg(role: Role, content: &str) -> Message {
-        Message {
-            role,
-            content: content.into(),
-            tool_calls: vec![],
-            tool_call_id: None,
-            name: None,
-        }
-    }
-
     #[test]
     fn wire_request_merges_turns_and_forces_the_output_tool() {
-        let mut asst = msg(Role::Assistant, "");
+        let mut asst = Message::text(Role::Assistant, "");
         asst.tool_calls = vec![
             ToolCall {
                 id: "t1".into(),
@@ -590,19 +580,19 @@ mod tests {
                 arguments: "not json".into(),
             },
         ];
-        let mut r1 = msg(Role::Tool, "one");
+        let mut r1 = Message::text(Role::Tool, "one");
         r1.tool_call_id = Some("t1".into());
-        let mut r2 = msg(Role::Tool, "two");
+        let mut r2 = Message::text(Role::Tool, "two");
         r2.tool_call_id = Some("t2".into());
         let req = ModelRequest {
             model: "claude".into(),
             messages: vec![
-                msg(Role::System, "s1"),
-                msg(Role::User, "hi"),
+                Message::text(Role::System, "s1"),
+                Message::text(Role::User, "hi"),
                 asst,
                 r1,
                 r2,
-                msg(Role::System, "s2"),
+                Message::text(Role::System, "s2"),
             ],
             tools: vec![],
             output: Some(OutputSchema {
@@ -653,15 +643,7 @@ mod tests {
 
     #[test]
     fn output_tool_input_is_the_content() {
-        let req = ModelRequest {
-            model: "c".into(),
-            messages: vec![msg(Role::User, "x")],
-            tools: vec![],
-            output: None,
-            temperature: None,
-            max_tokens: None,
-            stop: vec![],
-        };
+        let req = ModelRequest::new("c", vec![Message::text(Role::User, "x")]);
         let got = parse_message(
             "p",
             &req,

@@ -510,13 +510,7 @@ mod tests {
         ModelRequest {
             model: "m".into(),
             messages: vec![
-                Message {
-                    role: Role::System,
-                    content: "be brief".into(),
-                    tool_calls: vec![],
-                    tool_call_id: None,
-                    name: None,
-                },
+                Message::text(Role::System, "be brief"),
                 Message {
                     role: Role::Assistant,
                     content: String::new(),
