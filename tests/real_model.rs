@@ -104,7 +104,7 @@ fn weather(city: string) -> int {
 }
 fn main() -> int {
   try {
-    let a = llm fast {
+    let _answer = llm fast {
       user "What is the temperature in Paris? Use the tool."
       tools [weather]
       temperature 0
