@@ -95,7 +95,7 @@ pub enum CliError {
     #[error("{0}")]
     #[diagnostic(
         code(aivm::models),
-        help("bind each model in aivm.toml ([models] NAME = \"openai:MODEL\"), with --model NAME=KIND:ID, or ship a scripted transcript beside the program (PROGRAM.script.json for PROGRAM.ail)")
+        help("nothing was sent to any model; how models are bound, keys found and transcripts named: spec/providers.md §1-2")
     )]
     ModelConfig(String),
 
