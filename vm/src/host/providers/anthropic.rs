@@ -677,4 +677,16 @@ mod tests {
             "{e}"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_answer_parses_or_fails_typed(body in super::super::hostile::answer()) {
+            let req = ModelRequest::new("m", vec![Message::text(Role::User, "hi")]);
+            // The property is that these return at all: a value or a ProviderError.
+            let _ = parse_message("fuzz", &req, None, &body);
+            let _ = parse_message("fuzz", &req, Some("name"), &body);
+        }
+    }
 }

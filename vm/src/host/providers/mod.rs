@@ -554,3 +554,72 @@ mod wire_output_tests {
         assert!(!wire_output(&out(optional_missing)).strict);
     }
 }
+
+/// Answers a server might send, built from the words both wire protocols use, for the
+/// property tests that feed them to the parsers (which must answer or fail typed, never
+/// panic).
+#[cfg(test)]
+pub(crate) mod hostile {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const WORDS: &[&str] = &[
+        "choices",
+        "message",
+        "delta",
+        "content",
+        "role",
+        "tool_calls",
+        "function",
+        "name",
+        "arguments",
+        "id",
+        "index",
+        "finish_reason",
+        "usage",
+        "prompt_tokens",
+        "completion_tokens",
+        "error",
+        "type",
+        "text",
+        "tool_use",
+        "input",
+        "stop_reason",
+        "input_tokens",
+        "output_tokens",
+        "model",
+        "refusal",
+        "message_start",
+        "content_block",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            proptest::sample::select(WORDS).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                object(inner),
+            ]
+        })
+    }
+
+    fn object(inner: impl Strategy<Value = Value>) -> impl Strategy<Value = Value> {
+        proptest::collection::vec((proptest::sample::select(WORDS), inner), 0..6)
+            .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+    }
+
+    /// A JSON answer: an object keyed by the protocols' own words, nested a few levels.
+    pub(crate) fn answer() -> impl Strategy<Value = Vec<u8>> {
+        object(tree()).prop_map(|v| v.to_string().into_bytes())
+    }
+}

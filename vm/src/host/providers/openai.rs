@@ -624,4 +624,14 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_answer_parses_or_fails_typed(body in super::super::hostile::answer()) {
+            // The property is that this returns at all: a value or a ProviderError.
+            let _ = parse_completion("fuzz", &req(), &body);
+        }
+    }
 }
