@@ -9,12 +9,13 @@ use aivm_vm::host::llm::{
     Finish, Message, ModelRequest, OutputSchema, Provider, ProviderError, Role, ToolCall, ToolSpec,
     Usage,
 };
-use aivm_vm::host::providers::anthropic::{AnthropicProvider, AnthropicSettings, API_VERSION};
+use aivm_vm::host::providers::anthropic::{AnthropicProvider, API_VERSION};
+use aivm_vm::host::providers::HttpSettings;
 use aivm_vm::host::providers::{ApiKey, Limits};
 use serde_json::json;
 
 fn provider(fake: &FakeAnthropic, key: Option<&str>, stream: bool) -> AnthropicProvider {
-    AnthropicProvider::new(AnthropicSettings {
+    AnthropicProvider::new(HttpSettings {
         name: "anthropic:test".into(),
         base_url: fake.base_url(),
         api_key: key.map(ApiKey::new),

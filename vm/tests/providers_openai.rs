@@ -9,12 +9,13 @@ use aivm_vm::host::llm::{
     Finish, Message, ModelRequest, OutputSchema, Provider, ProviderError, Role, ToolCall, ToolSpec,
     Usage,
 };
-use aivm_vm::host::providers::openai::{OpenAiProvider, OpenAiSettings};
+use aivm_vm::host::providers::openai::OpenAiProvider;
+use aivm_vm::host::providers::HttpSettings;
 use aivm_vm::host::providers::{ApiKey, Limits};
 use serde_json::json;
 
 fn provider(fake: &FakeOpenAi, key: Option<&str>, stream: bool) -> OpenAiProvider {
-    OpenAiProvider::new(OpenAiSettings {
+    OpenAiProvider::new(HttpSettings {
         name: "openai:test".into(),
         base_url: fake.base_url(),
         api_key: key.map(ApiKey::new),
@@ -371,7 +372,7 @@ async fn refused_connection_is_a_retryable_connect_error() {
     drop(fake);
     // Give the aborted server task a moment to release the port.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let p = OpenAiProvider::new(OpenAiSettings {
+    let p = OpenAiProvider::new(HttpSettings {
         name: "openai:test".into(),
         base_url: base,
         api_key: None,
@@ -390,7 +391,7 @@ async fn slow_server_is_a_timeout() {
     fake.push(
         Reply::json(200, &openai::completion("late", "stop")).with_delay(Duration::from_secs(3)),
     );
-    let p = OpenAiProvider::new(OpenAiSettings {
+    let p = OpenAiProvider::new(HttpSettings {
         name: "openai:test".into(),
         base_url: fake.base_url(),
         api_key: None,
@@ -413,7 +414,7 @@ async fn oversized_body_is_refused() {
         200,
         &openai::completion(&"x".repeat(5000), "stop"),
     ));
-    let p = OpenAiProvider::new(OpenAiSettings {
+    let p = OpenAiProvider::new(HttpSettings {
         name: "openai:test".into(),
         base_url: fake.base_url(),
         api_key: None,

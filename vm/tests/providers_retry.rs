@@ -9,8 +9,9 @@ use aivm_fakes::{openai, FakeOpenAi, Reply};
 use aivm_vm::host::llm::{
     BoxFuture, Finish, Message, ModelRequest, ModelResponse, Provider, ProviderError, Role, Usage,
 };
-use aivm_vm::host::providers::openai::{OpenAiProvider, OpenAiSettings};
+use aivm_vm::host::providers::openai::OpenAiProvider;
 use aivm_vm::host::providers::retry::{call_with_retries, RetryRule};
+use aivm_vm::host::providers::HttpSettings;
 use aivm_vm::host::providers::Limits;
 use tokio::time::Instant;
 
@@ -247,7 +248,7 @@ async fn retries_over_http_honour_retry_after_ms() {
         &openai::error_body(500, "oops", "server_error"),
     ));
     fake.push(Reply::json(200, &openai::completion("third time", "stop")));
-    let p = OpenAiProvider::new(OpenAiSettings {
+    let p = OpenAiProvider::new(HttpSettings {
         name: "openai:test".into(),
         base_url: fake.base_url(),
         api_key: None,

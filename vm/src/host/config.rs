@@ -12,10 +12,11 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::llm::{Provider, ProviderError, Usage};
-use super::providers::anthropic::{self, AnthropicProvider, AnthropicSettings};
-use super::providers::openai::{self, OpenAiProvider, OpenAiSettings};
+use super::providers::anthropic::{self, AnthropicProvider};
+use super::providers::openai::{self, OpenAiProvider};
 use super::providers::retry::RetryRule;
 use super::providers::scripted::{transcript_path, ScriptedProvider};
+use super::providers::HttpSettings;
 use super::providers::{ApiKey, Limits};
 
 /// The file name looked for beside the program and in the working directory.
@@ -431,7 +432,7 @@ pub fn build_provider(
                 "OPENAI_BASE_URL",
                 "OPENAI_API_KEY",
             )?;
-            Arc::new(OpenAiProvider::new(OpenAiSettings {
+            Arc::new(OpenAiProvider::new(HttpSettings {
                 name,
                 base_url,
                 api_key,
@@ -448,7 +449,7 @@ pub fn build_provider(
                 "ANTHROPIC_BASE_URL",
                 "ANTHROPIC_API_KEY",
             )?;
-            Arc::new(AnthropicProvider::new(AnthropicSettings {
+            Arc::new(AnthropicProvider::new(HttpSettings {
                 name,
                 base_url,
                 api_key,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::sse::{read_events, Flow, SseEvent};
 use super::{
-    check_status, estimate_usage, http_client, invalid_json, read_body, send, ApiKey, Limits,
+    check_status, estimate_usage, http_client, invalid_json, read_body, send, HttpSettings, Limits,
 };
 use crate::host::llm::{
     BoxFuture, Finish, ModelRequest, ModelResponse, Provider, ProviderError, Role, ToolCall, Usage,
@@ -23,29 +23,16 @@ pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` is required by the API; this is sent when a request sets none.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-/// How to reach an Anthropic Messages endpoint.
-#[derive(Clone, Debug)]
-pub struct AnthropicSettings {
-    /// The provider's name in messages, e.g. `anthropic:claude-sonnet-4-5`.
-    pub name: String,
-    /// The API root, without `/v1`.
-    pub base_url: String,
-    /// Sent as `x-api-key` when present.
-    pub api_key: Option<ApiKey>,
-    pub stream: bool,
-    pub limits: Limits,
-}
-
 /// A client of one Anthropic Messages endpoint; cheap to share, safe to call concurrently.
 #[derive(Debug)]
 pub struct AnthropicProvider {
-    settings: AnthropicSettings,
+    settings: HttpSettings,
     endpoint: reqwest::Url,
     client: reqwest::Client,
 }
 
 impl AnthropicProvider {
-    pub fn new(settings: AnthropicSettings) -> Result<Self, ProviderError> {
+    pub fn new(settings: HttpSettings) -> Result<Self, ProviderError> {
         let client = http_client(&settings.name, &settings.limits)?;
         let endpoint = super::endpoint(&settings.name, &settings.base_url, "/v1/messages")?;
         Ok(AnthropicProvider {

@@ -40,6 +40,22 @@ impl Default for Limits {
     }
 }
 
+/// How to reach an HTTP model endpoint (OpenAI-compatible or Anthropic).
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// The provider's name in messages, e.g. `openai:gpt-4o-mini`.
+    pub name: String,
+    /// The API root. OpenAI-compatible: with its `/v1` (requests go to
+    /// `{base_url}/chat/completions`); Anthropic: without it (`{base_url}/v1/messages`).
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …` (OpenAI) or `x-api-key` (Anthropic) when present;
+    /// local servers need none.
+    pub api_key: Option<ApiKey>,
+    /// Ask for a streamed answer (SSE) rather than one JSON body.
+    pub stream: bool,
+    pub limits: Limits,
+}
+
 /// An API key. It is never printed: `Debug` shows `ApiKey(***)`, and there is no `Display`
 /// or `Serialize`, so a key cannot reach a message, a trace or the journal by accident.
 #[derive(Clone, PartialEq, Eq)]

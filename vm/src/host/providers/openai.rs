@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::sse::{read_events, Flow, SseEvent};
 use super::{
-    check_status, estimate_usage, http_client, invalid_json, read_body, send, ApiKey, Limits,
+    check_status, estimate_usage, http_client, invalid_json, read_body, send, HttpSettings, Limits,
 };
 use crate::host::llm::{
     BoxFuture, Finish, ModelRequest, ModelResponse, Provider, ProviderError, Role, ToolCall, Usage,
@@ -20,31 +20,17 @@ use crate::host::llm::{
 /// OpenAI's own endpoint; a local server is e.g. `http://127.0.0.1:8080/v1`.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
-/// How to reach an OpenAI-compatible server.
-#[derive(Clone, Debug)]
-pub struct OpenAiSettings {
-    /// The provider's name in messages, e.g. `openai:gpt-4o-mini`.
-    pub name: String,
-    /// The API root, with its `/v1`: requests go to `{base_url}/chat/completions`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer …` when present; local servers need none.
-    pub api_key: Option<ApiKey>,
-    /// Ask for a streamed answer (SSE) rather than one JSON body.
-    pub stream: bool,
-    pub limits: Limits,
-}
-
 /// A client of one OpenAI-compatible endpoint; cheap to share and safe to call concurrently
 /// (the HTTP connection pool is shared).
 #[derive(Debug)]
 pub struct OpenAiProvider {
-    settings: OpenAiSettings,
+    settings: HttpSettings,
     endpoint: reqwest::Url,
     client: reqwest::Client,
 }
 
 impl OpenAiProvider {
-    pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
+    pub fn new(settings: HttpSettings) -> Result<Self, ProviderError> {
         let client = http_client(&settings.name, &settings.limits)?;
         let endpoint = super::endpoint(&settings.name, &settings.base_url, "/chat/completions")?;
         Ok(OpenAiProvider {
