@@ -449,10 +449,10 @@ fn main() {
     let r = run_with(
         src,
         vec![reply("", &[("p", "ping", "{}")])],
-        Some(("ping", HostError::new("PermissionDenied", "tool ping"))),
+        Some(("ping", HostError::new("PolicyDenied", "tool ping"))),
     );
     // A denial is raised as it is: it has no payload, so reading one fails.
-    assert_eq!(r.printed, ["PermissionDenied", "tool ping"]);
+    assert_eq!(r.printed, ["PolicyDenied", "tool ping"]);
     assert!(r.failure.is_some(), "{r:#?}");
 
     let r = run(

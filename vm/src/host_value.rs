@@ -174,7 +174,7 @@ impl HostValue {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct HostError {
-    /// e.g. "PermissionDenied", "IoError".
+    /// e.g. "PolicyDenied", "IoError".
     pub kind: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "LabelInfo::is_public")]

@@ -7,6 +7,7 @@ mod compare;
 mod error;
 mod heap;
 pub mod host;
+pub mod policy;
 mod host_value;
 mod interp;
 mod jit;

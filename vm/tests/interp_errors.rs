@@ -333,10 +333,10 @@ fn failed_effects_are_catchable_errors() {
     );
     let o = run_with(m, Limits::default(), |name, _| {
         Err(aivm_vm::HostError::new(
-            "PermissionDenied",
+            "PolicyDenied",
             format!("{name} denied"),
         ))
     });
     assert!(o.result.is_ok(), "{:?}", o.result);
-    assert_eq!(o.out, ["PermissionDenied: fs.read denied"]);
+    assert_eq!(o.out, ["PolicyDenied: fs.read denied"]);
 }

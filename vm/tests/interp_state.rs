@@ -372,19 +372,19 @@ fn fs_read_is_denied_outside_granted_roots_and_through_dotdot_or_symlinks() {
     assert_eq!(read(ok.join("a.txt")).unwrap().as_str(), Some("a"));
     assert_eq!(
         read(ok.join("../secret.txt")).unwrap_err(),
-        "PermissionDenied"
+        "PolicyDenied"
     );
     assert_eq!(
         read(dir.join("secret.txt")).unwrap_err(),
-        "PermissionDenied"
+        "PolicyDenied"
     );
     assert_eq!(
         read(dir.join("missing.txt")).unwrap_err(),
-        "PermissionDenied"
+        "PolicyDenied"
     );
     assert_eq!(read(ok.join("missing.txt")).unwrap_err(), "IoError");
     #[cfg(unix)]
-    assert_eq!(read(ok.join("link.txt")).unwrap_err(), "PermissionDenied");
+    assert_eq!(read(ok.join("link.txt")).unwrap_err(), "PolicyDenied");
     std::fs::remove_dir_all(&dir).ok();
 }
 

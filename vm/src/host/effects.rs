@@ -47,7 +47,7 @@ pub(crate) fn perform(
             Ok(HostValue::int(ms))
         }
         other => Err(HostError::new(
-            "PermissionDenied",
+            "PolicyDenied",
             format!("this host does not perform the effect {other}"),
         )),
     })
@@ -78,7 +78,7 @@ fn read_file(policy: &Policy, path: &Path) -> Result<HostValue, HostError> {
     let shown = path.display().to_string();
     let denied = || {
         HostError::new(
-            "PermissionDenied",
+            "PolicyDenied",
             format!("reading {shown} is not allowed (grant it with --allow-read)"),
         )
     };
