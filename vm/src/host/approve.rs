@@ -189,13 +189,11 @@ pub fn render_prompt(req: &ApprovalRequest) -> String {
 /// much was left out.
 pub fn escape(text: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut shown = 0usize;
-    for (i, c) in text.char_indices() {
+    for (shown, (i, c)) in text.char_indices().enumerate() {
         if shown == max {
             let _ = write!(out, "…[{} more bytes not shown]", text.len() - i);
             return out;
         }
-        shown += 1;
         if c == '\\' {
             out.push_str("\\\\");
         } else if is_hidden(c) {
