@@ -1,0 +1,762 @@
+//! The reference checker: re-judges every effect a run performed, from the journal and the
+//! policy the test gave the run, and returns the ones the policy forbids. It is written from
+//! spec/security.md and /work/notes/SEC.md, not from the engine: paths are judged by where they
+//! really lead on disk after the run (canonical resolution, file identity for denies), URLs by a
+//! parser of its own, label conditions on a lower bound of each argument's label that comes
+//! from provenance the test knows (distinctive markers placed in every labelled source: when a
+//! model's request held a marker, everything the model answered carries that source's label).
+//!
+//! What it checks for each performed effect (anything but a `PolicyDenied` outcome):
+//! - a permitting decision event for it was written before it;
+//! - the tool id is valid, and a model's call (`tool.call`) names a tool offered in that turn
+//!   and asked for in that answer;
+//! - the resource grant: read/write paths under a granted root and not under a denied path (by
+//!   identity), hosts granted (loopback/private ones by name only) and not denied, commands and
+//!   variables granted; other natives granted by `--allow-tool`/`-A` or by default;
+//! - `--deny-tool`, deny rules, and that some allow/ask rule holds when the tool has any;
+//! - asks were approved (and `--yes` only approved what it may);
+//! - the confidentiality default: every argument's readers include the call's audience;
+//! - a model request holding data whose readers exclude `model:NAME` was not sent.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use super::journal::{Decision, Effect, Event, Journal};
+use super::label::Label;
+use super::pattern::Pattern;
+use super::policy::{Action, Cond, Grant, PolicySpec, Rule};
+
+/// A source of labelled data, recognised by a marker string it always contains.
+#[derive(Clone, Debug)]
+pub struct Marker {
+    pub text: String,
+    pub label: Label,
+}
+
+/// What the checker knows about the run besides the policy.
+#[derive(Clone, Debug, Default)]
+pub struct RunFacts {
+    /// The working directory of the run (relative paths and grants are relative to it).
+    pub cwd: PathBuf,
+    pub markers: Vec<Marker>,
+    /// Whether every effect must have a decision event (spec/security.md §7). llm.call is
+    /// judged by its readers only.
+    pub require_decisions: bool,
+}
+
+/// One effect the checker would have refused.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub line: usize,
+    pub effect: String,
+    pub args: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut args = self.args.clone();
+        if args.len() > 300 {
+            let mut cut = 300;
+            while !args.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            args.truncate(cut);
+            args.push('…');
+        }
+        write!(f, "journal line {}: {}({}): {}", self.line, self.effect, args, self.why)
+    }
+}
+
+/// The parameter names of the native tools (SEC.md §3).
+pub fn native_params(tool: &str) -> &'static [&'static str] {
+    match tool {
+        "fs.read" | "fs.list" => &["path"],
+        "fs.write" => &["path", "text"],
+        "http.get" => &["url"],
+        "http.post" => &["url", "body", "content_type"],
+        "proc.run" => &["cmd", "args"],
+        "env.get" => &["name"],
+        "io.print" => &["value"],
+        "io.ask" => &["question"],
+        _ => &[],
+    }
+}
+
+/// `[A-Za-z0-9_.-]{1,128}`
+pub fn valid_tool_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Glob: `*` matches `[A-Za-z0-9_.-]*`, everything else is itself; whole id.
+pub fn glob_matches(glob: &str, id: &str) -> bool {
+    fn go(g: &[u8], s: &[u8]) -> bool {
+        match g.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => {
+                let mut i = 0;
+                loop {
+                    if go(rest, &s[i..]) {
+                        return true;
+                    }
+                    match s.get(i) {
+                        Some(&c) if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') => {
+                            i += 1
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            Some((&c, rest)) => s.first() == Some(&c) && go(rest, &s[1..]),
+        }
+    }
+    go(glob.as_bytes(), id.as_bytes())
+}
+
+/// Where `path` leads on disk now: symlinks followed, `..` applied to resolved directories;
+/// the part that does not exist is appended as written. `None` for paths no OS call accepts.
+pub fn resolve(cwd: &Path, path: &str) -> Option<PathBuf> {
+    if path.contains('\0') || path.is_empty() {
+        return None;
+    }
+    let p = Path::new(path);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    Some(resolve_abs(&abs))
+}
+
+fn resolve_abs(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) => resolve_abs(parent).join(name),
+        // Ends in `..` below something missing: the OS would fail; keep it as written, and
+        // `beneath` refuses paths with `..` left in them.
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Whether resolved `target` is `root` or beneath it (component-wise, never by string prefix).
+fn beneath(target: &Path, root: &Path) -> bool {
+    !target
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        && target.starts_with(root)
+}
+
+/// Whether `target` or a directory on its way is the file a deny names (by identity: device
+/// and inode, so hard links and other spellings are caught too).
+fn denied_by(target: &Path, denied: &Path) -> bool {
+    if beneath(target, denied) {
+        return true;
+    }
+    let Ok(d) = std::fs::metadata(denied) else {
+        return false;
+    };
+    let mut cur = Some(target);
+    while let Some(p) = cur {
+        if let Ok(m) = std::fs::metadata(p) {
+            if m.dev() == d.dev() && m.ino() == d.ino() {
+                return true;
+            }
+        }
+        cur = p.parent();
+    }
+    false
+}
+
+/// A URL's scheme, host and port as the checker reads it: a conservative parser that refuses
+/// everything unusual (userinfo, percent-encoding or non-ASCII in the host, numeric IPv4
+/// forms other than the dotted quad).
+pub fn parse_url(url: &str) -> Result<(String, String, u16), String> {
+    let url = url.trim_matches(|c: char| c <= ' ');
+    let (scheme, rest) = url.split_once(':').ok_or("no scheme")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(format!("scheme {scheme}")),
+    };
+    let rest = rest.trim_start_matches(['/', '\\']);
+    let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.contains('@') {
+        return Err("userinfo".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("bad IPv6")?;
+        (format!("[{}]", h.to_ascii_lowercase()), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+            None => (authority.to_ascii_lowercase(), None),
+        }
+    };
+    let port = match port {
+        None | Some("") => default_port,
+        Some(p) => p.parse::<u16>().map_err(|_| format!("port {p}"))?,
+    };
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    if !host.starts_with('[') {
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        {
+            return Err(format!("unusual host {host:?}"));
+        }
+        let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+        let numeric = labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"));
+        if numeric {
+            let quad = labels.len() == 4
+                && labels
+                    .iter()
+                    .all(|l| l.parse::<u8>().is_ok() && (l.len() == 1 || !l.starts_with('0')));
+            if !quad {
+                return Err(format!("numeric host form {host}"));
+            }
+        }
+    }
+    Ok((scheme, host.trim_end_matches('.').to_string(), port))
+}
+
+/// Loopback, private, link-local, metadata or unspecified: these need a grant by name.
+fn special_host(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match v6.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.to_ipv4_mapped().is_some()
+                    || (ip.segments()[0] & 0xfe00) == 0xfc00
+                    || (ip.segments()[0] & 0xffc0) == 0xfe80
+            }
+            Err(_) => true,
+        };
+    }
+    match host.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.octets()[0] == 0
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether a `--allow-net`/`--deny-net` entry names this host and port.
+fn net_entry_matches(entry: &str, host: &str, port: u16) -> bool {
+    let entry = entry.to_ascii_lowercase();
+    if let Ok((_, h, p)) = parse_url(&format!("http://{entry}")) {
+        let has_port = entry.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !entry.ends_with(']');
+        return h == host && (!has_port || p == port);
+    }
+    false
+}
+
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64()) {
+                (Some(i), Some(j)) => i == j,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        _ => a == b,
+    }
+}
+
+/// Every value inside `v`, `v` included.
+fn all_values(v: &Value, out: &mut Vec<Value>) {
+    out.push(v.clone());
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| all_values(i, out)),
+        Value::Object(m) => m.values().for_each(|i| all_values(i, out)),
+        _ => {}
+    }
+}
+
+/// The state of the model conversation the checker follows through the journal.
+#[derive(Default)]
+struct Conversation {
+    /// Lower bound of the label of the last request (and so of the answer).
+    label: Label,
+    /// Tools offered in the last request.
+    offered: BTreeSet<String>,
+    /// Tool names the last answer called.
+    called: Vec<String>,
+    /// Every value of the last answer's tool-call arguments (to recognise values a tool body
+    /// passes on to a native).
+    values: Vec<Value>,
+    active: bool,
+}
+
+/// The checker.
+pub struct Checker<'a> {
+    pub policy: &'a PolicySpec,
+    pub facts: &'a RunFacts,
+}
+
+impl Checker<'_> {
+    fn markers_in(&self, text: &str) -> Label {
+        self.facts
+            .markers
+            .iter()
+            .filter(|m| text.contains(&m.text))
+            .fold(Label::bottom(), |acc, m| acc.join(&m.label))
+    }
+
+    fn path_grant(&self, path: &str, grant: &Grant, denies: &[String]) -> Result<(), String> {
+        let Some(target) = resolve(&self.facts.cwd, path) else {
+            return Err(format!("path {path:?} is not a path"));
+        };
+        for d in denies {
+            if let Some(dp) = resolve(&self.facts.cwd, d) {
+                if denied_by(&target, &dp) {
+                    return Err(format!("{} is under the denied {d}", target.display()));
+                }
+            }
+        }
+        let granted = self.policy.allow_all
+            || match grant {
+                Grant::None => false,
+                Grant::All => true,
+                Grant::Some(roots) => roots.iter().any(|r| {
+                    resolve(&self.facts.cwd, r).is_some_and(|root| beneath(&target, &root))
+                }),
+            };
+        if granted {
+            Ok(())
+        } else {
+            Err(format!("{} is outside every granted root", target.display()))
+        }
+    }
+
+    fn net_grant(&self, url: &str) -> Result<String, String> {
+        let (_, host, port) = parse_url(url)?;
+        if self.policy.deny_net.iter().any(|e| net_entry_matches(e, &host, port)) {
+            return Err(format!("{host}:{port} is denied"));
+        }
+        let named = self
+            .policy
+            .allow_net
+            .items()
+            .iter()
+            .any(|e| net_entry_matches(e, &host, port));
+        let all = self.policy.allow_all || self.policy.allow_net == Grant::All;
+        if named || (all && !special_host(&host)) {
+            Ok(host)
+        } else {
+            Err(format!("{host}:{port} is not granted"))
+        }
+    }
+
+    fn name_grant(&self, name: &str, grant: &Grant, denies: &[String]) -> Result<(), String> {
+        if denies.iter().any(|d| d == name) {
+            return Err(format!("{name} is denied"));
+        }
+        let ok = self.policy.allow_all
+            || match grant {
+                Grant::None => false,
+                Grant::All => true,
+                Grant::Some(v) => v.iter().any(|g| g == name),
+            };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{name} is not granted"))
+        }
+    }
+
+    /// The resource/tool grant of a call; returns the audience principal.
+    fn grant(&self, tool: &str, args: &[(String, Value)], gate: bool) -> Result<String, String> {
+        let arg = |n: &str| {
+            args.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let s = |n: &str| arg(n).as_str().map(str::to_string).unwrap_or_default();
+        if gate {
+            return Ok(format!("tool:{tool}"));
+        }
+        let p = self.policy;
+        match tool {
+            "fs.read" | "fs.list" => self
+                .path_grant(&s("path"), &p.allow_read, &p.deny_read)
+                .map(|_| format!("tool:{tool}")),
+            "fs.write" => self
+                .path_grant(&s("path"), &p.allow_write, &p.deny_write)
+                .map(|_| format!("tool:{tool}")),
+            "http.get" | "http.post" => self.net_grant(&s("url")).map(|h| format!("net:{h}")),
+            "proc.run" => self
+                .name_grant(&s("cmd"), &p.allow_run, &p.deny_run)
+                .map(|_| format!("tool:{tool}")),
+            "env.get" => self
+                .name_grant(&s("name"), &p.allow_env, &p.deny_env)
+                .map(|_| format!("tool:{tool}")),
+            "io.print" | "io.ask" => Ok("user".to_string()),
+            "io.read_line" | "clock.now" => Ok(format!("tool:{tool}")),
+            _ => {
+                let ok = p.allow_all
+                    || match &p.allow_tool {
+                        Grant::All => true,
+                        Grant::Some(g) => g.iter().any(|g| glob_matches(g, tool)),
+                        Grant::None => false,
+                    };
+                if ok {
+                    Ok(format!("tool:{tool}"))
+                } else {
+                    Err(format!("{tool} is not granted"))
+                }
+            }
+        }
+    }
+
+    /// Whether one condition holds; `labels` gives an argument's effective label.
+    fn cond_holds(
+        &self,
+        cond: &Cond,
+        name: &str,
+        args: &[(String, Value)],
+        label: &dyn Fn(&str) -> Label,
+    ) -> Result<bool, String> {
+        let Some(v) = args.iter().find(|(k, _)| k == name).map(|(_, v)| v) else {
+            return Ok(false); // an absent argument fails every condition
+        };
+        Ok(match cond {
+            Cond::Equals(e) => json_eq(v, e),
+            Cond::OneOf(set) => set.iter().any(|e| json_eq(v, e)),
+            Cond::Pattern(p) => {
+                let pat = Pattern::new(p).map_err(|e| format!("checker: pattern {p}: {e}"))?;
+                v.as_str().is_some_and(|s| pat.full_match(s))
+            }
+            Cond::Range(lo, hi) => v.is_number() && v.as_f64().is_some_and(|x| *lo <= x && x <= *hi),
+            Cond::Trusted => !label(name).untrusted,
+            Cond::ReadersInclude(other) => {
+                let to = args.iter().find(|(k, _)| k == other).map(|(_, v)| v);
+                match to.and_then(Value::as_str) {
+                    Some(p) => label(name).readable_by(p),
+                    None => false,
+                }
+            }
+            Cond::Audience(p) => label(name).readable_by(p),
+        })
+    }
+
+    fn is_label_cond(c: &Cond) -> bool {
+        matches!(c, Cond::Trusted | Cond::ReadersInclude(_) | Cond::Audience(_))
+    }
+
+    /// (value conditions hold, label conditions hold, control holds)
+    fn rule_holds(
+        &self,
+        r: &Rule,
+        args: &[(String, Value)],
+        label: &dyn Fn(&str) -> Label,
+        control: &Label,
+    ) -> Result<(bool, bool), String> {
+        let mut values = true;
+        let mut labels = !(r.control_trusted && control.untrusted);
+        for (name, conds) in &r.args {
+            for c in conds {
+                let ok = self.cond_holds(c, name, args, label)?;
+                if Self::is_label_cond(c) {
+                    labels &= ok;
+                } else {
+                    values &= ok;
+                }
+            }
+        }
+        Ok((values, labels))
+    }
+
+    /// Judges one performed call; `Err` says why it should not have happened.
+    fn judge(
+        &self,
+        tool: &str,
+        args: &[(String, Value)],
+        gate: bool,
+        label: &dyn Fn(&str) -> Label,
+        control: &Label,
+        decision: Option<&Decision>,
+    ) -> Result<(), String> {
+        if !valid_tool_id(tool) {
+            return Err(format!("invalid tool id {tool:?}"));
+        }
+        if self.policy.deny_tool.iter().any(|g| glob_matches(g, tool)) {
+            return Err("--deny-tool names it".into());
+        }
+        let audience = self.grant(tool, args, gate)?;
+        let mut needs_approval = self.policy.ask.iter().any(|g| glob_matches(g, tool));
+        let mut label_ask: Option<&Rule> = None;
+        let rules: Vec<&Rule> = self
+            .policy
+            .rules
+            .iter()
+            .filter(|r| glob_matches(&r.tool, tool))
+            .collect();
+        for r in rules.iter().filter(|r| r.action == Action::Deny) {
+            let (v, l) = self.rule_holds(r, args, label, control)?;
+            if v && l {
+                return Err(format!("deny rule {} holds", r.id));
+            }
+        }
+        let permissive: Vec<&&Rule> = rules.iter().filter(|r| r.action != Action::Deny).collect();
+        if !permissive.is_empty() {
+            let mut holding = Vec::new();
+            for r in &permissive {
+                let (v, l) = self.rule_holds(r, args, label, control)?;
+                if v && l {
+                    holding.push(**r);
+                } else if v && r.on_label_violation_ask && label_ask.is_none() {
+                    label_ask = Some(r);
+                }
+            }
+            if holding.is_empty() {
+                match label_ask {
+                    Some(_) => needs_approval = true,
+                    None => {
+                        let ids: Vec<&str> = permissive.iter().map(|r| r.id.as_str()).collect();
+                        return Err(format!("no allow/ask rule holds ({})", ids.join(", ")));
+                    }
+                }
+            } else if holding.iter().any(|r| r.action == Action::Ask) {
+                needs_approval = true;
+                label_ask = None;
+            } else {
+                label_ask = None;
+            }
+        }
+        for (name, _) in args {
+            let l = label(name);
+            if !l.readable_by(&audience) {
+                return Err(format!("argument {name} ({l}) may not reach {audience}"));
+            }
+        }
+        if needs_approval {
+            let approval = decision.and_then(|d| d.approval.as_deref());
+            match approval {
+                Some("approved") => {}
+                Some("auto-approved") => {
+                    if !self.policy.yes {
+                        return Err("auto-approved without --yes".into());
+                    }
+                    let rule = decision.and_then(|d| rules.iter().find(|r| r.id == d.rule));
+                    if let Some(r) = label_ask {
+                        if r.auto_approve != Some(true) {
+                            return Err(format!(
+                                "--yes approved a label violation of rule {} (auto_approve is not true)",
+                                r.id
+                            ));
+                        }
+                    } else if rule.is_some_and(|r| r.auto_approve == Some(false)) {
+                        return Err("--yes approved an ask whose rule says auto_approve = false".into());
+                    }
+                }
+                other => return Err(format!("needed an approval, got {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every performed effect of `journal` the policy forbids.
+    pub fn check(&self, journal: &Journal) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut conv = Conversation::default();
+        let mut decisions: std::collections::HashMap<(u64, u64), &Decision> = Default::default();
+        let mut seen_results = String::new();
+        for ev in &journal.events {
+            let e = match ev {
+                Event::Decision(d) => {
+                    decisions.insert((d.task, d.seq), d);
+                    continue;
+                }
+                Event::Effect(e) => e,
+                Event::Other(_) => continue,
+            };
+            let decision = decisions.remove(&(e.task, e.seq));
+            let mut fail = |why: String| {
+                out.push(Violation {
+                    line: e.line,
+                    effect: e.effect.clone(),
+                    args: Value::Array(e.args.clone()).to_string(),
+                    why,
+                })
+            };
+            if let Some(d) = decision {
+                if !d.permits() && e.performed() {
+                    fail(format!(
+                        "the decision was {} ({:?}) but the effect's outcome is {}",
+                        d.verdict, d.approval, e.outcome
+                    ));
+                    continue;
+                }
+            }
+            if !e.performed() {
+                continue;
+            }
+            if e.effect == "llm.call" {
+                self.follow_llm(e, &mut conv, &mut fail);
+                continue;
+            }
+            if self.facts.require_decisions && decision.is_none() {
+                fail("performed without a decision event before it".into());
+                continue;
+            }
+            if let Some(r) = &e.result {
+                if self.facts.markers.iter().any(|m| r.to_string().contains(&m.text)) {
+                    seen_results.push_str(&r.to_string());
+                }
+            }
+            self.judge_effect(e, decision, &conv, &seen_results, &mut fail);
+        }
+        out
+    }
+
+    fn follow_llm(&self, e: &Effect, conv: &mut Conversation, fail: &mut dyn FnMut(String)) {
+        let model = e.arg_str(0).unwrap_or_default().to_string();
+        let request = e.args.get(1).cloned().unwrap_or(Value::Null);
+        let label = self.markers_in(&request.to_string());
+        if !label.readable_by(&format!("model:{model}")) {
+            fail(format!("the request holds data ({label}) model:{model} may not read"));
+        }
+        conv.label = label;
+        conv.offered = request["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        conv.called.clear();
+        conv.values.clear();
+        for (name, arguments) in e.llm_tool_calls() {
+            conv.called.push(name);
+            if let Ok(v) = serde_json::from_str::<Value>(&arguments) {
+                all_values(&v, &mut conv.values);
+            }
+        }
+        conv.active = true;
+    }
+
+    fn judge_effect(
+        &self,
+        e: &Effect,
+        decision: Option<&Decision>,
+        conv: &Conversation,
+        seen_results: &str,
+        fail: &mut dyn FnMut(String),
+    ) {
+        let gate = e.effect == "tool.call";
+        let (tool, args): (String, Vec<(String, Value)>) = if gate {
+            let name = e.arg_str(0).unwrap_or_default().to_string();
+            let fields = match e.args.get(1) {
+                Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                _ => Vec::new(),
+            };
+            (name, fields)
+        } else {
+            let params = native_params(&e.effect);
+            let named = e
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let n = params.get(i).map_or_else(|| format!("arg{i}"), |p| p.to_string());
+                    (n, v.clone())
+                })
+                .collect();
+            (e.effect.clone(), named)
+        };
+        if gate {
+            if !conv.offered.contains(&tool) {
+                fail(format!("{tool:?} was not offered in this turn"));
+                return;
+            }
+            if !conv.called.contains(&tool) {
+                fail(format!("the model's answer did not call {tool:?}"));
+                return;
+            }
+        }
+        // Model-driven: the gate, and effects of the tool bodies it starts (tasks other than
+        // main's): their control flow passed through the loop's branch on the answer.
+        let model_driven = conv.active && (gate || e.task != 0);
+        let control_lb = if model_driven { conv.label.clone() } else { Label::bottom() };
+        let control = match decision.and_then(|d| d.control.clone()) {
+            Some(c) => c.join(&control_lb),
+            None => control_lb.clone(),
+        };
+        let label = |name: &str| -> Label {
+            let mut l = Label::bottom();
+            let value = args.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+            if model_driven {
+                let derived = gate || value.is_some_and(|v| conv.values.iter().any(|x| json_eq(x, v) && !x.is_null()));
+                if derived || self.policy.strict_flow {
+                    l = l.join(&conv.label);
+                }
+            }
+            if self.policy.strict_flow {
+                l = l.join(&control_lb);
+            }
+            if !model_driven {
+                // Direct flows the program itself makes: a marker it read earlier, passed on.
+                // (In a model's calls a marker may be the model's own guess: there only the
+                // request's provenance counts.)
+                if let Some(v) = value {
+                    let text = v.to_string();
+                    for m in &self.facts.markers {
+                        if text.contains(&m.text) && seen_results.contains(&m.text) {
+                            l = l.join(&m.label);
+                        }
+                    }
+                }
+            }
+            if let Some(dl) = decision.and_then(|d| d.labels.get(name)) {
+                l = l.join(dl);
+            }
+            l
+        };
+        if let Err(why) = self.judge(&tool, &args, gate, &label, &control, decision) {
+            // A call that could not have touched anything (a path or URL no OS or client
+            // accepts) is fine when it failed.
+            let inert = e.outcome != "ok"
+                && (why.contains("is not a path")
+                    || why.starts_with("userinfo")
+                    || why.starts_with("unusual host")
+                    || why.starts_with("numeric host")
+                    || why.starts_with("scheme")
+                    || why.starts_with("no scheme")
+                    || why.starts_with("port ")
+                    || why.starts_with("bad IPv6")
+                    || why.starts_with("empty host"));
+            if !inert {
+                fail(why);
+            }
+        }
+    }
+}
