@@ -162,3 +162,39 @@ async fn an_unusable_location_is_an_http_error() {
     .await;
     assert_eq!(failure(&r), ("HttpError".into(), "bad_redirect".into()));
 }
+
+#[tokio::test]
+async fn a_body_is_not_resent_to_another_origin() {
+    let other = Server::fixed(200, &[], b"other").await;
+    for code in [307, 308] {
+        let start = redirecting(code, other.url("/collect")).await;
+        // Both servers are granted: the refusal is about where the body goes.
+        let grants = Grants::named("127.0.0.1", None);
+        let r = post(
+            &grants,
+            &HttpLimits::default(),
+            &start.url("/"),
+            "secret",
+            "text/plain",
+        )
+        .await;
+        assert_eq!(denied_rule(&r), "net:redirect", "after {code}");
+        assert!(r.expect_err("denied").message.contains("request body"));
+    }
+    assert_eq!(other.connections().await, 0);
+
+    // A 303 drops the body, so it may go anywhere granted.
+    let start = redirecting(303, other.url("/done")).await;
+    post(
+        &Grants::named("127.0.0.1", None),
+        &HttpLimits::default(),
+        &start.url("/"),
+        "secret",
+        "text/plain",
+    )
+    .await
+    .expect("followed as a GET");
+    let seen = other.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].method.as_str(), seen[0].body.len()), ("GET", 0));
+}

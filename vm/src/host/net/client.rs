@@ -131,6 +131,20 @@ async fn hops(
         }
         drop(resp);
         let prev = target.url.clone();
+        // A body is sent again only where it was allowed to go: the policy judged it for this
+        // origin's host, not for wherever the server points.
+        if req.post.is_some() && next.origin() != prev.origin() {
+            return Err(Denial::new(
+                "net:redirect",
+                format!(
+                    "{} answered {status} to {}, which would send the request body to another \
+                     origin; it is not followed",
+                    shown(prev.as_str()),
+                    shown(next.as_str())
+                ),
+            )
+            .into());
+        }
         target = check_parsed(check, next.clone()).map_err(|e| hop_refused(&prev, &next, e))?;
         from = Some(prev);
     }
