@@ -136,6 +136,16 @@ async fn a_redirect_loop_ends_at_the_hop_limit() {
     };
     let r = get(&Grants::named("127.0.0.1", None), &limits, &srv.url("/")).await;
     assert_eq!(failure(&r).1, "too_many_redirects");
+    assert_eq!(srv.requests().len(), 7);
+
+    // More than 5 is not configurable.
+    let limits = HttpLimits {
+        max_redirects: 50,
+        ..HttpLimits::default()
+    };
+    let r = get(&Grants::named("127.0.0.1", None), &limits, &srv.url("/")).await;
+    assert_eq!(failure(&r).1, "too_many_redirects");
+    assert_eq!(srv.requests().len(), 13);
 }
 
 #[tokio::test]

@@ -16,6 +16,9 @@ use crate::host_value::{HostData, HostValue};
 use crate::policy::Denial;
 use crate::value::Key;
 
+/// The most redirects any call follows, whatever the limits say (spec/security-net.md §3).
+const MAX_REDIRECTS: u32 = 5;
+
 /// What to send: a GET, or a POST with its body and content type.
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
@@ -111,13 +114,13 @@ async fn hops(
         let Some(next) = redirect_target(&resp, &target.url)? else {
             return read_answer(limits, &target.url, resp).await;
         };
-        if redirects >= limits.max_redirects {
+        if redirects >= limits.max_redirects.min(MAX_REDIRECTS) {
             return Err(NetError::Http {
                 reason: "too_many_redirects",
                 url: target.url.to_string(),
                 message: format!(
                     "more than {} redirects (the last to {})",
-                    limits.max_redirects,
+                    limits.max_redirects.min(MAX_REDIRECTS),
                     shown(next.as_str())
                 ),
             });

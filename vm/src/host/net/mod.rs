@@ -41,7 +41,7 @@ pub struct HttpLimits {
     pub max_headers: usize,
     /// The most bytes of one answer's header names and values together.
     pub max_header_bytes: usize,
-    /// The most redirects followed; one more is `HttpError`.
+    /// The most redirects followed (5 at most, whatever this says); one more is `HttpError`.
     pub max_redirects: u32,
 }
 
