@@ -10,6 +10,7 @@ pub const MODULES: &[&str] = &[
     "std.math",
     "std.json",
     "std.agent",
+    "std.http",
 ];
 
 /// The source text of a standard module, by its dotted name (`"std.strings"`).
@@ -22,6 +23,7 @@ pub fn source(module: &str) -> Option<&'static str> {
         "std.math" => include_str!("../std/math.ail"),
         "std.json" => include_str!("../std/json.ail"),
         "std.agent" => include_str!("../std/agent.ail"),
+        "std.http" => include_str!("../std/http.ail"),
         _ => return None,
     })
 }

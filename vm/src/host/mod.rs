@@ -12,6 +12,7 @@ pub mod journal;
 pub mod llm;
 pub mod llm_value;
 pub mod many;
+pub mod net;
 pub mod providers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
