@@ -52,34 +52,79 @@ struct ToolDef {
 }
 
 const FILES_TOOLS: &[ToolDef] = &[
-    ToolDef { name: "read_text", params: &[("path", Kind::ReadPath)] },
-    ToolDef { name: "write_text", params: &[("path", Kind::WritePath), ("text", Kind::Text)] },
-    ToolDef { name: "list_dir", params: &[("path", Kind::ReadPath)] },
+    ToolDef {
+        name: "read_text",
+        params: &[("path", Kind::ReadPath)],
+    },
+    ToolDef {
+        name: "write_text",
+        params: &[("path", Kind::WritePath), ("text", Kind::Text)],
+    },
+    ToolDef {
+        name: "list_dir",
+        params: &[("path", Kind::ReadPath)],
+    },
     ToolDef {
         name: "send_email",
-        params: &[("to", Kind::Email), ("subject", Kind::Subject), ("body", Kind::Text)],
+        params: &[
+            ("to", Kind::Email),
+            ("subject", Kind::Subject),
+            ("body", Kind::Text),
+        ],
     },
 ];
-const FILES_HIDDEN: &[ToolDef] = &[ToolDef { name: "wipe", params: &[("path", Kind::WritePath)] }];
+const FILES_HIDDEN: &[ToolDef] = &[ToolDef {
+    name: "wipe",
+    params: &[("path", Kind::WritePath)],
+}];
 
 const NET_TOOLS: &[ToolDef] = &[
-    ToolDef { name: "fetch", params: &[("url", Kind::Url)] },
-    ToolDef { name: "post", params: &[("url", Kind::Url), ("body", Kind::Text)] },
-    ToolDef { name: "run_cmd", params: &[("cmd", Kind::Cmd), ("args", Kind::Args)] },
-    ToolDef { name: "get_env", params: &[("name", Kind::EnvName)] },
+    ToolDef {
+        name: "fetch",
+        params: &[("url", Kind::Url)],
+    },
+    ToolDef {
+        name: "post",
+        params: &[("url", Kind::Url), ("body", Kind::Text)],
+    },
+    ToolDef {
+        name: "run_cmd",
+        params: &[("cmd", Kind::Cmd), ("args", Kind::Args)],
+    },
+    ToolDef {
+        name: "get_env",
+        params: &[("name", Kind::EnvName)],
+    },
 ];
-const NET_HIDDEN: &[ToolDef] = &[ToolDef { name: "shell", params: &[("line", Kind::Text)] }];
+const NET_HIDDEN: &[ToolDef] = &[ToolDef {
+    name: "shell",
+    params: &[("line", Kind::Text)],
+}];
 
 const BANK_TOOLS: &[ToolDef] = &[
-    ToolDef { name: "read_inbox", params: &[] },
-    ToolDef { name: "read_statement", params: &[] },
+    ToolDef {
+        name: "read_inbox",
+        params: &[],
+    },
+    ToolDef {
+        name: "read_statement",
+        params: &[],
+    },
     ToolDef {
         name: "send_money",
-        params: &[("recipient", Kind::Iban), ("amount", Kind::Amount), ("memo", Kind::Subject)],
+        params: &[
+            ("recipient", Kind::Iban),
+            ("amount", Kind::Amount),
+            ("memo", Kind::Subject),
+        ],
     },
     ToolDef {
         name: "send_email",
-        params: &[("to", Kind::Email), ("subject", Kind::Subject), ("body", Kind::Text)],
+        params: &[
+            ("to", Kind::Email),
+            ("subject", Kind::Subject),
+            ("body", Kind::Text),
+        ],
     },
 ];
 
@@ -118,27 +163,66 @@ fn build_world(name: &str) -> World {
     let cwd = root.join("home/run");
     std::fs::create_dir_all(&cwd).unwrap();
     put(&cwd, "work/notes/a.txt", &format!("A note. {MK_NOTE}\n"));
-    put(&cwd, "work/notes/b.txt", &format!("{} {MK_NOTE}", INJECTIONS[1]));
-    put(&cwd, "work/inbox.txt", &format!("From: emma\n{}\n{} {MK_INBOX}\n", INJECTIONS[0], INJECTIONS[1]));
+    put(
+        &cwd,
+        "work/notes/b.txt",
+        &format!("{} {MK_NOTE}", INJECTIONS[1]),
+    );
+    put(
+        &cwd,
+        "work/inbox.txt",
+        &format!(
+            "From: emma\n{}\n{} {MK_INBOX}\n",
+            INJECTIONS[0], INJECTIONS[1]
+        ),
+    );
     put(&cwd, "work/secrets/key.txt", &format!("{MK_SECRET}\n"));
-    put(&cwd, "work/private/statement.txt", &format!("Balance 1234.56 {MK_PRIVATE}\n"));
+    put(
+        &cwd,
+        "work/private/statement.txt",
+        &format!("Balance 1234.56 {MK_PRIVATE}\n"),
+    );
     put(&cwd, "work/out/keep.txt", "keep\n");
     put(&cwd, "work/out/locked/frozen.txt", "frozen\n");
     put(&cwd, "work/outbox/.keep", "");
     put(&cwd, "work/bank/.keep", "");
     put(&root, "outside/canary.txt", &format!("{MK_OUTSIDE}\n"));
     std::os::unix::fs::symlink(root.join("outside"), cwd.join("work/link_out")).unwrap();
-    std::os::unix::fs::symlink(root.join("outside/canary.txt"), cwd.join("work/out/link_file")).unwrap();
+    std::os::unix::fs::symlink(
+        root.join("outside/canary.txt"),
+        cwd.join("work/out/link_file"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(cwd.join("work/secrets"), cwd.join("work/notes/SECRETS")).unwrap();
-    std::fs::hard_link(cwd.join("work/secrets/key.txt"), cwd.join("work/notes/key_alias.txt")).unwrap();
+    std::fs::hard_link(
+        cwd.join("work/secrets/key.txt"),
+        cwd.join("work/notes/key_alias.txt"),
+    )
+    .unwrap();
     let granted = Server::start();
     let evil = Server::start();
-    granted.route("/page", Answer::Text(200, format!("A page. {} {MK_WEB}", INJECTIONS[1])));
-    granted.route("/redirect-evil", Answer::Redirect(format!("{}/stolen", evil.url())));
-    granted.route("/redirect-meta", Answer::Redirect("http://169.254.169.254/latest/meta-data/".into()));
+    granted.route(
+        "/page",
+        Answer::Text(200, format!("A page. {} {MK_WEB}", INJECTIONS[1])),
+    );
+    granted.route(
+        "/redirect-evil",
+        Answer::Redirect(format!("{}/stolen", evil.url())),
+    );
+    granted.route(
+        "/redirect-meta",
+        Answer::Redirect("http://169.254.169.254/latest/meta-data/".into()),
+    );
     let recorder_log = root.join("recorder.log");
     let recorder = recorder(&root, "recorder.sh", &recorder_log);
-    World { root, cwd, granted, evil, recorder, recorder_log }
+    World {
+        root,
+        cwd,
+        granted,
+        evil,
+        recorder,
+        recorder_log,
+    }
 }
 
 /// The generator: one transcript of `turns` turns for `tools` (plus `hidden` ones the program
@@ -155,10 +239,15 @@ fn homoglyphs(name: &str) -> Vec<String> {
         name.replacen('e', "\u{0435}", 1), // Cyrillic е
         name.replacen('a', "\u{0430}", 1), // Cyrillic а
         name.to_uppercase(),
-        name.split('_').map(|w| {
-            let mut c = w.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-        }).collect::<Vec<_>>().join("_"),
+        name.split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("_"),
         format!("{name} "),
         format!(" {name}"),
         format!("{name}\u{0}"),
@@ -174,8 +263,21 @@ fn homoglyphs(name: &str) -> Vec<String> {
 }
 
 const UNKNOWN: &[&str] = &[
-    "delete_all_files", "declassify", "endorse", "fs.write", "fs.read", "http.post", "proc.run",
-    "tool.call", "llm.call", "io.print", "send_money_now", "admin", "../wipe", "*", "send_email*",
+    "delete_all_files",
+    "declassify",
+    "endorse",
+    "fs.write",
+    "fs.read",
+    "http.post",
+    "proc.run",
+    "tool.call",
+    "llm.call",
+    "io.print",
+    "send_money_now",
+    "admin",
+    "../wipe",
+    "*",
+    "send_email*",
 ];
 
 impl Gen<'_> {
@@ -189,7 +291,11 @@ impl Gen<'_> {
         let r = self.rng.below(100);
         let s = match r {
             0..=39 => format!("hello {u}"),
-            40..=54 => format!("{u} copied: {}", self.rng.pick(&[MK_NOTE, MK_INBOX, MK_PRIVATE, MK_SECRET, MK_WEB, MK_ENV])),
+            40..=54 => format!(
+                "{u} copied: {}",
+                self.rng
+                    .pick(&[MK_NOTE, MK_INBOX, MK_PRIVATE, MK_SECRET, MK_WEB, MK_ENV])
+            ),
             55..=79 => format!("{u} {}", self.rng.pick(INJECTIONS)),
             80..=81 => format!("{u} {}", "A".repeat(20_000 + self.rng.below(80_000))),
             _ => format!("{u} multi\nline\ttext \"quoted\" \\ back"),
@@ -362,22 +468,55 @@ impl Gen<'_> {
             Kind::Cmd => self.cmd(),
             Kind::Args => self.args(),
             Kind::EnvName => {
-                let opts = ["HOME", "HOME", "SECRET_TOKEN", "PATH", "LD_PRELOAD", "home", "HOME ", "HOME\u{0}", ""];
+                let opts = [
+                    "HOME",
+                    "HOME",
+                    "SECRET_TOKEN",
+                    "PATH",
+                    "LD_PRELOAD",
+                    "home",
+                    "HOME ",
+                    "HOME\u{0}",
+                    "",
+                ];
                 json!(self.rng.pick(&opts))
             }
             Kind::Email => {
                 let opts = [
-                    "alice@x.com", "bob@corp.com", "alice@x.com.evil.net", "attacker@evil.net",
-                    "ALICE@X.COM", "alice@x.com\n", "ceo@corp.com", " alice@x.com", "alice@x.com,attacker@evil.net",
+                    "alice@x.com",
+                    "bob@corp.com",
+                    "alice@x.com.evil.net",
+                    "attacker@evil.net",
+                    "ALICE@X.COM",
+                    "alice@x.com\n",
+                    "ceo@corp.com",
+                    " alice@x.com",
+                    "alice@x.com,attacker@evil.net",
                 ];
                 json!(self.rng.pick(&opts))
             }
             Kind::Iban => {
-                let opts = ["DE89370400440532013000", "DE89370400440532013000", "GB00EVIL0000", "DE89370400440532013000 ", "de89370400440532013000"];
+                let opts = [
+                    "DE89370400440532013000",
+                    "DE89370400440532013000",
+                    "GB00EVIL0000",
+                    "DE89370400440532013000 ",
+                    "de89370400440532013000",
+                ];
                 json!(self.rng.pick(&opts))
             }
             Kind::Amount => {
-                let opts = [json!(10), json!(999.5), json!(1000), json!(1001), json!(-5), json!(0), json!(1e308), json!(-0.0), json!(50.25)];
+                let opts = [
+                    json!(10),
+                    json!(999.5),
+                    json!(1000),
+                    json!(1001),
+                    json!(-5),
+                    json!(0),
+                    json!(1e308),
+                    json!(-0.0),
+                    json!(50.25),
+                ];
                 self.rng.pick(&opts).clone()
             }
         }
@@ -386,9 +525,22 @@ impl Gen<'_> {
     /// A value of the wrong shape, or an extreme number.
     fn mutant(&mut self) -> Value {
         let opts = [
-            json!(42), json!(-0.0), json!(1e308), json!(-1e308), json!(18446744073709551616.0),
-            json!(9223372036854775807i64), json!(-9223372036854775808i64), json!("NaN"), json!("Infinity"),
-            json!("100"), json!(true), json!(null), json!([]), json!(["a"]), json!({}), json!({"$ref": "#"}),
+            json!(42),
+            json!(-0.0),
+            json!(1e308),
+            json!(-1e308),
+            json!(18446744073709551616.0),
+            json!(9223372036854775807i64),
+            json!(-9223372036854775808i64),
+            json!("NaN"),
+            json!("Infinity"),
+            json!("100"),
+            json!(true),
+            json!(null),
+            json!([]),
+            json!(["a"]),
+            json!({}),
+            json!({"$ref": "#"}),
             json!([[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]),
         ];
         self.rng.pick(&opts).clone()
@@ -443,7 +595,12 @@ impl Gen<'_> {
     }
 
     /// A transcript of at least `turns` turns, and the number of conversations it holds.
-    fn transcript(&mut self, turns: usize, offered: &[ToolDef], hidden: &[ToolDef]) -> (Transcript, usize) {
+    fn transcript(
+        &mut self,
+        turns: usize,
+        offered: &[ToolDef],
+        hidden: &[ToolDef],
+    ) -> (Transcript, usize) {
         let mut t = Transcript::default();
         let mut episodes = 0;
         while t.turns.len() < turns {
@@ -467,11 +624,16 @@ impl Gen<'_> {
                     calls[1] = first.clone();
                     calls[2] = first;
                 }
-                let refs: Vec<(&str, Value)> = calls.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+                let refs: Vec<(&str, Value)> =
+                    calls.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
                 t = t.calls(&refs);
             }
             self.turn += 1;
-            t = t.say(&format!("Done {}. {}", self.turn, self.rng.pick(INJECTIONS)));
+            t = t.say(&format!(
+                "Done {}. {}",
+                self.turn,
+                self.rng.pick(INJECTIONS)
+            ));
         }
         (t, episodes)
     }
@@ -480,11 +642,26 @@ impl Gen<'_> {
 /// The labels the policies give the sources (markers), as the checker needs them.
 fn markers(confidential_readers: &[&str]) -> Vec<Marker> {
     vec![
-        Marker { text: MK_NOTE.into(), label: Label::untrusted() },
-        Marker { text: MK_INBOX.into(), label: Label::untrusted() },
-        Marker { text: MK_WEB.into(), label: Label::untrusted() },
-        Marker { text: MK_SECRET.into(), label: Label::untrusted() },
-        Marker { text: MK_OUTSIDE.into(), label: Label::untrusted() },
+        Marker {
+            text: MK_NOTE.into(),
+            label: Label::untrusted(),
+        },
+        Marker {
+            text: MK_INBOX.into(),
+            label: Label::untrusted(),
+        },
+        Marker {
+            text: MK_WEB.into(),
+            label: Label::untrusted(),
+        },
+        Marker {
+            text: MK_SECRET.into(),
+            label: Label::untrusted(),
+        },
+        Marker {
+            text: MK_OUTSIDE.into(),
+            label: Label::untrusted(),
+        },
         Marker {
             text: MK_PRIVATE.into(),
             label: Label::untrusted().with_readers(confidential_readers),
@@ -549,16 +726,20 @@ fn net_all_policy(w: &World) -> PolicySpec {
 }
 
 fn private_labels(readers: &[&str]) -> Vec<LabelDecl> {
-    vec![
-        LabelDecl {
-            source: LabelSource::Read("work/private".into()),
-            untrusted: Some(true),
-            readers: Some(readers.iter().map(|s| s.to_string()).collect()),
-        },
-    ]
+    vec![LabelDecl {
+        source: LabelSource::Read("work/private".into()),
+        untrusted: Some(true),
+        readers: Some(readers.iter().map(|s| s.to_string()).collect()),
+    }]
 }
 
-const BANK_READERS: &[&str] = &["user", "model:chaos", "bob@corp.com", "tool:send_email", "tool:fs.write"];
+const BANK_READERS: &[&str] = &[
+    "user",
+    "model:chaos",
+    "bob@corp.com",
+    "tool:send_email",
+    "tool:fs.write",
+];
 
 fn bank_policy(_: &World) -> PolicySpec {
     PolicySpec {
@@ -570,7 +751,10 @@ fn bank_policy(_: &World) -> PolicySpec {
                 .arg("recipient", Cond::Trusted)
                 .arg("amount", Cond::Range(0.0, 1000.0)),
             Rule::new("mail-contacts", "send_email", Action::Allow)
-                .arg("to", Cond::OneOf(vec![json!("alice@x.com"), json!("bob@corp.com")]))
+                .arg(
+                    "to",
+                    Cond::OneOf(vec![json!("alice@x.com"), json!("bob@corp.com")]),
+                )
                 .arg("body", Cond::ReadersInclude("to".into())),
             Rule::new("no-mail-ceo", "send_email", Action::Deny)
                 .arg("to", Cond::Equals(json!("ceo@corp.com"))),
@@ -590,12 +774,54 @@ fn bank_control_policy(w: &World) -> PolicySpec {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "files", program: "chaos/files.ail", offered: FILES_TOOLS, hidden: FILES_HIDDEN, policy: files_policy, confidential_readers: &["user", "model:chaos"] },
-    Case { name: "files-strict", program: "chaos/files.ail", offered: FILES_TOOLS, hidden: FILES_HIDDEN, policy: files_strict_policy, confidential_readers: &["user", "model:chaos"] },
-    Case { name: "net", program: "chaos/net.ail", offered: NET_TOOLS, hidden: NET_HIDDEN, policy: net_policy, confidential_readers: &["user", "model:chaos"] },
-    Case { name: "net-all", program: "chaos/net.ail", offered: NET_TOOLS, hidden: NET_HIDDEN, policy: net_all_policy, confidential_readers: &["user", "model:chaos"] },
-    Case { name: "bank", program: "chaos/bank.ail", offered: BANK_TOOLS, hidden: FILES_HIDDEN, policy: bank_policy, confidential_readers: BANK_READERS },
-    Case { name: "bank-control", program: "chaos/bank.ail", offered: BANK_TOOLS, hidden: FILES_HIDDEN, policy: bank_control_policy, confidential_readers: BANK_READERS },
+    Case {
+        name: "files",
+        program: "chaos/files.ail",
+        offered: FILES_TOOLS,
+        hidden: FILES_HIDDEN,
+        policy: files_policy,
+        confidential_readers: &["user", "model:chaos"],
+    },
+    Case {
+        name: "files-strict",
+        program: "chaos/files.ail",
+        offered: FILES_TOOLS,
+        hidden: FILES_HIDDEN,
+        policy: files_strict_policy,
+        confidential_readers: &["user", "model:chaos"],
+    },
+    Case {
+        name: "net",
+        program: "chaos/net.ail",
+        offered: NET_TOOLS,
+        hidden: NET_HIDDEN,
+        policy: net_policy,
+        confidential_readers: &["user", "model:chaos"],
+    },
+    Case {
+        name: "net-all",
+        program: "chaos/net.ail",
+        offered: NET_TOOLS,
+        hidden: NET_HIDDEN,
+        policy: net_all_policy,
+        confidential_readers: &["user", "model:chaos"],
+    },
+    Case {
+        name: "bank",
+        program: "chaos/bank.ail",
+        offered: BANK_TOOLS,
+        hidden: FILES_HIDDEN,
+        policy: bank_policy,
+        confidential_readers: BANK_READERS,
+    },
+    Case {
+        name: "bank-control",
+        program: "chaos/bank.ail",
+        offered: BANK_TOOLS,
+        hidden: FILES_HIDDEN,
+        policy: bank_control_policy,
+        confidential_readers: BANK_READERS,
+    },
 ];
 
 /// What one run did, for the totals.
@@ -609,7 +835,12 @@ fn run_case(case: &Case, seed: u64, turns: usize) -> Outcome {
     let world = build_world(&format!("{}-{seed}", case.name));
     let program = install(&world.cwd, case.program);
     let policy = (case.policy)(&world);
-    let mut gen = Gen { rng: Rng::new(seed), world: &world, turn: 0, call: 0 };
+    let mut gen = Gen {
+        rng: Rng::new(seed),
+        world: &world,
+        turn: 0,
+        call: 0,
+    };
     let (transcript, episodes) = gen.transcript(turns, case.offered, case.hidden);
     let script = world.cwd.join("chaos.script.json");
     transcript.write(&script);
@@ -622,11 +853,17 @@ fn run_case(case: &Case, seed: u64, turns: usize) -> Outcome {
         // exhausted transcript.
         .arg((episodes * 3).to_string());
     spec.env.push(("SECRET_TOKEN".into(), MK_ENV.into()));
-    spec.env.push(("HOME".into(), world.root.join("home").display().to_string()));
+    spec.env
+        .push(("HOME".into(), world.root.join("home").display().to_string()));
     let run = spec.run();
     let context = format!("chaos case {} seed {seed}", case.name);
     run.assert_no_panic();
-    assert_eq!(run.code(), Some(0), "{context}: exit status\nstderr:\n{}", tail(&run.stderr()));
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{context}: exit status\nstderr:\n{}",
+        tail(&run.stderr())
+    );
     let facts = RunFacts {
         cwd: world.cwd.clone(),
         markers: markers(case.confidential_readers),
@@ -637,13 +874,25 @@ fn run_case(case: &Case, seed: u64, turns: usize) -> Outcome {
         violations.is_empty(),
         "{context}: the reference checker rejects {} performed effect(s):\n{}",
         violations.len(),
-        violations.iter().take(15).map(|v| format!("  {v}\n")).collect::<String>()
+        violations
+            .iter()
+            .take(15)
+            .map(|v| format!("  {v}\n"))
+            .collect::<String>()
     );
     assert_world_matches_journal(&run, &world, &before, &context);
-    let gates = run.journal.effects().filter(|e| e.effect == "tool.call").count();
+    let gates = run
+        .journal
+        .effects()
+        .filter(|e| e.effect == "tool.call")
+        .count();
     let denied = run.journal.effects().filter(|e| !e.performed()).count();
     Outcome {
-        turns: run.journal.effects().filter(|e| e.effect == "llm.call" && e.outcome == "ok").count(),
+        turns: run
+            .journal
+            .effects()
+            .filter(|e| e.effect == "llm.call" && e.outcome == "ok")
+            .count(),
         gates,
         denied,
     }
@@ -655,7 +904,12 @@ fn tail(s: &str) -> String {
 }
 
 /// "Denied means nothing happened": every real change is a performed effect and back.
-fn assert_world_matches_journal(run: &Run, world: &World, before: &BTreeMap<String, Vec<u8>>, context: &str) {
+fn assert_world_matches_journal(
+    run: &Run,
+    world: &World,
+    before: &BTreeMap<String, Vec<u8>>,
+    context: &str,
+) {
     let after = snapshot(&world.root);
     // Files: the journal's performed writes, by where they lead, with their last text.
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
@@ -665,7 +919,11 @@ fn assert_world_matches_journal(run: &Run, world: &World, before: &BTreeMap<Stri
         }
         let path = e.arg_str(0).unwrap_or_default();
         let target = resolve(&world.cwd, path).unwrap_or_default();
-        let rel = target.strip_prefix(&world.root).unwrap_or(&target).display().to_string();
+        let rel = target
+            .strip_prefix(&world.root)
+            .unwrap_or(&target)
+            .display()
+            .to_string();
         expected.insert(rel, e.arg_str(1).unwrap_or_default().to_string());
     }
     let mut real: BTreeMap<String, String> = BTreeMap::new();
@@ -699,14 +957,37 @@ fn assert_world_matches_journal(run: &Run, world: &World, before: &BTreeMap<Stri
         .effects()
         .filter(|e| (e.effect == "http.get" || e.effect == "http.post") && e.outcome == "ok")
         .count();
-    assert_eq!(world.evil.count(), 0, "{context}: requests reached the server no grant names: {:?}", world.evil.received());
-    assert_eq!(world.granted.count(), http_ok, "{context}: requests received vs performed HTTP effects");
+    assert_eq!(
+        world.evil.count(),
+        0,
+        "{context}: requests reached the server no grant names: {:?}",
+        world.evil.received()
+    );
+    assert_eq!(
+        world.granted.count(),
+        http_ok,
+        "{context}: requests received vs performed HTTP effects"
+    );
     // Commands: recorder lines = performed runs of it.
-    let runs_ok = run.journal.effects().filter(|e| e.effect == "proc.run" && e.outcome == "ok").count();
+    let runs_ok = run
+        .journal
+        .effects()
+        .filter(|e| e.effect == "proc.run" && e.outcome == "ok")
+        .count();
     let lines = std::fs::read_to_string(&world.recorder_log).unwrap_or_default();
-    assert_eq!(lines.lines().count(), runs_ok, "{context}: recorder runs vs performed proc.run");
-    assert!(!lines.contains(MK_ENV) && !lines.contains("LD_PRELOAD=/"), "{context}: a command saw the environment: {lines}");
-    assert!(!Path::new("/tmp/aivm-chaos-pwned").exists(), "{context}: a shell ran");
+    assert_eq!(
+        lines.lines().count(),
+        runs_ok,
+        "{context}: recorder runs vs performed proc.run"
+    );
+    assert!(
+        !lines.contains(MK_ENV) && !lines.contains("LD_PRELOAD=/"),
+        "{context}: a command saw the environment: {lines}"
+    );
+    assert!(
+        !Path::new("/tmp/aivm-chaos-pwned").exists(),
+        "{context}: a shell ran"
+    );
     // Tool bodies: `@@tool NAME` lines vs gates let through.
     let mut bodies: BTreeMap<String, usize> = BTreeMap::new();
     for l in run.lines_with("@@tool ") {
@@ -716,22 +997,37 @@ fn assert_world_matches_journal(run: &Run, world: &World, before: &BTreeMap<Stri
     for g in run.journal.permitted_gates() {
         *gates.entry(g).or_default() += 1;
     }
-    let denied_gates = run.journal.effects().any(|e| e.effect == "tool.call" && !e.performed());
+    let denied_gates = run
+        .journal
+        .effects()
+        .any(|e| e.effect == "tool.call" && !e.performed());
     for (name, n) in &bodies {
         let allowed = gates.get(name).copied().unwrap_or(0);
-        assert!(*n <= allowed, "{context}: tool {name} ran {n} times, its gate let {allowed} through");
+        assert!(
+            *n <= allowed,
+            "{context}: tool {name} ran {n} times, its gate let {allowed} through"
+        );
     }
     if !denied_gates {
-        assert_eq!(bodies, gates, "{context}: tool bodies run vs gates let through");
+        assert_eq!(
+            bodies, gates,
+            "{context}: tool bodies run vs gates let through"
+        );
     }
 }
 
 fn total_turns() -> usize {
-    std::env::var("AIVM_CHAOS_TURNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_200)
+    std::env::var("AIVM_CHAOS_TURNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_200)
 }
 
 fn base_seed() -> u64 {
-    std::env::var("AIVM_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EC0_0005)
+    std::env::var("AIVM_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EC0_0005)
 }
 
 #[test]

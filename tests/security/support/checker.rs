@@ -67,7 +67,11 @@ impl std::fmt::Display for Violation {
             args.truncate(cut);
             args.push('…');
         }
-        write!(f, "journal line {}: {}({}): {}", self.line, self.effect, args, self.why)
+        write!(
+            f,
+            "journal line {}: {}({}): {}",
+            self.line, self.effect, args, self.why
+        )
     }
 }
 
@@ -107,7 +111,9 @@ pub fn glob_matches(glob: &str, id: &str) -> bool {
                         return true;
                     }
                     match s.get(i) {
-                        Some(&c) if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') => {
+                        Some(&c)
+                            if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') =>
+                        {
                             i += 1
                         }
                         _ => return false,
@@ -196,7 +202,10 @@ pub fn parse_url(url: &str) -> Result<(String, String, u16), String> {
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or("bad IPv6")?;
-        (format!("[{}]", h.to_ascii_lowercase()), after.strip_prefix(':'))
+        (
+            format!("[{}]", h.to_ascii_lowercase()),
+            after.strip_prefix(':'),
+        )
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
@@ -217,21 +226,54 @@ pub fn parse_url(url: &str) -> Result<(String, String, u16), String> {
         {
             return Err(format!("unusual host {host:?}"));
         }
-        let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
-        let numeric = labels
-            .last()
-            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"));
-        if numeric {
-            let quad = labels.len() == 4
-                && labels
-                    .iter()
-                    .all(|l| l.parse::<u8>().is_ok() && (l.len() == 1 || !l.starts_with('0')));
-            if !quad {
-                return Err(format!("numeric host form {host}"));
-            }
+        if let Some(ip) = whatwg_ipv4(&host)? {
+            return Ok((scheme, ip.to_string(), port));
         }
     }
     Ok((scheme, host.trim_end_matches('.').to_string(), port))
+}
+
+/// The WHATWG IPv4 parser: a host whose last label is numeric is an IPv4 address written in
+/// one to four parts, each decimal, octal (leading 0) or hex (0x); `Ok(None)` for a name.
+fn whatwg_ipv4(host: &str) -> Result<Option<std::net::Ipv4Addr>, String> {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.last() == Some(&"") && parts.len() > 1 {
+        parts.pop();
+    }
+    let number = |p: &str| -> Option<u64> {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X"))
+        {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (p, 10)
+        };
+        if digits.is_empty() {
+            return Some(0);
+        }
+        u64::from_str_radix(digits, radix).ok()
+    };
+    let last = parts.last().copied().unwrap_or_default();
+    if last.is_empty() || number(last).is_none() {
+        return Ok(None);
+    }
+    if parts.len() > 4 {
+        return Err(format!("bad IPv4 {host}"));
+    }
+    let mut nums = Vec::new();
+    for p in &parts {
+        nums.push(number(p).ok_or_else(|| format!("bad IPv4 part in {host}"))?);
+    }
+    let (init, tail) = nums.split_at(nums.len() - 1);
+    if init.iter().any(|&n| n > 255) || tail[0] >= 256u64.pow(5 - nums.len() as u32) {
+        return Err(format!("IPv4 out of range {host}"));
+    }
+    let mut ip = tail[0];
+    for (i, n) in init.iter().enumerate() {
+        ip += n << (8 * (3 - i));
+    }
+    Ok(Some(std::net::Ipv4Addr::from(ip as u32)))
 }
 
 /// Loopback, private, link-local, metadata or unspecified: these need a grant by name.
@@ -269,7 +311,9 @@ fn special_host(host: &str) -> bool {
 fn net_entry_matches(entry: &str, host: &str, port: u16) -> bool {
     let entry = entry.to_ascii_lowercase();
     if let Ok((_, h, p)) = parse_url(&format!("http://{entry}")) {
-        let has_port = entry.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        let has_port = entry
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
             && !entry.ends_with(']');
         return h == host && (!has_port || p == port);
     }
@@ -278,12 +322,10 @@ fn net_entry_matches(entry: &str, host: &str, port: u16) -> bool {
 
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64()) {
-                (Some(i), Some(j)) => i == j,
-                _ => x.as_f64() == y.as_f64(),
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
         _ => a == b,
     }
 }
@@ -350,13 +392,21 @@ impl Checker<'_> {
         if granted {
             Ok(())
         } else {
-            Err(format!("{} is outside every granted root", target.display()))
+            Err(format!(
+                "{} is outside every granted root",
+                target.display()
+            ))
         }
     }
 
     fn net_grant(&self, url: &str) -> Result<String, String> {
         let (_, host, port) = parse_url(url)?;
-        if self.policy.deny_net.iter().any(|e| net_entry_matches(e, &host, port)) {
+        if self
+            .policy
+            .deny_net
+            .iter()
+            .any(|e| net_entry_matches(e, &host, port))
+        {
             return Err(format!("{host}:{port} is denied"));
         }
         let named = self
@@ -454,7 +504,9 @@ impl Checker<'_> {
                 let pat = Pattern::new(p).map_err(|e| format!("checker: pattern {p}: {e}"))?;
                 v.as_str().is_some_and(|s| pat.full_match(s))
             }
-            Cond::Range(lo, hi) => v.is_number() && v.as_f64().is_some_and(|x| *lo <= x && x <= *hi),
+            Cond::Range(lo, hi) => {
+                v.is_number() && v.as_f64().is_some_and(|x| *lo <= x && x <= *hi)
+            }
             Cond::Trusted => !label(name).untrusted,
             Cond::ReadersInclude(other) => {
                 let to = args.iter().find(|(k, _)| k == other).map(|(_, v)| v);
@@ -468,7 +520,10 @@ impl Checker<'_> {
     }
 
     fn is_label_cond(c: &Cond) -> bool {
-        matches!(c, Cond::Trusted | Cond::ReadersInclude(_) | Cond::Audience(_))
+        matches!(
+            c,
+            Cond::Trusted | Cond::ReadersInclude(_) | Cond::Audience(_)
+        )
     }
 
     /// (value conditions hold, label conditions hold, control holds)
@@ -574,7 +629,9 @@ impl Checker<'_> {
                             ));
                         }
                     } else if rule.is_some_and(|r| r.auto_approve == Some(false)) {
-                        return Err("--yes approved an ask whose rule says auto_approve = false".into());
+                        return Err(
+                            "--yes approved an ask whose rule says auto_approve = false".into()
+                        );
                     }
                 }
                 other => return Err(format!("needed an approval, got {other:?}")),
@@ -628,7 +685,12 @@ impl Checker<'_> {
                 continue;
             }
             if let Some(r) = &e.result {
-                if self.facts.markers.iter().any(|m| r.to_string().contains(&m.text)) {
+                if self
+                    .facts
+                    .markers
+                    .iter()
+                    .any(|m| r.to_string().contains(&m.text))
+                {
                     seen_results.push_str(&r.to_string());
                 }
             }
@@ -642,7 +704,9 @@ impl Checker<'_> {
         let request = e.args.get(1).cloned().unwrap_or(Value::Null);
         let label = self.markers_in(&request.to_string());
         if !label.readable_by(&format!("model:{model}")) {
-            fail(format!("the request holds data ({label}) model:{model} may not read"));
+            fail(format!(
+                "the request holds data ({label}) model:{model} may not read"
+            ));
         }
         conv.label = label;
         conv.offered = request["tools"]
@@ -687,7 +751,9 @@ impl Checker<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    let n = params.get(i).map_or_else(|| format!("arg{i}"), |p| p.to_string());
+                    let n = params
+                        .get(i)
+                        .map_or_else(|| format!("arg{i}"), |p| p.to_string());
                     (n, v.clone())
                 })
                 .collect();
@@ -706,7 +772,11 @@ impl Checker<'_> {
         // Model-driven: the gate, and effects of the tool bodies it starts (tasks other than
         // main's): their control flow passed through the loop's branch on the answer.
         let model_driven = conv.active && (gate || e.task != 0);
-        let control_lb = if model_driven { conv.label.clone() } else { Label::bottom() };
+        let control_lb = if model_driven {
+            conv.label.clone()
+        } else {
+            Label::bottom()
+        };
         let control = match decision.and_then(|d| d.control.clone()) {
             Some(c) => c.join(&control_lb),
             None => control_lb.clone(),
@@ -715,7 +785,9 @@ impl Checker<'_> {
             let mut l = Label::bottom();
             let value = args.iter().find(|(k, _)| k == name).map(|(_, v)| v);
             if model_driven {
-                let derived = gate || value.is_some_and(|v| conv.values.iter().any(|x| json_eq(x, v) && !x.is_null()));
+                let derived = gate
+                    || value
+                        .is_some_and(|v| conv.values.iter().any(|x| json_eq(x, v) && !x.is_null()));
                 if derived || self.policy.strict_flow {
                     l = l.join(&conv.label);
                 }
@@ -748,7 +820,8 @@ impl Checker<'_> {
                 && (why.contains("is not a path")
                     || why.starts_with("userinfo")
                     || why.starts_with("unusual host")
-                    || why.starts_with("numeric host")
+                    || why.starts_with("bad IPv4")
+                    || why.starts_with("IPv4 out of range")
                     || why.starts_with("scheme")
                     || why.starts_with("no scheme")
                     || why.starts_with("port ")

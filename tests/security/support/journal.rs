@@ -30,10 +30,7 @@ impl Decision {
     pub fn permits(&self) -> bool {
         match self.verdict.as_str() {
             "allow" => true,
-            "ask" => matches!(
-                self.approval.as_deref(),
-                Some("approved" | "auto-approved")
-            ),
+            "ask" => matches!(self.approval.as_deref(), Some("approved" | "auto-approved")),
             _ => false,
         }
     }
@@ -202,5 +199,55 @@ impl Journal {
             .filter(|e| e.effect == "tool.call" && e.performed())
             .filter_map(|e| e.arg_str(0).map(str::to_string))
             .collect()
+    }
+}
+
+/// A value in the host's lossless journal form (`{"data": {"str": "x"}, "label": ...}`) as
+/// plain JSON (labels dropped); plain JSON is returned as it is.
+pub fn plain(v: &Value) -> Value {
+    let Some(data) = v.get("data") else {
+        return v.clone();
+    };
+    match data {
+        Value::String(s) if s == "null" => Value::Null,
+        Value::Object(m) => {
+            let Some((tag, inner)) = m.iter().next() else {
+                return Value::Null;
+            };
+            match tag.as_str() {
+                "list" => Value::Array(
+                    inner
+                        .as_array()
+                        .map(|a| a.iter().map(plain).collect())
+                        .unwrap_or_default(),
+                ),
+                "map" | "record" => {
+                    let mut out = serde_json::Map::new();
+                    for pair in inner.as_array().into_iter().flatten() {
+                        let key = match &pair[0] {
+                            Value::String(s) => s.clone(),
+                            other => plain(other)
+                                .as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| other.to_string()),
+                        };
+                        out.insert(key, plain(&pair[1]));
+                    }
+                    Value::Object(out)
+                }
+                _ => inner.clone(),
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+impl Effect {
+    /// The payload of the error the effect gave, as plain JSON.
+    pub fn error_payload(&self) -> Option<Value> {
+        self.error
+            .as_ref()
+            .and_then(|e| e.get("payload"))
+            .map(plain)
     }
 }

@@ -42,9 +42,7 @@ impl Label {
 
     /// Whether `principal` may see a value with this label.
     pub fn readable_by(&self, principal: &str) -> bool {
-        self.readers
-            .as_ref()
-            .is_none_or(|r| r.contains(principal))
+        self.readers.as_ref().is_none_or(|r| r.contains(principal))
     }
 
     /// Parses the journal's text form; `None` when it is not one.
@@ -70,7 +68,11 @@ impl Label {
 
 impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.untrusted { "untrusted" } else { "trusted" })?;
+        f.write_str(if self.untrusted {
+            "untrusted"
+        } else {
+            "trusted"
+        })?;
         if let Some(r) = &self.readers {
             let names: Vec<&str> = r.iter().map(String::as_str).collect();
             write!(f, ", readers={{{}}}", names.join(", "))?;

@@ -61,7 +61,11 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if ft.is_dir() {
                 walk(base, &p, out);
             } else if ft.is_file() {
-                let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&p).unwrap_or_default());
             }
         }
@@ -72,7 +76,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The files that are new or changed between two snapshots.
-pub fn changed(before: &BTreeMap<String, Vec<u8>>, after: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+pub fn changed(
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
     after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
@@ -147,7 +154,10 @@ impl Run {
             v.is_empty(),
             "the reference checker rejects {} performed effect(s):\n{}",
             v.len(),
-            v.iter().take(20).map(|v| format!("  {v}\n")).collect::<String>()
+            v.iter()
+                .take(20)
+                .map(|v| format!("  {v}\n"))
+                .collect::<String>()
         );
     }
 }
@@ -230,7 +240,10 @@ impl<'a> RunSpec<'a> {
             cmd.env(k, v);
         }
         let output = match &self.stdin {
-            None => cmd.stdin(std::process::Stdio::null()).output().expect("aivm runs"),
+            None => cmd
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("aivm runs"),
             Some(input) => {
                 use std::io::Write;
                 cmd.stdin(std::process::Stdio::piped())
@@ -260,9 +273,12 @@ impl<'a> RunSpec<'a> {
 /// the transcript beside it are the test's.
 pub fn install(dir: &Path, asset_name: &str) -> String {
     let src = asset(asset_name);
-    let name = src.file_name().expect("file name").to_string_lossy().into_owned();
-    std::fs::copy(&src, dir.join(&name))
-        .unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    let name = src
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::copy(&src, dir.join(&name)).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     name
 }
 

@@ -26,7 +26,10 @@ fn class_escape(c: char) -> Option<(Vec<(char, char)>, bool)> {
     Some(match c {
         'd' => (vec![('0', '9')], false),
         'w' => (vec![('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')], false),
-        's' => (vec![(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')], false),
+        's' => (
+            vec![(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')],
+            false,
+        ),
         _ => return None,
     })
 }
@@ -183,7 +186,9 @@ impl Pattern {
     pub fn full_match(&self, text: &str) -> bool {
         let chars: Vec<char> = text.chars().collect();
         let mut steps = 0usize;
-        match_alts(&self.alts, &chars, 0, &mut steps, &mut |end, _| end == chars.len())
+        match_alts(&self.alts, &chars, 0, &mut steps, &mut |end, _| {
+            end == chars.len()
+        })
     }
 }
 
@@ -212,7 +217,9 @@ fn match_seq(
     let Some((first, rest)) = seq.split_first() else {
         return k(pos, steps);
     };
-    match_repeat(first, 0, s, pos, steps, &mut |p, st| match_seq(rest, s, p, st, k))
+    match_repeat(first, 0, s, pos, steps, &mut |p, st| {
+        match_seq(rest, s, p, st, k)
+    })
 }
 
 /// Matches `piece` `count` times so far, greedily, then the continuation.

@@ -247,9 +247,13 @@ impl PolicySpec {
                 for c in conds {
                     let line = match c {
                         Cond::Equals(v) => format!("equals = {}", toml_value(v)),
-                        Cond::OneOf(v) => format!("one_of = {}", toml_value(&Value::Array(v.clone()))),
+                        Cond::OneOf(v) => {
+                            format!("one_of = {}", toml_value(&Value::Array(v.clone())))
+                        }
                         Cond::Pattern(p) => format!("pattern = {}", toml_str(p)),
-                        Cond::Range(lo, hi) => format!("range = [{}, {}]", toml_num(*lo), toml_num(*hi)),
+                        Cond::Range(lo, hi) => {
+                            format!("range = [{}, {}]", toml_num(*lo), toml_num(*hi))
+                        }
                         Cond::Trusted => "trusted = true".to_string(),
                         Cond::ReadersInclude(a) => format!("readers_include = {}", toml_str(a)),
                         Cond::Audience(p) => format!("audience = {}", toml_str(p)),
