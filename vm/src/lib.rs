@@ -7,12 +7,12 @@ mod compare;
 mod error;
 mod heap;
 pub mod host;
-pub mod policy;
 mod host_value;
 mod interp;
 mod jit;
 mod label;
 mod natives;
+pub mod policy;
 mod text;
 mod value;
 

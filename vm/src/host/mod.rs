@@ -12,6 +12,7 @@ pub mod llm;
 pub mod llm_value;
 pub mod many;
 pub mod providers;
+pub mod tools;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
