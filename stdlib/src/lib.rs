@@ -10,6 +10,10 @@ pub const MODULES: &[&str] = &[
     "std.math",
     "std.json",
     "std.agent",
+    "std.fs",
+    "std.proc",
+    "std.env",
+    "std.io",
 ];
 
 /// The source text of a standard module, by its dotted name (`"std.strings"`).
@@ -22,6 +26,10 @@ pub fn source(module: &str) -> Option<&'static str> {
         "std.math" => include_str!("../std/math.ail"),
         "std.json" => include_str!("../std/json.ail"),
         "std.agent" => include_str!("../std/agent.ail"),
+        "std.fs" => include_str!("../std/fs.ail"),
+        "std.proc" => include_str!("../std/proc.ail"),
+        "std.env" => include_str!("../std/env.ail"),
+        "std.io" => include_str!("../std/io.ail"),
         _ => return None,
     })
 }
