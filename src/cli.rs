@@ -83,10 +83,8 @@ pub struct RunArgs {
     /// The program: `.ail` source or `.aib` bytecode.
     pub file: PathBuf,
 
-    /// Let the program read files under PATH (repeatable). Reading is denied by default; paths
-    /// are resolved (symlinks and `..` included) before they are checked against PATH.
-    #[arg(long = "allow-read", value_name = "PATH")]
-    pub allow_read: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// Label what is read from files under PATH as untrusted (repeatable).
     #[arg(long = "untrusted", value_name = "PATH")]
@@ -166,4 +164,75 @@ pub struct RunArgs {
     /// Arguments passed to the program's `main`.
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// What the host lets the program do: deny by default (spec/security.md). Each `--allow-*`
+/// takes a comma-separated list, or no value for everything of its kind; each `--deny-*` beats
+/// every allow.
+#[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Permissions")]
+pub struct PolicyArgs {
+    /// Let the program read files under these paths (all files without a value).
+    #[arg(long = "allow-read", value_name = "PATH", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_read: Option<Vec<String>>,
+    /// Let the program create and write files under these paths.
+    #[arg(long = "allow-write", value_name = "PATH", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_write: Option<Vec<String>>,
+    /// Let the program reach these hosts (HOST or HOST:PORT) over HTTP. Loopback, private and
+    /// metadata addresses need to be named explicitly.
+    #[arg(long = "allow-net", value_name = "HOST", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_net: Option<Vec<String>>,
+    /// Let the program run these commands (exact names; no shell).
+    #[arg(long = "allow-run", value_name = "CMD", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_run: Option<Vec<String>>,
+    /// Let the program read these environment variables (and pass them to commands it runs).
+    #[arg(long = "allow-env", value_name = "VAR", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_env: Option<Vec<String>>,
+    /// Let the program (and the models it offers them to) use these tools: ids or globs with `*`.
+    #[arg(long = "allow-tool", value_name = "ID", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_tool: Option<Vec<String>>,
+    /// Let the program call these models (logical names) on a network provider.
+    #[arg(long = "allow-model", value_name = "NAME", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub allow_model: Option<Vec<String>>,
+    /// Never let the program read these paths, whatever else allows it.
+    #[arg(long = "deny-read", value_name = "PATH", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_read: Option<Vec<String>>,
+    /// Never let the program write these paths.
+    #[arg(long = "deny-write", value_name = "PATH", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_write: Option<Vec<String>>,
+    /// Never let the program reach these hosts.
+    #[arg(long = "deny-net", value_name = "HOST", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_net: Option<Vec<String>>,
+    /// Never let the program run these commands.
+    #[arg(long = "deny-run", value_name = "CMD", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_run: Option<Vec<String>>,
+    /// Never let the program read these environment variables.
+    #[arg(long = "deny-env", value_name = "VAR", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_env: Option<Vec<String>>,
+    /// Never let the program use these tools.
+    #[arg(long = "deny-tool", value_name = "ID", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_tool: Option<Vec<String>>,
+    /// Never let the program call these models.
+    #[arg(long = "deny-model", value_name = "NAME", num_args = 0.., require_equals = true, value_delimiter = ',')]
+    pub deny_model: Option<Vec<String>>,
+    /// Ask before each call of these tools (ids or globs), even when they are allowed.
+    #[arg(long = "ask", value_name = "ID", value_delimiter = ',')]
+    pub ask: Vec<String>,
+    /// Allow everything of every kind (denies still apply).
+    #[arg(short = 'A', long = "allow-all")]
+    pub allow_all: bool,
+    /// Never ask: every call the policy would ask about is refused.
+    #[arg(long = "no-prompt")]
+    pub no_prompt: bool,
+    /// Approve the asks whose rule allows approval without a person (never a label violation,
+    /// unless the rule says so).
+    #[arg(long = "yes", conflicts_with = "no_prompt")]
+    pub yes: bool,
+    /// Stamp the control-flow label on every effect's arguments (implicit flows), not only pass
+    /// it to the policy.
+    #[arg(long = "strict-flow")]
+    pub strict_flow: bool,
+    /// Use the named permission set `[permissions.NAME]` of aivm.toml too.
+    #[arg(long = "permissions", value_name = "NAME")]
+    pub permissions: Option<String>,
 }

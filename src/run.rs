@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, IsTerminal, LineWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
 
 fn policy(args: &RunArgs) -> Policy {
     Policy {
-        allow_read: args.allow_read.clone(),
+        allow_read: args
+            .policy
+            .allow_read
+            .iter()
+            .flatten()
+            .map(PathBuf::from)
+            .collect(),
         untrusted: args.untrusted.clone(),
         // What is read becomes a string on the heap, so the heap limit bounds it too.
         max_input_bytes: args.max_heap_mb.saturating_mul(1 << 20) as u64,

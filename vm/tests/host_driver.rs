@@ -93,6 +93,8 @@ fn inline_effects_run_in_order_and_are_journalled_between_start_and_end() {
             Event::RunStart(_) => "start".to_string(),
             Event::Effect(ev) => format!("{}#{}", ev.effect, ev.seq),
             Event::RunEnd(end) => format!("end:{}", end.outcome),
+            Event::Decision(d) => format!("decision:{}#{}", d.tool, d.seq),
+            Event::Label(l) => format!("label:{}", l.op),
         })
         .collect();
     assert_eq!(

@@ -23,8 +23,61 @@ pub const JOURNAL_VERSION: u32 = 1;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStart(RunStart),
+    /// A policy decision, written before the effect it permits (or instead of it).
+    Decision(DecisionEvent),
     Effect(EffectEvent),
+    /// A label lowered by `declassify`/`endorse` (spec/security.md).
+    Label(LabelEvent),
     RunEnd(RunEnd),
+}
+
+/// What the policy decided about one effect the program asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEvent {
+    pub task: u32,
+    /// The effect's number in its task, as in the effect event it precedes.
+    pub seq: u64,
+    /// The tool id judged: the effect's native name, or for the `tool.call` gate the name of
+    /// the program's tool.
+    pub tool: String,
+    /// `allow`, `ask` or `deny`.
+    pub verdict: String,
+    /// The rule that decided.
+    pub rule: String,
+    pub reason: String,
+    /// sha256 of the canonical JSON of the arguments judged.
+    pub args_hash: String,
+    /// The label of each named argument.
+    pub labels: BTreeMap<String, String>,
+    /// The label of the control flow that led to the call.
+    pub control: String,
+    /// For `ask`: how it was answered (`approved`, `auto-approved`, `refused`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+impl DecisionEvent {
+    /// Whether the effect went ahead.
+    pub fn permitted(&self) -> bool {
+        match self.verdict.as_str() {
+            "allow" => true,
+            "ask" => matches!(self.approval.as_deref(), Some("approved" | "auto-approved")),
+            _ => false,
+        }
+    }
+}
+
+/// A label lowered by the program, with the authority its manifest declares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelEvent {
+    pub task: u32,
+    /// `declassify`, `endorse` or `endorse_narrow`.
+    pub op: String,
+    /// Where: the function and source line.
+    pub function: String,
+    pub line: u32,
+    pub from: String,
+    pub to: String,
 }
 
 /// The first event: the format version and the providers the model names resolved to.

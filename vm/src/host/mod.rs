@@ -4,6 +4,7 @@
 //! and runs to idle again. A run is thus a function of the order in which calls complete; the
 //! journal records that order and a replay releases results in it (spec/journal.md).
 
+pub mod approve;
 pub mod budget;
 pub mod config;
 mod effects;
@@ -11,6 +12,7 @@ pub mod journal;
 pub mod llm;
 pub mod llm_value;
 pub mod many;
+pub mod net;
 pub mod providers;
 pub mod tools;
 
