@@ -563,6 +563,34 @@ args.amount.range = [50, 1000]
     assert!(d.reason.contains("other rule"), "{}", d.reason);
 }
 
+#[test]
+fn an_ask_rule_whose_label_condition_fails_no_longer_applies() {
+    // "At least one rule must be satisfied; ask beats allow": a satisfied allow rule still
+    // allows when the only ask rule fails its label condition. Write the label condition
+    // on the allow rule when it must hold for every call.
+    let p = with_toml(
+        r#"
+[[policy.rules]]
+id = "ask-trusted"
+tool = "send"
+action = "ask"
+args.x.trusted = true
+
+[[policy.rules]]
+id = "allow-any"
+tool = "send"
+action = "allow"
+"#,
+    );
+    let send = |x: HostValue| program(&p, "send", vec![("x", x)]);
+    assert_verdict(&send(s("a")), Verdict::Ask, "ask-trusted");
+    assert_verdict(
+        &send(s("a").labelled(untrusted())),
+        Verdict::Allow,
+        "allow-any",
+    );
+}
+
 // ---- Rules: labels ----
 
 const PAY_TRUSTED: &str = r#"

@@ -165,15 +165,17 @@ impl Policy {
             None => return self.ungranted(call, native),
         };
 
-        // 4. The allow/ask rules for the tool.
-        let mut chosen: Option<&RuleConfig> = None;
+        // 4. The allow/ask rules for the tool (each judged with the confidentiality rule
+        //    under its own audience); without rules, 6. confidentiality on its own.
         let mut decision = match granted {
-            Granted::By(rule, reason) if rules.is_empty() => Decision::allow(rule, reason),
-            _ => match self.judge_rules(call, &rules) {
-                Ok((d, rule)) => {
-                    chosen = Some(rule);
-                    d
+            Granted::By(rule, reason) if rules.is_empty() => {
+                if let Err(e) = readers_check(call, None) {
+                    return Decision::deny("readers", format!("{tool}: {}", e.message()));
                 }
+                Decision::allow(rule, reason)
+            }
+            _ => match self.judge_rules(call, &rules) {
+                Ok(d) => d,
                 Err(d) => return d,
             },
         };
@@ -189,18 +191,6 @@ impl Policy {
                     auto_approvable: true,
                 };
             }
-        }
-
-        // 6. Confidentiality.
-        if let Err(reason) = readers_check(call, chosen) {
-            let ask = chosen.is_some_and(|r| r.on_label_violation == OnLabelViolation::Ask);
-            return Decision {
-                verdict: if ask { Verdict::Ask } else { Verdict::Deny },
-                rule: "readers".into(),
-                reason,
-                label_violation: ask,
-                auto_approvable: ask && chosen.is_some_and(|r| r.auto_approve),
-            };
         }
         decision
     }
@@ -312,64 +302,75 @@ impl Policy {
         }
     }
 
-    /// Step 4: the first passing ask rule, else the first passing allow rule; when none
-    /// passes, a label-only failure of a rule with `on_label_violation = "ask"` asks, and
-    /// anything else denies naming the first rule's failed condition.
-    fn judge_rules<'p>(
-        &'p self,
-        call: &Call,
-        rules: &[u32],
-    ) -> Result<(Decision, &'p RuleConfig), Decision> {
+    /// Step 4: a rule is satisfied when its conditions hold and, under its audience, the
+    /// confidentiality rule holds. The first satisfied ask rule asks, else the first
+    /// satisfied allow rule allows; when none is satisfied, a label-only failure of a rule
+    /// with `on_label_violation = "ask"` asks, and anything else denies naming the first
+    /// rule's failed condition.
+    fn judge_rules(&self, call: &Call, rules: &[u32]) -> Result<Decision, Decision> {
         let all = &self.inner.rules;
         let mut allow: Option<&RuleConfig> = None;
-        let mut label_ask: Option<(&RuleConfig, String)> = None;
-        let mut first_fail: Option<(&RuleConfig, String)> = None;
+        // (rule, sentence, whether the confidentiality rule was what failed)
+        let mut label_ask: Option<(&RuleConfig, String, bool)> = None;
+        let mut first_fail: Option<(&RuleConfig, String, bool)> = None;
         for rule in rules.iter().filter_map(|&i| all.get(i as usize)) {
-            match judge(rule, call.args, call.control) {
-                RuleOutcome::Pass if rule.action == Action::Ask => {
-                    let d = Decision {
+            let outcome = match judge(rule, call.args, call.control) {
+                RuleOutcome::Pass => match readers_check(call, Some(rule)) {
+                    Ok(()) => None,
+                    Err(Unreadable::Label(m)) => Some((m, true, true)),
+                    Err(Unreadable::Audience(m)) => Some((m, false, false)),
+                },
+                RuleOutcome::LabelFail(m) => Some((m, true, false)),
+                RuleOutcome::ValueFail(m) => Some((m, false, false)),
+            };
+            match outcome {
+                None if rule.action == Action::Ask => {
+                    return Ok(Decision {
                         verdict: Verdict::Ask,
                         rule: rule.id.clone(),
                         reason: format!("{} asks for approval (rule `{}`)", call.tool, rule.id),
                         label_violation: false,
                         auto_approvable: rule.auto_approve,
-                    };
-                    return Ok((d, rule));
+                    });
                 }
-                RuleOutcome::Pass => {
+                None => {
                     allow.get_or_insert(rule);
                 }
-                RuleOutcome::LabelFail(m) => {
-                    if rule.on_label_violation == OnLabelViolation::Ask && label_ask.is_none() {
-                        label_ask = Some((rule, m.clone()));
+                Some((m, is_label, readers)) => {
+                    let ask_mode = rule.on_label_violation == OnLabelViolation::Ask;
+                    if is_label && ask_mode && label_ask.is_none() {
+                        label_ask = Some((rule, m.clone(), readers));
                     }
-                    first_fail.get_or_insert((rule, m));
-                }
-                RuleOutcome::ValueFail(m) => {
-                    first_fail.get_or_insert((rule, m));
+                    first_fail.get_or_insert((rule, m, readers));
                 }
             }
         }
+        let id = |rule: &RuleConfig, readers: bool| {
+            if readers {
+                "readers".to_string()
+            } else {
+                rule.id.clone()
+            }
+        };
         if let Some(rule) = allow {
             let reason = format!("{} is allowed by rule `{}`", call.tool, rule.id);
-            return Ok((Decision::allow(rule.id.clone(), reason), rule));
+            return Ok(Decision::allow(rule.id.clone(), reason));
         }
-        if let Some((rule, m)) = label_ask {
-            let d = Decision {
+        if let Some((rule, m, readers)) = label_ask {
+            return Ok(Decision {
                 verdict: Verdict::Ask,
-                rule: rule.id.clone(),
+                rule: id(rule, readers),
                 reason: format!(
                     "{}: {m}; rule `{}` asks a person in that case",
                     call.tool, rule.id
                 ),
                 label_violation: true,
                 auto_approvable: rule.auto_approve,
-            };
-            return Ok((d, rule));
+            });
         }
-        // Every rule either passes or fails, so with rules to judge this is set; without
-        // any, nothing allowed the call.
-        let Some((rule, m)) = first_fail else {
+        // Every rule either is satisfied or fails, so with rules to judge this is set;
+        // without any, nothing allowed the call.
+        let Some((rule, m, readers)) = first_fail else {
             return Err(Decision::deny(
                 "default-deny",
                 format!("{}: no rule allows this call", call.tool),
@@ -381,11 +382,8 @@ impl Policy {
             n => format!("; none of the {} other rules for it holds either", n - 1),
         };
         Err(Decision::deny(
-            rule.id.clone(),
-            format!(
-                "{}: {m}, which rule `{}` requires{others}",
-                call.tool, rule.id
-            ),
+            id(rule, readers),
+            format!("{}: {m} (rule `{}`){others}", call.tool, rule.id),
         ))
     }
 }
@@ -412,23 +410,23 @@ fn repeated_arg(args: &[(String, crate::HostValue)]) -> Option<&str> {
 fn audience<'c>(
     call: &Call<'c>,
     rule: Option<&'c RuleConfig>,
-) -> Result<Vec<Cow<'c, str>>, String> {
+) -> Result<Vec<Cow<'c, str>>, Unreadable> {
     if let Some(a) = call.audience {
         return Ok(vec![Cow::Borrowed(a)]);
     }
     if let Some(r) = rule {
         if let Some(name) = &r.audience_arg {
             let v = arg(call.args, name).ok_or_else(|| {
-                format!(
-                    "{}: argument `{name}`, which names who sees this call (rule `{}`), is absent",
-                    call.tool, r.id
-                )
+                Unreadable::Audience(format!(
+                    "argument `{name}`, which names who sees this call (rule `{}`), is absent",
+                    r.id
+                ))
             })?;
             return principals(v).ok_or_else(|| {
-                format!(
-                    "{}: argument `{name}` must be a string or a list of strings to name who sees this call (rule `{}`)",
-                    call.tool, r.id
-                )
+                Unreadable::Audience(format!(
+                    "argument `{name}` must be a string or a list of strings to name who sees this call (rule `{}`)",
+                    r.id
+                ))
             });
         }
         if let Some(a) = &r.audience {
@@ -443,7 +441,22 @@ fn audience<'c>(
 
 /// Step 6: every argument's readers, and the control label's, must include every principal
 /// of the audience.
-fn readers_check(call: &Call, rule: Option<&RuleConfig>) -> Result<(), String> {
+/// Why the confidentiality rule refused a call: a label that excludes the audience, or an
+/// audience argument that is absent or not a principal (a value failure).
+enum Unreadable {
+    Label(String),
+    Audience(String),
+}
+
+impl Unreadable {
+    fn message(self) -> String {
+        match self {
+            Unreadable::Label(m) | Unreadable::Audience(m) => m,
+        }
+    }
+}
+
+fn readers_check(call: &Call, rule: Option<&RuleConfig>) -> Result<(), Unreadable> {
     let all_public = call.control.readers.is_none()
         && call
             .args
@@ -459,21 +472,19 @@ fn readers_check(call: &Call, rule: Option<&RuleConfig>) -> Result<(), String> {
     for (name, v) in call.args {
         if let Some(readers) = v.deep_label().readers {
             if let Some(p) = missing(&readers) {
-                return Err(format!(
-                    "{}: argument `{name}` is readable only by {}, and this call would show it to {p}",
-                    call.tool,
+                return Err(Unreadable::Label(format!(
+                    "argument `{name}` is readable only by {}, and this call would show it to {p}",
                     show_readers(&readers)
-                ));
+                )));
             }
         }
     }
     if let Some(readers) = &call.control.readers {
         if let Some(p) = missing(readers) {
-            return Err(format!(
-                "{}: whether this call happens depends on data readable only by {} (its control label), and it would reach {p}",
-                call.tool,
+            return Err(Unreadable::Label(format!(
+                "whether this call happens depends on data readable only by {} (its control label), and it would reach {p}",
                 show_readers(readers)
-            ));
+            )));
         }
     }
     Ok(())
