@@ -534,6 +534,7 @@ impl Host {
             task: crate::interp::TaskId(ev.task),
             native: ev.effect.clone(),
             args: Vec::new(),
+            control: Default::default(),
         };
         self.replay_deliver(vm, &req, ev)
     }
