@@ -76,6 +76,14 @@ pub enum Command {
         /// The bytecode file.
         file: PathBuf,
     },
+    /// Print what a program may ask of the world: its capability manifest (models, tools,
+    /// files, hosts, commands, environment variables, authority to lower labels).
+    ///
+    /// FILE is `.ail` source (compiled in memory) or `.aib` bytecode (verified first).
+    Inspect {
+        /// The bytecode or source file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

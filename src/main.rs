@@ -72,6 +72,11 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             write(&out, &format::encode(&module))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect { file } => {
+            let module = load_verified(&file)?;
+            write_stdout(format::manifest_text(&module).as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { file } => {
             let module = decode(&file)?;
             let verified = VerifiedModule::new(module).map_err(|e| CliError::Verify {

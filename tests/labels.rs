@@ -142,3 +142,61 @@ fn the_same_file_without_untrusted_is_trusted() {
     assert!(out.contains("call trusted\n"), "{out}");
     assert!(!out.contains("untrusted"), "{out}");
 }
+
+/// A program that declares resources and authority, calls effect natives and offers a
+/// function to a model: everything `aivm inspect` shows.
+const MANIFEST_PROGRAM: &str = r#"
+needs read "./data"
+needs net "api.example.com:443"
+needs env "HOME"
+needs read "./data"
+needs declassify
+model smart = "large"
+
+/// Sends money.
+fn send_money(to: string, amount: int) -> string {
+  return "sent {amount} to {to}"
+}
+
+fn main() {
+  let text = read_file("./data/x.txt")
+  let answer = llm smart {
+    user "Pay the bill in {text}"
+    tools [send_money]
+  }
+  print(declassify(answer, null))
+}
+"#;
+
+#[test]
+fn inspect_prints_the_manifest_of_source_and_bytecode_alike() {
+    let dir = temp_dir("inspect");
+    let program = dir.join("pay.ail");
+    std::fs::write(&program, MANIFEST_PROGRAM).expect("write program");
+    let o = aivm(&["inspect", path_str(&program)]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    insta::assert_snapshot!("inspect_manifest", text);
+
+    let bytecode = dir.join("pay.aib");
+    let b = aivm(&["build", path_str(&program), "-o", path_str(&bytecode)]);
+    assert_eq!(b.status.code(), Some(0));
+    let o = aivm(&["inspect", path_str(&bytecode)]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), text);
+
+    // A program without `needs declassify` does not compile: the error names the fix.
+    let bad = dir.join("bad.ail");
+    std::fs::write(&bad, MANIFEST_PROGRAM.replace("needs declassify\n", "")).expect("write");
+    let o = aivm(&["inspect", path_str(&bad)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("E0218") && err.contains("needs declassify"),
+        "{err}"
+    );
+}

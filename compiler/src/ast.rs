@@ -48,6 +48,34 @@ pub enum Item {
     Extern(ExternDecl),
     Type(TypeDecl),
     Model(ModelDecl),
+    Needs(NeedsDecl),
+}
+
+/// `needs read "./data"`, `needs declassify`, ...: a line of the module's capability manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeedsDecl {
+    /// What is needed; `None` when the item was malformed (already reported).
+    pub need: Option<Need>,
+    pub span: Span,
+}
+
+/// One capability a module declares with `needs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A path the program reads beneath.
+    Read(String),
+    /// A path the program writes beneath.
+    Write(String),
+    /// A host, `host` or `host:port`, the program connects to.
+    Net(String),
+    /// A command the program runs.
+    Run(String),
+    /// An environment variable the program reads.
+    Env(String),
+    /// Authority to lower confidentiality (`declassify(x, ...)`).
+    Declassify,
+    /// Authority to raise integrity (`endorse(x)`).
+    Endorse,
 }
 
 /// `model smart = "large"`: a model slot. `smart` names the string `"large"`, the logical
@@ -284,6 +312,8 @@ pub enum LlmItemKind {
     Tools(Vec<Ident>),
     /// `temperature E`, `max_tokens E`, ...
     Option(LlmOption, Expr),
+    /// `endorse`: the validated answer (of a narrow output type) is endorsed as trusted.
+    Endorse,
 }
 
 /// The author of a message.

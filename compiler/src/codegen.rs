@@ -14,7 +14,7 @@ use aivm_vm::format::{
 use crate::ast::Span;
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::ir::{
-    BinOp, Capture, Expr, ExprKind, Func, FuncIdx, Place, Program, Stmt, StmtKind, VarId,
+    BinOp, Capture, Expr, ExprKind, Func, FuncIdx, Place, Program, Relabel, Stmt, StmtKind, VarId,
 };
 use crate::types::{Conf, Ty, TypeTable};
 
@@ -89,6 +89,19 @@ impl Pools<'_> {
         let k = self.push_const(Constant::Shape(ids.clone()));
         self.shapes.insert(ids, k);
         k
+    }
+
+    /// A readers constant: the names sorted, each once (`None`: public).
+    fn readers(&mut self, names: Option<&[String]>) -> u32 {
+        let ids = names.map(|names| {
+            let set: std::collections::BTreeSet<&String> = names.iter().collect();
+            set.into_iter().map(|n| self.string(n)).collect::<Vec<_>>()
+        });
+        let c = Constant::Readers(ids);
+        match self.module.constants.iter().position(|k| *k == c) {
+            Some(k) => k as u32,
+            None => self.push_const(c),
+        }
     }
 
     fn native(&mut self, name: &str) -> u32 {
@@ -890,6 +903,33 @@ impl<'a, 'p> FnGen<'a, 'p> {
     /// Compiles the first operand of an instruction that writes `dst`: into `dst` itself when
     /// `dst` is fresh (it is written only by the final instruction, after every operand is
     /// read), else as [`Self::expr_any`] does.
+    /// A label instruction on `inner`, into `dst`. Out of line: `expr_to` recurses with the
+    /// depth of nested expressions and must keep its frame small.
+    #[inline(never)]
+    fn relabel(&mut self, e: &Expr, op: &Relabel, inner: &Expr, dst: Reg, fresh: bool) {
+        let src = self.first_operand(inner, dst, fresh);
+        self.mark(e.span.start);
+        let ins = match op {
+            Relabel::Classify(names) => Instr::Classify {
+                dst,
+                src,
+                readers: self.pools.readers(Some(names)),
+            },
+            Relabel::Declassify(names) => Instr::Declassify {
+                dst,
+                src,
+                readers: self.pools.readers(names.as_deref()),
+            },
+            Relabel::Endorse => Instr::Endorse { dst, src },
+            Relabel::EndorseNarrow(ty) => Instr::EndorseNarrow {
+                dst,
+                src,
+                ty: self.pools.ty(ty),
+            },
+        };
+        self.emit(ins);
+    }
+
     fn first_operand(&mut self, e: &Expr, dst: Reg, fresh: bool) -> Reg {
         if let ExprKind::Var(Place::Local(v)) = e.kind {
             if !self.is_cell(v) {
@@ -1151,6 +1191,7 @@ impl<'a, 'p> FnGen<'a, 'p> {
                 let t = self.first_operand(task, dst, fresh);
                 self.emit(Instr::Await { dst, task: t });
             }
+            ExprKind::Relabel(op, inner) => self.relabel(e, op, inner, dst, fresh),
         }
         self.top = save;
     }

@@ -26,6 +26,36 @@ pub struct Program {
     /// Record shapes the module must hold although no literal builds them: `schema.conform`
     /// makes records only of shapes the module has (the records of `llm` output types).
     pub shapes: Vec<Vec<String>>,
+    /// What every module declared with `needs`, and the functions offered to models: the
+    /// parts of the capability manifest that the code alone does not show.
+    pub needs: Needs,
+}
+
+/// The declared part of the manifest, merged over every module (sets: sorted, each once).
+#[derive(Debug, Default)]
+pub struct Needs {
+    pub read: std::collections::BTreeSet<String>,
+    pub write: std::collections::BTreeSet<String>,
+    pub net: std::collections::BTreeSet<String>,
+    pub run: std::collections::BTreeSet<String>,
+    pub env: std::collections::BTreeSet<String>,
+    pub declassify: bool,
+    pub endorse: bool,
+    /// Names of program functions offered to models in `tools [...]`, as the model sees them.
+    pub offered: std::collections::BTreeSet<String>,
+}
+
+/// A label instruction (spec/instructions.md, "Labels").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relabel {
+    /// `classify(x, readers)`.
+    Classify(Vec<String>),
+    /// `declassify(x, readers)`, `None` for `declassify(x, null)` (public).
+    Declassify(Option<Vec<String>>),
+    /// `endorse(x)`.
+    Endorse,
+    /// The `endorse` item of an `llm` expression: checked against a narrow type, then trusted.
+    EndorseNarrow(Ty),
 }
 
 /// `model name = "logical"`.
@@ -239,6 +269,8 @@ pub enum ExprKind {
     Await(Box<Expr>),
     /// The value, checked at run time against a type (the result of an `llm` expression).
     Check(Box<Expr>, Ty),
+    /// The value relabelled, deeply.
+    Relabel(Relabel, Box<Expr>),
 }
 
 impl Expr {

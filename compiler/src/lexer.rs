@@ -79,6 +79,11 @@ pub enum Tok<'s> {
     Null,
     /// `model` starting a top-level item (`model smart = "large"`); elsewhere `model` is a name.
     Model,
+    /// `needs` starting a top-level item (`needs read "./data"`); elsewhere `needs` is a name.
+    Needs,
+    /// `endorse` alone on its line (an item of an `llm` body); elsewhere `endorse` is a name
+    /// (the builtin `endorse(x)`).
+    EndorseItem,
     /// `llm` followed by a name on the same line; elsewhere `llm` is a name.
     Llm,
     /// `spawn` followed by a name on the same line; elsewhere `spawn` is a name.
@@ -379,6 +384,8 @@ impl Tok<'_> {
             Tok::False => "false",
             Tok::Null => "null",
             Tok::Model => "model",
+            Tok::Needs => "needs",
+            Tok::EndorseItem => "endorse",
             Tok::Llm => "llm",
             Tok::Spawn => "spawn",
             Tok::Await => "await",
@@ -552,11 +559,13 @@ fn foreign_keywords(file: FileId, tokens: &mut Vec<Spanned<'_>>, diags: &mut Vec
     }
 }
 
-/// Turns the words `model`, `llm`, `spawn` and `await` into keywords where only the keyword
-/// makes sense, so they stay usable as names everywhere else (`resp.model`, `let llm = ...`):
-/// `model` at the top level of a file before a name (`model smart = "large"`); `llm`, `spawn`
-/// and `await` before a name on the same line (a name followed by a name is never valid).
-/// Never after `.`, where a word is always a field name.
+/// Turns the words `model`, `needs`, `llm`, `spawn`, `await` and `endorse` into keywords where
+/// only the keyword makes sense, so they stay usable as names everywhere else (`resp.model`,
+/// `let llm = ...`): `model` and `needs` at the top level of a file before a name (`model
+/// smart = "large"`, `needs read "./data"`); `llm`, `spawn` and `await` before a name on the
+/// same line (a name followed by a name is never valid); `endorse` alone on its line inside
+/// braces (the bare item of an `llm` body: a name alone is never a useful statement). Never
+/// after `.`, where a word is always a field name.
 fn contextual_keywords(src: &str, base: usize, context: Context, tokens: &mut [Spanned<'_>]) {
     let same_line = |from: usize, to: usize| {
         src.get(from.saturating_sub(base)..to.saturating_sub(base))
@@ -567,16 +576,32 @@ fn contextual_keywords(src: &str, base: usize, context: Context, tokens: &mut [S
         let after_dot = i > 0 && matches!(tokens[i - 1].1, Tok::Dot);
         let next = tokens.get(i + 1).map(|(s, t, _)| (*s, t.clone()));
         let end = tokens[i].2;
+        let starts_line = match i.checked_sub(1).and_then(|p| tokens.get(p)) {
+            None => true,
+            Some((_, prev, prev_end)) => {
+                matches!(prev, Tok::LBrace | Tok::Semi) || !same_line(*prev_end, tokens[i].0)
+            }
+        };
+        let ends_line = match &next {
+            None => true,
+            Some((next_start, t)) => {
+                matches!(t, Tok::RBrace | Tok::Semi) || !same_line(end, *next_start)
+            }
+        };
         let tok = &mut tokens[i].1;
         match tok {
             Tok::LParen | Tok::LBracket | Tok::LBrace => depth += 1,
             Tok::RParen | Tok::RBracket | Tok::RBrace => depth = depth.saturating_sub(1),
+            Tok::Ident("endorse") if !after_dot && depth > 0 && starts_line && ends_line => {
+                *tok = Tok::EndorseItem;
+            }
             Tok::Ident(word) if !after_dot => {
                 let Some((next_start, Tok::Ident(_))) = next else {
                     continue;
                 };
                 let keyword = match *word {
                     "model" if depth == 0 && matches!(context, Context::File) => Tok::Model,
+                    "needs" if depth == 0 && matches!(context, Context::File) => Tok::Needs,
                     "llm" if same_line(end, next_start) => Tok::Llm,
                     "spawn" if same_line(end, next_start) => Tok::Spawn,
                     "await" if same_line(end, next_start) => Tok::Await,

@@ -14,6 +14,8 @@ mod codegen;
 mod ir;
 mod load;
 mod lower;
+mod manifest;
+mod needs;
 mod nesting;
 mod prune;
 mod resolve;
@@ -90,6 +92,7 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
         }
     };
     prune::unreachable_functions(&mut module);
+    manifest::fill(&mut module, &lowered.program.needs);
     Ok(Compiled {
         module,
         warnings: out,

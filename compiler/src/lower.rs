@@ -19,6 +19,8 @@ use crate::types::{Alias, Conf, Ty, TypeTable};
 
 #[path = "lower_agent.rs"]
 mod agent;
+#[path = "lower_labels.rs"]
+mod labels;
 
 /// One parsed module, with its imports already loaded.
 #[derive(Debug)]
@@ -308,6 +310,19 @@ impl Lowerer<'_> {
                         span: e.name.span,
                     });
                     self.define(m, &e.name.name, e.name.span, Global::Extern(idx));
+                }
+                ast::Item::Needs(n) => {
+                    let needs = &mut self.prog.needs;
+                    match &n.need {
+                        Some(ast::Need::Read(p)) => drop(needs.read.insert(p.clone())),
+                        Some(ast::Need::Write(p)) => drop(needs.write.insert(p.clone())),
+                        Some(ast::Need::Net(h)) => drop(needs.net.insert(h.clone())),
+                        Some(ast::Need::Run(c)) => drop(needs.run.insert(c.clone())),
+                        Some(ast::Need::Env(v)) => drop(needs.env.insert(v.clone())),
+                        Some(ast::Need::Declassify) => needs.declassify = true,
+                        Some(ast::Need::Endorse) => needs.endorse = true,
+                        None => {}
+                    }
                 }
                 ast::Item::Model(md) => {
                     let id = self.prog.models.len() as u32;
@@ -1586,6 +1601,9 @@ impl Lowerer<'_> {
                         ));
                         let _ = self.args(args);
                         return Self::poison(span);
+                    }
+                    None if labels::BUILTINS.contains(&id.name.as_str()) => {
+                        return self.label_builtin(id, args, span)
                     }
                     other => other,
                 }

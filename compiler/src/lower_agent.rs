@@ -4,7 +4,7 @@
 
 use crate::ast::{self, LlmItemKind, LlmOption, Span};
 use crate::diagnostic::Label;
-use crate::ir::{Expr, ExprKind, ExternIdx, FuncIdx, Place, Stmt, StmtKind, Var};
+use crate::ir::{Expr, ExprKind, ExternIdx, FuncIdx, Place, Relabel, Stmt, StmtKind, Var};
 use crate::resolve::{Def, Global};
 use crate::schema::{self, SchemaError};
 use crate::types::{Conf, Ty};
@@ -27,8 +27,10 @@ impl Lowerer<'_> {
         let mut pending: Vec<Expr> = Vec::new();
         let mut tools: Option<Expr> = None;
         let mut options: Vec<(LlmOption, Expr)> = Vec::new();
+        let mut endorse: Option<Span> = None;
         for item in &l.items {
             match &item.kind {
+                LlmItemKind::Endorse => endorse = Some(item.word),
                 LlmItemKind::Message(role, e) => {
                     let content = self.expr(e);
                     self.expect_item(&content, &Ty::Str, role.as_str(), item.word);
@@ -118,12 +120,49 @@ impl Lowerer<'_> {
             return Self::poison(span);
         };
         let call = Expr::new(ExprKind::CallFn(run, vec![model, request]), Ty::Any, span);
+        if let Some(at) = endorse {
+            return self.endorse_answer(call, &result_ty, out.map(|o| o.1), at, span);
+        }
         if result_ty.is_any() {
             return call;
         }
         Expr::new(
             ExprKind::Check(Box::new(call), result_ty.clone()),
             result_ty,
+            span,
+        )
+    }
+
+    /// The answer of an `llm` expression with `endorse`: checked against its output type and
+    /// trusted (`EndorseNarrow`), which only a narrow type allows (E0318).
+    fn endorse_answer(
+        &mut self,
+        call: Expr,
+        ty: &Ty,
+        ty_span: Option<Span>,
+        at: Span,
+        span: Span,
+    ) -> Expr {
+        if ty_span.is_none() || !self.is_narrow(ty) {
+            let file = self.file;
+            let d = self.error("E0318", "`endorse` needs a narrow output type", at);
+            d.label = match ty_span {
+                None => "the answer is free text (no output type)".into(),
+                Some(_) => format!("the answer is of type `{ty}`"),
+            };
+            if let Some(ts) = ty_span {
+                d.extra.push(Label {
+                    file,
+                    span: ts,
+                    text: "not narrow".into(),
+                });
+            }
+            d.help = Some("only an answer that is a choice among few values may be trusted: give the `llm` a type such as `bool`, `int`, `float` or `\"yes\" | \"no\"`, or remove `endorse`".into());
+            return Self::poison(span);
+        }
+        Expr::new(
+            ExprKind::Relabel(Relabel::EndorseNarrow(ty.clone()), Box::new(call)),
+            ty.clone(),
             span,
         )
     }
@@ -249,6 +288,16 @@ impl Lowerer<'_> {
                 return None;
             }
         };
+        if !aivm_vm::format::is_tool_id(&id.name) {
+            let d = self.error(
+                "E0216",
+                format!("`{}` is too long a name for a tool", id.name),
+                id.span,
+            );
+            d.label = format!("{} bytes", id.name.len());
+            d.help = Some("a tool's name is at most 128 characters: rename the function".into());
+            return None;
+        }
         let sig = self.fn_sigs.get(&idx).cloned()?;
         let params: Vec<(String, Ty)> = sig
             .names
@@ -279,6 +328,7 @@ impl Lowerer<'_> {
             .map(|n| str_expr(n, id.span))
             .collect::<Vec<_>>();
         let adapter = self.tool_adapter(idx, &sig.names, id.span);
+        self.prog.needs.offered.insert(id.name.clone());
         Some(record(
             vec![
                 ("name", str_expr(&id.name, id.span)),

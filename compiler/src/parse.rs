@@ -251,10 +251,11 @@ pub(crate) struct StrTok<'s> {
     pub verbatim: bool,
 }
 
-/// One `word value` line of an `llm` body, before the word is checked.
+/// One `word value` line of an `llm` body (or the bare `endorse`), before the word is
+/// checked.
 pub(crate) struct RawLlmItem {
     pub word: Ident,
-    pub value: Expr,
+    pub value: Option<Expr>,
     pub span: Span,
 }
 
@@ -270,7 +271,13 @@ const LLM_WORDS: &[&str] = &[
     "stop",
     "max_turns",
     "retries",
+    "endorse",
 ];
+
+/// The kinds of `needs` item that take a string.
+const NEEDS_RESOURCES: &[&str] = &["read", "write", "net", "run", "env"];
+/// The kinds of `needs` item that stand alone.
+const NEEDS_AUTHORITY: &[&str] = &["declassify", "endorse"];
 
 /// One entry of a `{...}` literal, before we know whether it is a record or a map.
 pub(crate) enum Entry<'s> {
@@ -359,6 +366,62 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// `needs KIND "resource"` or `needs declassify` / `needs endorse`: checks the form and the
+    /// resource's syntax (E0121).
+    pub(crate) fn needs_decl(
+        &mut self,
+        kind: Ident,
+        arg: Option<StrTok<'s>>,
+        span: Span,
+    ) -> NeedsDecl {
+        let word = kind.name.as_str();
+        let resource = NEEDS_RESOURCES.contains(&word);
+        let text = arg.map(|a| (self.plain_string(a, "a `needs` resource"), a.span));
+        let need = match (word, text) {
+            (_, Some((text, at))) if resource => match crate::needs::check(word, &text) {
+                Ok(()) => Some(match word {
+                    "read" => Need::Read(text),
+                    "write" => Need::Write(text),
+                    "net" => Need::Net(text),
+                    "run" => Need::Run(text),
+                    _ => Need::Env(text),
+                }),
+                Err((label, help)) => {
+                    let msg = format!("invalid `needs {word}` resource");
+                    self.error("E0121", msg, at, &label).help = Some(help);
+                    None
+                }
+            },
+            (_, None) if resource => {
+                let msg = format!("`needs {word}` takes a string");
+                self.error("E0121", msg, kind.span, "what is needed?").help = Some(format!(
+                    "name the resource: {}",
+                    crate::needs::example(word)
+                ));
+                None
+            }
+            ("declassify", None) => Some(Need::Declassify),
+            ("endorse", None) => Some(Need::Endorse),
+            (_, Some((_, at))) if NEEDS_AUTHORITY.contains(&word) => {
+                let msg = format!("`needs {word}` takes no value");
+                self.error("E0121", msg, at, "remove this").help =
+                    Some(format!("write `needs {word}` alone"));
+                None
+            }
+            _ => {
+                let msg = format!("unknown `needs` item `{word}`");
+                let words = NEEDS_RESOURCES.iter().chain(NEEDS_AUTHORITY).copied();
+                let hint = crate::resolve::suggest(word, words);
+                self.error("E0121", msg, kind.span, "not a capability").help = Some(match hint {
+                    Some(h) => format!("did you mean `{h}`?"),
+                    None => "a module needs read, write, net, run or env (with a string), declassify or endorse".into(),
+                });
+                None
+            }
+        };
+        NeedsDecl { need, span }
+    }
+
     /// `spawn e`: `e` must be a call, which the new task runs.
     pub(crate) fn spawn(&mut self, e: Expr, span: Span) -> Expr {
         if !matches!(e.kind, ExprKind::Call(..)) {
@@ -405,6 +468,14 @@ impl<'s> Ctx<'s> {
                 }
             }
             prev_end = Some(span.end);
+            let Some(value) = value else {
+                items.push(LlmItem {
+                    kind: LlmItemKind::Endorse,
+                    word: word.span,
+                    span,
+                });
+                continue;
+            };
             let kind = match word.name.as_str() {
                 "system" => LlmItemKind::Message(Role::System, value),
                 "user" => LlmItemKind::Message(Role::User, value),
@@ -419,6 +490,16 @@ impl<'s> Ctx<'s> {
                 "stop" => LlmItemKind::Option(LlmOption::Stop, value),
                 "max_turns" => LlmItemKind::Option(LlmOption::MaxTurns, value),
                 "retries" => LlmItemKind::Option(LlmOption::Retries, value),
+                "endorse" => {
+                    self.error(
+                        "E0119",
+                        "`endorse` takes no value",
+                        value.span,
+                        "remove this",
+                    )
+                    .help = Some("write `endorse` alone on its line: it endorses the answer, whose type must be narrow".into());
+                    continue;
+                }
                 other => {
                     let msg = format!("unknown `llm` item `{other}`");
                     let hint = crate::resolve::suggest(other, LLM_WORDS.iter().copied());
@@ -1065,6 +1146,7 @@ const ITEM_START: &[&str] = &[
     "export",
     "doc comment",
     "model",
+    "needs",
 ];
 const OPERATORS: &[&str] = &[
     "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", ".", "(", "[",

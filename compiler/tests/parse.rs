@@ -94,6 +94,7 @@ fn llm_item(k: &LlmItemKind) -> String {
             format!("(tools {})", n.join(" "))
         }
         LlmItemKind::Option(o, e) => format!("({} {})", o.word(), ex(e)),
+        LlmItemKind::Endorse => "(endorse)".to_string(),
     }
 }
 
@@ -246,6 +247,7 @@ fn item(i: &Item) -> String {
         }
         Item::Type(t) => format!("{}type {} = {}", doc(&t.doc), t.name.name, ty(&t.ty)),
         Item::Model(m) => format!("model {} = {:?}", m.name.name, m.logical),
+        Item::Needs(n) => format!("needs {:?}", n.need),
     }
 }
 
@@ -614,4 +616,42 @@ fn agent_syntax() {
     assert_eq!(expr("\"{await t}\""), "(interp (await t))");
     assert_eq!(body("let model = r.model"), ["let model = (. r model)"]);
     assert_eq!(error_codes("fn f() { spawn x.y }"), ["E0120"]);
+}
+
+#[test]
+fn needs_items_and_the_endorse_item() {
+    assert_eq!(
+        module(
+            "needs read \"./data\"\nneeds net \"api.example.com:443\"\nneeds declassify\nneeds endorse\nfn f() {}"
+        ),
+        "needs Some(Read(\"./data\"))\nneeds Some(Net(\"api.example.com:443\"))\nneeds Some(Declassify)\nneeds Some(Endorse)\nfn f() {}"
+    );
+    // `needs` is a name everywhere else.
+    assert_eq!(
+        body("let needs = 1; needs = needs.x"),
+        ["let needs = 1", "needs = (. needs x)"]
+    );
+    // Malformed items: unknown kind (with a suggestion), a resource without its string, an
+    // authority with one, a bad resource.
+    assert_eq!(error_codes("needs reed \"x\""), ["E0121"]);
+    assert_eq!(error_codes("needs read"), ["E0121"]);
+    assert_eq!(error_codes("needs endorse \"x\""), ["E0121"]);
+    assert_eq!(error_codes("needs net \"https://x.com/\""), ["E0121"]);
+    assert_eq!(error_codes("needs env \"A B\""), ["E0121"]);
+
+    let src = "let ok = llm smart -> bool {\n  user \"Is it spam?\"\n  endorse\n}";
+    assert_eq!(
+        body(src),
+        ["let ok = (llm smart -> bool (user \"Is it spam?\") (endorse))"]
+    );
+    assert_eq!(
+        body("let ok = llm smart -> bool { user \"q\"; endorse }"),
+        ["let ok = (llm smart -> bool (user \"q\") (endorse))"]
+    );
+    // The builtin stays a call, and `endorse` with a value is an error.
+    assert_eq!(body("let y = endorse(x)"), ["let y = (call endorse x)"]);
+    assert_eq!(
+        error_codes("fn f() { let a = llm m -> bool {\n endorse true\n} }"),
+        ["E0119"]
+    );
 }

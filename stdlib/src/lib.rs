@@ -11,6 +11,10 @@ pub const MODULES: &[&str] = &[
     "std.json",
     "std.agent",
     "std.http",
+    "std.fs",
+    "std.proc",
+    "std.env",
+    "std.io",
 ];
 
 /// The source text of a standard module, by its dotted name (`"std.strings"`).
@@ -24,6 +28,10 @@ pub fn source(module: &str) -> Option<&'static str> {
         "std.json" => include_str!("../std/json.ail"),
         "std.agent" => include_str!("../std/agent.ail"),
         "std.http" => include_str!("../std/http.ail"),
+        "std.fs" => include_str!("../std/fs.ail"),
+        "std.proc" => include_str!("../std/proc.ail"),
+        "std.env" => include_str!("../std/env.ail"),
+        "std.io" => include_str!("../std/io.ail"),
         _ => return None,
     })
 }

@@ -311,7 +311,7 @@ impl Heap {
     accessor!(record, record_mut, Record, RecordObj);
     accessor!(closure, Closure, ClosureObj);
     accessor!(cell, cell_mut, Cell, Value);
-    accessor!(error, Error, ErrorObj);
+    accessor!(error, error_mut, Error, ErrorObj);
     accessor!(iter, iter_mut, Iter, IterObj);
 
     /// The text of a string value.

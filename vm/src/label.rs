@@ -93,6 +93,46 @@ impl fmt::Display for LabelInfo {
     }
 }
 
+/// A label-lowering instruction as the host journals it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelOp {
+    /// `Declassify`: readers set (usually widened).
+    Declassify,
+    /// `Endorse` or `EndorseNarrow`: integrity raised to trusted.
+    Endorse,
+}
+
+impl LabelOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelOp::Declassify => "declassify",
+            LabelOp::Endorse => "endorse",
+        }
+    }
+}
+
+/// One run of a label-lowering instruction (`Declassify`, `Endorse`, `EndorseNarrow`): where
+/// it ran and the deep label of the value before and after. The interpreter keeps these until
+/// the host takes them ([`crate::Vm::take_label_events`]) and journals them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelEvent {
+    pub task: crate::interp::TaskId,
+    /// The function that ran the instruction.
+    pub func: String,
+    /// The instruction's index in that function, and its source line (0 when unknown).
+    pub pc: u32,
+    pub line: u32,
+    pub op: LabelOp,
+    /// Whether this was `EndorseNarrow` (a value checked against a narrow type).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub narrow: bool,
+    /// The join of the labels of every node of the value before.
+    pub from: LabelInfo,
+    /// The join of the labels of every node of the result.
+    pub to: LabelInfo,
+}
+
 /// The interning table. Serialised as the list of label meanings; the lookup maps are rebuilt.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(from = "Vec<LabelInfo>", into = "Vec<LabelInfo>")]

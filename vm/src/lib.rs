@@ -20,5 +20,5 @@ pub use error::{Trace, TraceFrame, VmError};
 pub use host_value::{HostData, HostError, HostValue};
 pub use interp::{EffectRequest, Limits, Step, TaskId, Vm, VmState};
 pub use jit::{JitEvent, JitMode, AUTO_THRESHOLD};
-pub use label::{Integrity, Label, LabelInfo};
+pub use label::{Integrity, Label, LabelEvent, LabelInfo, LabelOp};
 pub use value::Key;

@@ -197,6 +197,17 @@ impl Value {
         }
     }
 
+    /// The bool, if this is a bool with the public label: one compare (a branch on it needs
+    /// no change of the control label).
+    #[inline]
+    pub const fn public_bool(&self) -> Option<bool> {
+        if self.head == tag::BOOL {
+            Some(self.bits != 0)
+        } else {
+            None
+        }
+    }
+
     /// The bool, whatever the label.
     #[inline]
     pub const fn as_bool(&self) -> Option<bool> {

@@ -135,6 +135,11 @@ fn golden_disassembly() {
         name: 7,
         logical: 8,
     }];
+    m.manifest.tools = vec![3];
+    m.manifest.read = vec![6];
+    m.manifest.endorse = true;
+    m.constants.push(Constant::Readers(Some(vec![4])));
+    m.constants.push(Constant::Readers(None));
     m.functions.push(Function {
         name: 0,
         params: vec![Param { name: 1, ty: 1 }],
@@ -175,7 +180,7 @@ fn golden_disassembly() {
         doc: None,
     });
     let text = disassemble(&m);
-    let want = r#"; aivm assembly, bytecode format version 2
+    let want = r#"; aivm assembly, bytecode format version 3
 .strings
     s0 = "main"
     s1 = "args"
@@ -190,6 +195,8 @@ fn golden_disassembly() {
     k0 = str s2                     ; "hello\n"
     k1 = float 2.5
     k2 = shape [s4]                 ; {x}
+    k3 = readers [s4]               ; ["x"]
+    k4 = readers public
 .types
     t0 = any
     t1 = list t2
@@ -204,6 +211,10 @@ fn golden_disassembly() {
     s0 = f0                         ; main -> main
 .models
     s7 = s8                         ; smart = "large"
+.manifest
+    tools [s3]                      ; ["io.print"]
+    read [s6]                       ; ["main.ail"]
+    endorse
 .entry f0                           ; main
 .func f0 s0                         ; main
     params s1: t1
@@ -308,7 +319,7 @@ fn assembler_errors_have_line_and_column() {
         asm_err(".func f0 s0\nx:\nx:\n"),
         "3:1: label `x` is defined twice"
     );
-    assert_eq!(asm_err(".bogus\n"), "1:1: unknown directive `.bogus`: expected .strings, .const, .types, .natives, .files, .exports, .models, .entry or .func");
+    assert_eq!(asm_err(".bogus\n"), "1:1: unknown directive `.bogus`: expected .strings, .const, .types, .natives, .files, .exports, .models, .manifest, .entry or .func");
 }
 
 proptest! {

@@ -2,7 +2,8 @@
 //! message names the section and the byte offset of the fault.
 
 use aivm_vm::format::{
-    decode, encode, Constant, DecodeErrorKind, Function, Instr, ModelSlot, Module, TypeDesc,
+    decode, encode, Constant, DecodeErrorKind, Function, Instr, Manifest, ModelSlot, Module,
+    TypeDesc,
 };
 
 fn sample() -> Module {
@@ -40,6 +41,11 @@ fn sample() -> Module {
             name: 0,
             logical: 1,
         }],
+        manifest: Manifest {
+            read: vec![1],
+            declassify: true,
+            ..Manifest::default()
+        },
     }
 }
 
@@ -104,7 +110,7 @@ fn version_mismatch_and_flags() {
         &b,
         &[
             "unsupported version in header at offset 0x4",
-            "this VM reads format version 2, the file is version 1",
+            "this VM reads format version 3, the file is version 1",
         ],
     );
     let mut b = encode(&sample());
@@ -119,12 +125,12 @@ fn truncated_everywhere() {
     for n in 0..b.len() {
         assert!(decode(&b[..n]).is_err(), "prefix of {n} bytes accepted");
     }
-    let (h, s, _) = section(&b, 9);
+    let (h, s, _) = section(&b, 11);
     let cut = &b[..b.len() - 1];
     rejects(
         cut,
         &[&format!(
-            "truncated section `models` at offset {h:#x}: expected 12 bytes, found 11"
+            "truncated section `manifest` at offset {h:#x}: expected 29 bytes, found 28"
         )],
     );
     assert_eq!(s, h + 5);
@@ -214,13 +220,13 @@ fn unknown_reserved_duplicate_and_misplaced_sections() {
         ],
     );
 
-    let (h, _, e) = section(&b, 9);
+    let (h, _, e) = section(&b, 11);
     let mut v = b.clone();
     v.extend_from_slice(&b[h..e]);
     rejects(
         &v,
         &[&format!(
-            "duplicate section `models` at offset {:#x}",
+            "duplicate section `manifest` at offset {:#x}",
             b.len()
         )],
     );
@@ -230,7 +236,7 @@ fn unknown_reserved_duplicate_and_misplaced_sections() {
     v.extend_from_slice(&b[h..e]);
     rejects(
         &v,
-        &["misplaced section `types`", "must come before `models`"],
+        &["misplaced section `types`", "must come before `manifest`"],
     );
 
     // Swap the strings and constants sections.
@@ -377,4 +383,51 @@ fn lying_counts_do_not_allocate() {
         assert!(msg.starts_with("truncated section"), "{msg}");
         assert!(msg.contains(&format!("at offset {s:#x}")), "{msg}");
     }
+}
+
+#[test]
+fn manifest_flags_and_readers_tags_are_checked() {
+    let mut m = sample();
+    m.constants.push(Constant::Readers(Some(vec![0, 1])));
+    m.constants.push(Constant::Readers(None));
+    m.manifest.endorse = true;
+    m.manifest.tools = vec![0];
+    let b = encode(&m);
+    assert_eq!(
+        decode(&b).unwrap(),
+        m,
+        "readers constants and the manifest round-trip"
+    );
+
+    // The flags byte is the manifest's last; an unknown bit is rejected, not ignored.
+    let (_, _, e) = section(&b, 11);
+    assert_eq!(b[e - 1], 3, "declassify and endorse bits");
+    let mut v = b.clone();
+    v[e - 1] = 0x83;
+    let k = rejects(
+        &v,
+        &[
+            "section `manifest`",
+            "131 is not a valid manifest flags tag",
+        ],
+    );
+    assert!(matches!(k, DecodeErrorKind::UnknownTag { .. }));
+
+    // A readers constant's optional-list tag: 2 means nothing.
+    let (_, s, _) = section(&b, 2);
+    let mut v = b.clone();
+    // Constants: count, Int (1 + 8), Str (1 + 4), then Readers: tag 4 and its list tag.
+    let at = s + 4 + 9 + 5 + 1;
+    assert_eq!(v[at - 1], 4);
+    v[at] = 2;
+    rejects(&v, &["section `constants`", "2 is not a valid readers tag"]);
+
+    // A manifest shorter than its fixed part is truncated, however its length says so.
+    let (h, _, _) = section(&b, 11);
+    let mut v = b[..h].to_vec();
+    v.extend_from_slice(&[11, 3, 0, 0, 0, 0, 0, 0]);
+    rejects(
+        &v,
+        &["truncated section `manifest`", "expected 25 bytes, found 3"],
+    );
 }

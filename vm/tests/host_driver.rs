@@ -44,6 +44,8 @@ const ECHO: &str = "\
     n0 = s1
     n1 = s2
     n2 = s3
+.manifest
+    tools [s3, s2, s1]
 .entry f0
 .func f0 s0
     regs 2

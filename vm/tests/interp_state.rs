@@ -366,6 +366,7 @@ fn fs_read_is_denied_outside_granted_roots_and_through_dotdot_or_symlinks() {
             task: aivm_vm::TaskId(0),
             native: "fs.read".into(),
             args: vec![HostValue::str(p.to_str().unwrap())],
+            control: Default::default(),
         };
         host.perform(&req).unwrap().map_err(|e| e.kind)
     };

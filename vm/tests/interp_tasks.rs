@@ -2,6 +2,8 @@
 //! carried through `Await`, the `llm.call` effect of `CallLlm`, several model calls in flight
 //! at once, idle and deadlock queries, and snapshots taken while tasks wait.
 
+mod interp_support;
+
 use aivm_vm::format::{assemble, VerifiedModule};
 use aivm_vm::{
     EffectRequest, HostData, HostError, HostValue, Limits, Step, TaskId, Vm, VmError, VmState,
@@ -11,6 +13,7 @@ fn module(text: &str) -> VerifiedModule {
     let mut m = assemble(text).unwrap_or_else(|e| panic!("assembly: {e}"));
     // Function 0 is `main` in every program here.
     m.entry.get_or_insert(0);
+    interp_support::fill_tools(&mut m);
     VerifiedModule::new(m).unwrap_or_else(|e| panic!("verify: {e}"))
 }
 

@@ -3,6 +3,8 @@
 //! the host caps what a program takes in (a line of input longer than the policy's
 //! `max_input_bytes` is an `IoError` the program sees, never an unbounded read).
 
+mod interp_support;
+
 use std::io::Cursor;
 
 use aivm_vm::format::{assemble, VerifiedModule};
@@ -11,7 +13,8 @@ use aivm_vm::{HostValue, Limits, Vm};
 
 /// Assembles, verifies and runs `asm` to the end with this policy and standard input.
 fn run(asm: &str, limits: Limits, policy: Policy, stdin: &str) -> Result<HostValue, RunError> {
-    let module = assemble(asm).expect("assembles");
+    let mut module = assemble(asm).expect("assembles");
+    interp_support::fill_tools(&mut module);
     let verified = VerifiedModule::new(module).expect("verifies");
     let mut vm = Vm::new(&verified, limits).expect("loads");
     vm.start_main(vec![]).expect("main starts");

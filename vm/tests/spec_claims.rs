@@ -3,6 +3,8 @@
 //! verified, and run by `Vm` under `host::Host`; `main`'s return value or uncaught error is
 //! compared with what the spec says.
 
+mod interp_support;
+
 use std::io::Cursor;
 
 use aivm_vm::format::{assemble, VerifiedModule};
@@ -70,7 +72,8 @@ fn run_with(src: &Src, limits: Limits) -> Out {
 
 fn run_under(src: &Src, limits: Limits, policy: Policy) -> Out {
     let text = src.text();
-    let module = assemble(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut module = assemble(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    interp_support::fill_tools(&mut module);
     let verified = VerifiedModule::new(module).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut vm = Vm::new(&verified, limits).expect("a verified module loads");
     vm.start_main(vec![]).expect("main starts");

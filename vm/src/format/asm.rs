@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::module::{
-    Constant, Export, Field, Function, LineEntry, ModelSlot, Module, Param, TypeDesc,
+    Constant, Export, Field, Function, LineEntry, ModelSlot, Module, Param, StrId, TypeDesc,
     FORMAT_VERSION,
 };
 use super::opcodes::{Instr, Opcode, Operand, OperandKind, RegRange};
@@ -44,6 +44,11 @@ pub fn disassemble(m: &Module) -> String {
             Constant::Shape(names) => (
                 format!("shape [{}]", join(names.iter().map(|n| format!("s{n}")))),
                 Some(shape_comment(m, names)),
+            ),
+            Constant::Readers(None) => ("readers public".to_string(), None),
+            Constant::Readers(Some(names)) => (
+                format!("readers [{}]", join(names.iter().map(|n| format!("s{n}")))),
+                Some(names_comment(m, names)),
             ),
         };
         line_with_comment(&mut out, &format!("    k{i} = {text}"), comment);
@@ -87,6 +92,27 @@ pub fn disassemble(m: &Module) -> String {
             &format!("    s{} = s{}", slot.name, slot.logical),
             Some(format!("{} = {:?}", m.str(slot.name), m.str(slot.logical))),
         );
+    }
+    out.push_str(".manifest\n");
+    let man = &m.manifest;
+    let lists = std::iter::once(("tools", &man.tools)).chain(man.resources());
+    for (word, list) in lists {
+        if !list.is_empty() {
+            line_with_comment(
+                &mut out,
+                &format!(
+                    "    {word} [{}]",
+                    join(list.iter().map(|n| format!("s{n}")))
+                ),
+                Some(names_comment(m, list)),
+            );
+        }
+    }
+    if man.declassify {
+        out.push_str("    declassify\n");
+    }
+    if man.endorse {
+        out.push_str("    endorse\n");
     }
     if let Some(e) = m.entry {
         line_with_comment(
@@ -184,6 +210,8 @@ fn instr_comment(m: &Module, i: &Instr) -> Option<String> {
                 Constant::Float(v) => format!("{v:?}"),
                 Constant::Str(s) => str_comment(m, *s),
                 Constant::Shape(names) => shape_comment(m, names),
+                Constant::Readers(None) => "public".to_string(),
+                Constant::Readers(Some(names)) => names_comment(m, names),
             }),
             Operand::Func(f) => m
                 .functions
@@ -233,6 +261,11 @@ fn str_comment(m: &Module, s: u32) -> String {
     } else {
         quote(text)
     }
+}
+
+/// A list of strings for a comment: `["a", "b"]`.
+fn names_comment(m: &Module, names: &[StrId]) -> String {
+    format!("[{}]", join(names.iter().map(|&n| str_comment(m, n))))
 }
 
 fn shape_comment(m: &Module, names: &[u32]) -> String {
@@ -581,6 +614,7 @@ enum Section {
     Files,
     Exports,
     Models,
+    Manifest,
     Func,
 }
 
@@ -673,8 +707,60 @@ impl Assembler {
                 self.m.models.push(ModelSlot { name, logical });
                 Ok(())
             }
+            Section::Manifest => self.manifest_line(p),
             Section::Func => self.function_line(p),
         }
+    }
+
+    /// One line of `.manifest`: `tools [s1, s2]`, a resource list the same way, or a bare
+    /// `declassify` / `endorse`. Each word at most once.
+    fn manifest_line(&mut self, p: &mut Line) -> Result<(), AsmError> {
+        let col = p.col();
+        let w =
+            p.word("`tools`, `read`, `write`, `net`, `run`, `env`, `declassify` or `endorse`")?;
+        let twice = || AsmError {
+            line: p.line,
+            col,
+            message: format!("`{w}` is given twice in `.manifest`"),
+        };
+        let man = &mut self.m.manifest;
+        let flag = match w.as_str() {
+            "declassify" => Some(&mut man.declassify),
+            "endorse" => Some(&mut man.endorse),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            if std::mem::replace(flag, true) {
+                return Err(twice());
+            }
+            return Ok(());
+        }
+        let list = match w.as_str() {
+            "tools" => &mut man.tools,
+            "read" => &mut man.read,
+            "write" => &mut man.write,
+            "net" => &mut man.net,
+            "run" => &mut man.run,
+            "env" => &mut man.env,
+            _ => {
+                return Err(AsmError {
+                    line: p.line,
+                    col,
+                    message: format!(
+                        "unknown manifest entry `{w}`: expected tools, read, write, net, run, env, declassify or endorse"
+                    ),
+                })
+            }
+        };
+        if !list.is_empty() {
+            return Err(twice());
+        }
+        let items = p.index_list('[', ']', 's', "a string")?;
+        if items.is_empty() {
+            return p.err(format!("`{w} []` is written by leaving the line out"));
+        }
+        *list = items;
+        Ok(())
     }
 
     /// `s3 =` at the start of a table entry, where 3 must be the next index.
@@ -709,6 +795,7 @@ impl Assembler {
             ".files" => Section::Files,
             ".exports" => Section::Exports,
             ".models" => Section::Models,
+            ".manifest" => Section::Manifest,
             ".entry" => {
                 if self.m.entry.is_some() {
                     return Err(AsmError {
@@ -751,7 +838,7 @@ impl Assembler {
                     col,
                     message: format!(
                         "unknown directive `{d}`: expected .strings, .const, .types, .natives, \
-                         .files, .exports, .models, .entry or .func"
+                         .files, .exports, .models, .manifest, .entry or .func"
                     ),
                 })
             }
@@ -941,7 +1028,7 @@ fn kind_hint(kind: OperandKind) -> &'static str {
 
 fn constant(p: &mut Line) -> Result<Constant, AsmError> {
     let col = p.col();
-    let kind = p.word("a constant kind (int, float, str or shape)")?;
+    let kind = p.word("a constant kind (int, float, str, shape or readers)")?;
     Ok(match kind.as_str() {
         "int" => Constant::Int(p.number("a 64-bit integer")?),
         "float" => {
@@ -964,12 +1051,20 @@ fn constant(p: &mut Line) -> Result<Constant, AsmError> {
         }
         "str" => Constant::Str(p.index('s', "a string")?),
         "shape" => Constant::Shape(p.index_list('[', ']', 's', "a field name (a string)")?),
+        "readers" => {
+            if p.peek() == Some(&Tok::Word("public".into())) {
+                p.at += 1;
+                Constant::Readers(None)
+            } else {
+                Constant::Readers(Some(p.index_list('[', ']', 's', "a reader (a string)")?))
+            }
+        }
         _ => {
             return Err(AsmError {
                 line: p.line,
                 col,
                 message: format!(
-                    "unknown constant kind `{kind}`: expected int, float, str or shape"
+                    "unknown constant kind `{kind}`: expected int, float, str, shape or readers"
                 ),
             })
         }

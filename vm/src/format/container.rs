@@ -17,13 +17,13 @@ pub enum SectionId {
     Models = 9,
     /// Reserved for tool declarations of a later format version.
     Tools = 10,
-    /// Reserved for the capability manifest of a later format version.
+    /// The capability manifest (since version 3).
     Manifest = 11,
 }
 
 impl SectionId {
-    /// The sections a version 2 container holds, each exactly once, in this order.
-    pub const REQUIRED: [SectionId; 9] = [
+    /// The sections a version 3 container holds, each exactly once, in this order.
+    pub const REQUIRED: [SectionId; 10] = [
         SectionId::Strings,
         SectionId::Constants,
         SectionId::Types,
@@ -33,6 +33,7 @@ impl SectionId {
         SectionId::Entry,
         SectionId::Files,
         SectionId::Models,
+        SectionId::Manifest,
     ];
 
     pub fn from_byte(b: u8) -> Option<SectionId> {
@@ -54,7 +55,7 @@ impl SectionId {
 
     /// Whether the id is reserved for a later version (this version neither writes nor reads it).
     pub fn is_reserved(self) -> bool {
-        self >= SectionId::Tools
+        self == SectionId::Tools
     }
 
     pub const fn name(self) -> &'static str {
@@ -85,6 +86,16 @@ pub mod const_tag {
     pub const FLOAT: u8 = 1;
     pub const STR: u8 = 2;
     pub const SHAPE: u8 = 3;
+    /// Followed by an optional-list tag ([`super::opt_tag`]) and, if present, a string id
+    /// list.
+    pub const READERS: u8 = 4;
+}
+
+/// The bits of the manifest's flags byte; the others must be zero.
+pub mod manifest_flag {
+    pub const DECLASSIFY: u8 = 1;
+    pub const ENDORSE: u8 = 2;
+    pub const ALL: u8 = DECLASSIFY | ENDORSE;
 }
 
 /// Tags of [`crate::format::TypeDesc`].
@@ -122,4 +133,6 @@ pub mod min_size {
     pub const FUNCTION: usize = 4 + 4 + 4 + 2 + 2 + 1 + 1 + 4 + 4;
     pub const PAIR: usize = 8;
     pub const LINE: usize = 12;
+    /// Six string id lists and the flags byte.
+    pub const MANIFEST: usize = 6 * 4 + 1;
 }

@@ -7,10 +7,11 @@
 use std::fmt;
 
 use super::container::{
-    const_tag, min_size, opt_tag, type_tag, SectionId, HEADER_LEN, SECTION_HEADER_LEN,
+    const_tag, manifest_flag, min_size, opt_tag, type_tag, SectionId, HEADER_LEN,
+    SECTION_HEADER_LEN,
 };
 use super::module::{
-    Constant, Export, Field, Function, LineEntry, ModelSlot, Module, Param, TypeDesc,
+    Constant, Export, Field, Function, LineEntry, Manifest, ModelSlot, Module, Param, TypeDesc,
     FORMAT_VERSION, MAGIC,
 };
 use super::opcodes::{Instr, Opcode, Operand, OperandKind, RegRange};
@@ -59,7 +60,7 @@ pub enum DecodeErrorKind {
     UnknownSection {
         id: u8,
     },
-    /// A section id this version reserves for a later one (models, tools, manifest).
+    /// A section id this version reserves for a later one (tool declarations).
     ReservedSection {
         id: u8,
     },
@@ -287,7 +288,8 @@ pub fn decode(bytes: &[u8]) -> Result<Module> {
                     })
                 })?
             }
-            SectionId::Tools | SectionId::Manifest => {}
+            SectionId::Manifest => m.manifest = r.manifest()?,
+            SectionId::Tools => {}
         }
         r.function = None;
         if r.pos != r.end {
@@ -309,10 +311,11 @@ pub fn decode(bytes: &[u8]) -> Result<Module> {
             Some(id) if id.is_reserved() => DecodeErrorKind::ReservedSection { id: id as u8 },
             Some(id) => {
                 r.section = Some(id.name());
-                if id == SectionId::Models {
+                let last = SectionId::REQUIRED[SectionId::REQUIRED.len() - 1];
+                if id == last {
                     DecodeErrorKind::DuplicateSection
                 } else {
-                    DecodeErrorKind::OutOfOrder { after: "models" }
+                    DecodeErrorKind::OutOfOrder { after: last.name() }
                 }
             }
             None => DecodeErrorKind::TrailingBytes {
@@ -450,6 +453,22 @@ impl<'a> Reader<'a> {
             const_tag::FLOAT => Constant::Float(f64::from_bits(u64::from_le_bytes(self.array()?))),
             const_tag::STR => Constant::Str(self.u32()?),
             const_tag::SHAPE => Constant::Shape(self.u32_list()?),
+            const_tag::READERS => {
+                let opt_at = self.pos;
+                match self.u8()? {
+                    opt_tag::NONE => Constant::Readers(None),
+                    opt_tag::SOME => Constant::Readers(Some(self.u32_list()?)),
+                    tag => {
+                        return Err(self.err_at(
+                            opt_at,
+                            DecodeErrorKind::UnknownTag {
+                                what: "readers",
+                                tag,
+                            },
+                        ))
+                    }
+                }
+            }
             tag => {
                 return Err(self.err_at(
                     at,
@@ -491,6 +510,41 @@ impl<'a> Reader<'a> {
             },
             tag => return Err(self.err_at(at, DecodeErrorKind::UnknownTag { what: "type", tag })),
         })
+    }
+
+    /// The manifest: the tool list, the five resource lists, then the flags byte, whose
+    /// unknown bits must be zero (so that the encoding stays canonical).
+    fn manifest(&mut self) -> Result<Manifest> {
+        if self.remaining() < min_size::MANIFEST {
+            return Err(self.err_at(
+                self.pos,
+                DecodeErrorKind::Truncated {
+                    expected: min_size::MANIFEST as u64,
+                    found: self.remaining() as u64,
+                },
+            ));
+        }
+        let mut man = Manifest {
+            tools: self.u32_list()?,
+            ..Manifest::default()
+        };
+        for (_, list) in man.resources_mut() {
+            *list = self.u32_list()?;
+        }
+        let at = self.pos;
+        let flags = self.u8()?;
+        if flags & !manifest_flag::ALL != 0 {
+            return Err(self.err_at(
+                at,
+                DecodeErrorKind::UnknownTag {
+                    what: "manifest flags",
+                    tag: flags,
+                },
+            ));
+        }
+        man.declassify = flags & manifest_flag::DECLASSIFY != 0;
+        man.endorse = flags & manifest_flag::ENDORSE != 0;
+        Ok(man)
     }
 
     fn functions(&mut self) -> Result<Vec<Function>> {

@@ -2,7 +2,9 @@
 //! "Container"). The encoding is canonical — one module has exactly one encoding — so
 //! `encode(decode(b)?) == b` for every byte string the decoder accepts.
 
-use super::container::{const_tag, opt_tag, type_tag, SectionId, SECTION_HEADER_LEN};
+use super::container::{
+    const_tag, manifest_flag, opt_tag, type_tag, SectionId, SECTION_HEADER_LEN,
+};
 use super::module::{Constant, Function, Module, TypeDesc, FORMAT_VERSION, MAGIC};
 use super::opcodes::{Instr, Operand};
 
@@ -59,8 +61,23 @@ pub fn encode(m: &Module) -> Vec<u8> {
                     w.u32(s.logical);
                 }
             }
+            SectionId::Manifest => {
+                let man = &m.manifest;
+                w.u32_list(&man.tools);
+                for (_, list) in man.resources() {
+                    w.u32_list(list);
+                }
+                let mut flags = 0;
+                if man.declassify {
+                    flags |= manifest_flag::DECLASSIFY;
+                }
+                if man.endorse {
+                    flags |= manifest_flag::ENDORSE;
+                }
+                w.u8(flags);
+            }
             // Reserved sections are not written by this version.
-            SectionId::Tools | SectionId::Manifest => continue,
+            SectionId::Tools => continue,
         }
         out.reserve(SECTION_HEADER_LEN + w.0.len());
         out.push(id as u8);
@@ -148,6 +165,16 @@ impl Writer {
             Constant::Shape(names) => {
                 self.u8(const_tag::SHAPE);
                 self.u32_list(names);
+            }
+            Constant::Readers(readers) => {
+                self.u8(const_tag::READERS);
+                match readers {
+                    None => self.u8(opt_tag::NONE),
+                    Some(list) => {
+                        self.u8(opt_tag::SOME);
+                        self.u32_list(list);
+                    }
+                }
             }
         }
     }
@@ -252,12 +279,17 @@ mod tests {
     use crate::format::module::{Function, LineEntry};
 
     #[test]
-    fn empty_module_has_header_and_nine_empty_sections() {
+    fn empty_module_has_header_and_ten_empty_sections() {
         let bytes = encode(&Module::default());
         assert_eq!(&bytes[..4], b"AIVM");
-        assert_eq!(&bytes[4..8], &[2, 0, 0, 0]);
-        // Eight sections hold one u32 zero count, the entry section one `none` byte.
-        assert_eq!(bytes.len(), 8 + 9 * 5 + 8 * 4 + 1);
+        assert_eq!(&bytes[4..8], &[3, 0, 0, 0]);
+        // Eight sections hold one u32 zero count, the entry section one `none` byte, the
+        // manifest six zero counts and a zero flags byte.
+        assert_eq!(bytes.len(), 8 + 10 * 5 + 8 * 4 + 1 + 6 * 4 + 1);
+        assert_eq!(
+            &bytes[bytes.len() - 30..bytes.len() - 25],
+            &[11, 25, 0, 0, 0]
+        );
         assert_eq!(&bytes[8..17], &[1, 4, 0, 0, 0, 0, 0, 0, 0]);
     }
 

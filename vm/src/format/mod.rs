@@ -6,6 +6,7 @@ mod asm;
 mod container;
 mod decode;
 mod encode;
+mod inspect;
 mod module;
 mod natives;
 mod opcodes;
@@ -14,11 +15,13 @@ mod verify;
 pub use asm::{assemble, disassemble, AsmError};
 pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
+pub use inspect::manifest_text;
 pub use module::*;
 pub use natives::{native_by_name, NativeInfo, LLM_CALL, NATIVES};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };
 pub use verify::{
-    verify, Location, VerifiedModule, VerifyError, DATAFLOW_BUDGET_WORDS, MAX_TYPE_CHAIN,
+    is_narrow, verify, Location, VerifiedModule, VerifyError, DATAFLOW_BUDGET_WORDS,
+    MAX_READER_LEN, MAX_RESOURCE_LEN, MAX_TYPE_CHAIN,
 };

@@ -14,7 +14,7 @@ pub type TypeId = u32;
 pub type FuncId = u32;
 
 /// The container version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The first four bytes of every `.aib` file.
 pub const MAGIC: [u8; 4] = *b"AIVM";
 
@@ -40,6 +40,64 @@ pub struct Module {
     /// The model slots the program declares (`model smart = "large"`); `CallLlm` accepts only
     /// their logical names, and a host maps each logical name to a provider before running.
     pub models: Vec<ModelSlot>,
+    /// What the program may ask of the world (since version 3): the tools it calls, the
+    /// resources it declares with `needs`, and its authority to lower labels.
+    pub manifest: Manifest,
+}
+
+/// The capability manifest (spec/bytecode.md, "Manifest"): everything a host must grant
+/// before the program's first instruction. Every list is sorted and holds each string once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Tool ids (`[A-Za-z0-9_.-]{1,128}`): every effect native the module's code asks for
+    /// with `Effect`, and the names of the program functions it offers to models.
+    pub tools: Vec<StrId>,
+    /// Paths the program reads beneath (`needs read "./data"`).
+    pub read: Vec<StrId>,
+    /// Paths the program writes beneath (`needs write "./out"`).
+    pub write: Vec<StrId>,
+    /// Hosts the program connects to, `host` or `host:port` (`needs net "api.example.com"`).
+    pub net: Vec<StrId>,
+    /// Commands the program runs (`needs run "git"`).
+    pub run: Vec<StrId>,
+    /// Environment variables the program reads (`needs env "HOME"`).
+    pub env: Vec<StrId>,
+    /// Authority to run `Declassify` (`needs declassify`).
+    pub declassify: bool,
+    /// Authority to run `Endorse` (`needs endorse`); `EndorseNarrow` needs none.
+    pub endorse: bool,
+}
+
+impl Manifest {
+    /// The resource lists with their names, in the order of the encoding.
+    pub fn resources(&self) -> [(&'static str, &Vec<StrId>); 5] {
+        [
+            ("read", &self.read),
+            ("write", &self.write),
+            ("net", &self.net),
+            ("run", &self.run),
+            ("env", &self.env),
+        ]
+    }
+
+    /// The resource lists, mutable, in the order of [`Manifest::resources`].
+    pub fn resources_mut(&mut self) -> [(&'static str, &mut Vec<StrId>); 5] {
+        [
+            ("read", &mut self.read),
+            ("write", &mut self.write),
+            ("net", &mut self.net),
+            ("run", &mut self.run),
+            ("env", &mut self.env),
+        ]
+    }
+}
+
+/// Whether `id` is a valid tool id: 1 to 128 bytes of `[A-Za-z0-9_.-]`, compared exactly.
+pub fn is_tool_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// A declared model: the program's name for it and the logical name a host configures.
@@ -59,6 +117,9 @@ pub enum Constant {
     Str(StrId),
     /// The ordered field names of a record, used by `NewRecord`.
     Shape(Vec<StrId>),
+    /// The readers of a label, used by `Classify` and `Declassify`: a set of principals
+    /// (sorted, each once), or `None` for public (everyone).
+    Readers(Option<Vec<StrId>>),
 }
 
 /// A type descriptor. Types refer to other types by index; the verifier checks every index and

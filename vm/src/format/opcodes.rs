@@ -167,6 +167,20 @@ macro_rules! for_each_op {
             0x82 Spawn { dst: Dst, callee: Src, args: Range } => next, pure;
             /// Suspend until task R[task] finishes; R[dst] := its value, or raise its error.
             0x83 Await { dst: Dst, task: Src } => next, pure;
+
+            /// R[dst] := R[src] with the readers K[readers] joined into the label of every node
+            /// (containers are copied); raises labels only, so it needs no authority.
+            0x90 Classify { dst: Dst, src: Src, readers: Const } => next, pure;
+            /// R[dst] := R[src] with the readers of every node set to K[readers] (public for
+            /// null), integrity unchanged (containers are copied). Needs `declassify` authority
+            /// in the manifest; recorded as a label event.
+            0x91 Declassify { dst: Dst, src: Src, readers: Const } => next, pure;
+            /// R[dst] := R[src] with every node trusted, readers unchanged (containers are
+            /// copied). Needs `endorse` authority in the manifest; recorded as a label event.
+            0x92 Endorse { dst: Dst, src: Src } => next, pure;
+            /// R[dst] := R[src], trusted, after a check that it conforms to the narrow type
+            /// T[ty] (a TypeError otherwise); needs no authority; recorded as a label event.
+            0x93 EndorseNarrow { dst: Dst, src: Src, ty: Type } => next, pure;
         }
     };
 }

@@ -7,7 +7,9 @@
 //! * V1  every string id (names, docs, string constants, shape fields, type names and
 //!   literals, native names, file names, model names, `Str` operands) is below the string
 //!   pool's length.
-//! * V2  a record shape constant names each field once.
+//! * V2  a record shape constant names each field once; a readers constant lists readers
+//!   that are non-empty, at most 256 bytes, free of control characters, and in strictly
+//!   ascending byte order (so each once).
 //! * V3  every type index inside a type is in range; a record type names each field once; no
 //!   cycle of types runs only through `Named`, `Optional` and `Union` (a recursive type must go
 //!   through a list, map or record), and no chain of them is longer than 64.
@@ -18,6 +20,10 @@
 //! * V7  the entry function, if any, is in range and takes 0 or 1 parameter.
 //! * V19 model slots: their names and logical names are strings in range (V1), and no two
 //!   slots share a logical name (the logical name is what `CallLlm` and hosts look up).
+//! * V20 the manifest: its strings are in range (V1); every tool id is a valid tool id
+//!   (`[A-Za-z0-9_.-]{1,128}`); every resource (read, write, net, run, env) is non-empty, at
+//!   most 4096 bytes and free of control characters; each list is in strictly ascending byte
+//!   order (so no entry appears twice).
 //!
 //! Code, for each function:
 //! * V8  the code is not empty and control cannot run off its end: the last instruction's
@@ -27,7 +33,8 @@
 //! * V10 every constant, function, type, native and string operand is in range, and every
 //!   jump target is an instruction of the function.
 //! * V11 `LoadConst` loads an int, float or string constant; `NewRecord` takes a shape constant
-//!   whose field count equals its value count.
+//!   whose field count equals its value count; `Classify` and `Declassify` take a readers
+//!   constant, which for `Classify` is a list (not public).
 //! * V12 `CallFn` passes as many arguments as the callee has parameters; `Closure` captures as
 //!   many cells as the callee's `ncaps`; `LoadFunc` only names a function with no captures.
 //! * V13 `CallNative` calls a pure native and `Effect` an effect native, each with exactly
@@ -42,16 +49,21 @@
 //! * V17 the line table is sorted by `pc` (non-decreasing) and every `pc` is an instruction.
 //! * V18 the dataflow fits a fixed memory budget (basic blocks × registers); larger functions
 //!   are rejected rather than verified slowly.
+//! * V21 every `Effect` names a native listed in the manifest's tools.
+//! * V22 `Declassify` only in a module whose manifest declares `declassify` authority, and
+//!   `Endorse` only with `endorse` authority.
+//! * V23 the type of `EndorseNarrow` is narrow: bool, int, float, null, a string literal, or
+//!   an optional, union or named alias of narrow types only.
 //!
 //! The verifier never panics and never executes code; its work is linear in the module's size
-//! for V1–V15 and V17, and bounded by V18 for V16.
+//! for V1–V15, V17 and V19–V23, and bounded by V18 for V16.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::module::{Constant, Function, Module, TypeDesc};
+use super::module::{is_tool_id, Constant, Function, Module, TypeDesc};
 use super::natives::{native_by_name, NativeInfo, LLM_CALL};
 use super::opcodes::{Flow, Instr, Operand, RegRange};
 
@@ -144,15 +156,50 @@ pub const DATAFLOW_BUDGET_WORDS: usize = 1 << 24;
 /// The longest chain of `Named`, `Optional` and `Union` references a type may start (rule V3).
 pub const MAX_TYPE_CHAIN: usize = 64;
 
+/// The longest reader name of a readers constant, in bytes (rule V2).
+pub const MAX_READER_LEN: usize = 256;
+
+/// The longest resource of the manifest (a path, host, command or variable), in bytes (V20).
+pub const MAX_RESOURCE_LEN: usize = 4096;
+
+/// Whether `t` is a narrow type (rule V23): one whose values carry at most a few bits the
+/// program chose among, so that endorsing a conforming value cannot pass on free text.
+/// Aliases, optionals and unions are followed at most [`MAX_TYPE_CHAIN`] deep.
+pub fn is_narrow(types: &[TypeDesc], t: u32) -> bool {
+    fn go(types: &[TypeDesc], t: u32, depth: usize) -> bool {
+        if depth > MAX_TYPE_CHAIN {
+            return false;
+        }
+        match types.get(t as usize) {
+            Some(TypeDesc::Bool | TypeDesc::Int | TypeDesc::Float | TypeDesc::Null) => true,
+            Some(TypeDesc::StrLit(_)) => true,
+            Some(TypeDesc::Optional(u)) | Some(TypeDesc::Named { ty: u, .. }) => {
+                go(types, *u, depth + 1)
+            }
+            Some(TypeDesc::Union(us)) => us.iter().all(|u| go(types, *u, depth + 1)),
+            _ => false,
+        }
+    }
+    go(types, t, 0)
+}
+
 /// Checks every rule of the module comment above; the first broken one is reported.
 pub fn verify(m: &Module) -> Result<(), VerifyError> {
     let v = Verifier { m };
     v.tables()?;
     let natives = v.natives()?;
+    // V21: which entries of the native table the manifest lists as tools.
+    let tools: HashSet<&str> = m.manifest.tools.iter().map(|&t| m.str(t)).collect();
+    let listed: Vec<bool> = m
+        .natives
+        .iter()
+        .map(|&n| tools.contains(m.str(n)))
+        .collect();
     for (i, f) in m.functions.iter().enumerate() {
         FuncVerifier {
             m,
             natives: &natives,
+            listed: &listed,
             f,
             index: i as u32,
         }
@@ -247,7 +294,31 @@ impl<'m> Verifier<'m> {
                         }
                     }
                 }
-                Constant::Int(_) | Constant::Float(_) => {}
+                Constant::Readers(Some(names)) => {
+                    for &n in names {
+                        self.check_str(n, "constant", Some(i), "a reader")?;
+                    }
+                    let bad = |why: String| Err(table_err(2, "constant", Some(i), why));
+                    for (k, &n) in names.iter().enumerate() {
+                        let text = m.str(n);
+                        if text.is_empty() || text.len() > MAX_READER_LEN {
+                            return bad(format!(
+                                "reader #{k} must be 1 to {MAX_READER_LEN} bytes, found {}",
+                                text.len()
+                            ));
+                        }
+                        if text.chars().any(char::is_control) {
+                            return bad(format!("reader {text:?} holds a control character"));
+                        }
+                        if k > 0 && m.str(names[k - 1]) >= text {
+                            return bad(format!(
+                                "readers must be in strictly ascending order, each once: {:?} then {text:?}",
+                                m.str(names[k - 1])
+                            ));
+                        }
+                    }
+                }
+                Constant::Int(_) | Constant::Float(_) | Constant::Readers(None) => {}
             }
         }
         for (i, t) in m.types.iter().enumerate() {
@@ -378,6 +449,7 @@ impl<'m> Verifier<'m> {
                 ));
             }
         }
+        self.manifest()?;
         if let Some(e) = m.entry {
             let Some(f) = m.functions.get(e as usize) else {
                 return Err(table_err(
@@ -401,6 +473,56 @@ impl<'m> Verifier<'m> {
                         f.params.len()
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// V20: the manifest's lists.
+    fn manifest(&self) -> Result<(), VerifyError> {
+        let man = &self.m.manifest;
+        let lists = std::iter::once(("tools", &man.tools)).chain(man.resources());
+        for (what, list) in lists {
+            let err = |k: usize, why: String| {
+                Err(table_err(
+                    20,
+                    "manifest",
+                    None,
+                    format!("{what} #{k}: {why}"),
+                ))
+            };
+            for &id in list.iter() {
+                self.check_str(id, "manifest", None, what)?;
+            }
+            for (k, &id) in list.iter().enumerate() {
+                let text = self.m.str(id);
+                if what == "tools" {
+                    if !is_tool_id(text) {
+                        return err(
+                            k,
+                            format!("{text:?} is not a tool id (1 to 128 of A-Z a-z 0-9 _ . -)"),
+                        );
+                    }
+                } else if text.is_empty() || text.len() > MAX_RESOURCE_LEN {
+                    return err(
+                        k,
+                        format!(
+                            "a resource must be 1 to {MAX_RESOURCE_LEN} bytes, found {}",
+                            text.len()
+                        ),
+                    );
+                } else if text.chars().any(char::is_control) {
+                    return err(k, format!("{text:?} holds a control character"));
+                }
+                if k > 0 && self.m.str(list[k - 1]) >= text {
+                    return err(
+                        k,
+                        format!(
+                            "entries must be in strictly ascending order, each once: {:?} then {text:?}",
+                            self.m.str(list[k - 1])
+                        ),
+                    );
+                }
             }
         }
         Ok(())
@@ -506,6 +628,8 @@ impl<'m> Verifier<'m> {
 struct FuncVerifier<'a> {
     m: &'a Module,
     natives: &'a [&'static NativeInfo],
+    /// Per native table entry, whether the manifest lists it as a tool (V21).
+    listed: &'a [bool],
     f: &'a Function,
     index: u32,
 }
@@ -633,12 +757,15 @@ impl FuncVerifier<'_> {
         let fname = |f: u32| func(f).map_or("", |g| m.str(g.name));
         match *i {
             Instr::LoadConst { k, .. } => {
-                if let Some(Constant::Shape(_)) = m.constants.get(k as usize) {
+                let what = match m.constants.get(k as usize) {
+                    Some(Constant::Shape(_)) => "a shape",
+                    Some(Constant::Readers(_)) => "a readers constant",
+                    _ => "",
+                };
+                if !what.is_empty() {
                     return err(
                         11,
-                        format!(
-                            "constant k{k} is a shape; LoadConst takes an int, float or string"
-                        ),
+                        format!("constant k{k} is {what}; LoadConst takes an int, float or string"),
                     );
                 }
             }
@@ -737,6 +864,49 @@ impl FuncVerifier<'_> {
                         ),
                     );
                 }
+                if is_effect_op && !self.listed.get(native as usize).copied().unwrap_or(false) {
+                    return err(
+                        21,
+                        format!(
+                            "effect `{}` is not in the manifest's tools (a module may only ask for what its manifest declares)",
+                            info.name
+                        ),
+                    );
+                }
+            }
+            Instr::Classify { readers, .. } | Instr::Declassify { readers, .. } => {
+                let is_classify = matches!(i, Instr::Classify { .. });
+                match m.constants.get(readers as usize) {
+                    Some(Constant::Readers(Some(_))) => {}
+                    Some(Constant::Readers(None)) if !is_classify => {}
+                    Some(Constant::Readers(None)) => {
+                        return err(
+                            11,
+                            format!("Classify needs a list of readers; k{readers} is public"),
+                        )
+                    }
+                    _ => return err(11, format!("constant k{readers} is not a readers constant")),
+                }
+                if !is_classify && !m.manifest.declassify {
+                    return err(
+                        22,
+                        "Declassify without `declassify` authority in the manifest (`needs declassify`)".into(),
+                    );
+                }
+            }
+            Instr::Endorse { .. } if !m.manifest.endorse => {
+                return err(
+                    22,
+                    "Endorse without `endorse` authority in the manifest (`needs endorse`)".into(),
+                );
+            }
+            Instr::EndorseNarrow { ty, .. } if !is_narrow(&m.types, ty) => {
+                return err(
+                    23,
+                    format!(
+                        "type t{ty} is not narrow: EndorseNarrow takes bool, int, float, null, string literals and their unions"
+                    ),
+                );
             }
             Instr::UpvalGet { idx, .. }
             | Instr::UpvalSet { idx, .. }

@@ -18,6 +18,7 @@ use super::providers::retry::RetryRule;
 use super::providers::scripted::{transcript_path, ScriptedProvider};
 use super::providers::HttpSettings;
 use super::providers::{ApiKey, Limits};
+use crate::policy::{LabelConfig, PolicyConfig, PolicySection};
 
 /// The file name looked for beside the program and in the working directory.
 pub const CONFIG_FILE: &str = "aivm.toml";
@@ -206,6 +207,13 @@ struct RawConfig {
     prices: IndexMap<String, Price>,
     #[serde(default)]
     budget: BudgetConfig,
+    // The permissions (spec/security-policy.md); checked entry by entry as they are read.
+    #[serde(default)]
+    policy: PolicySection,
+    #[serde(default)]
+    permissions: IndexMap<String, PolicySection>,
+    #[serde(default)]
+    labels: Vec<LabelConfig>,
 }
 
 /// A parsed `aivm.toml` plus `--model` overrides.
@@ -216,6 +224,8 @@ pub struct Config {
     /// `KIND:ID` → price, for bindings without their own `price`.
     pub prices: IndexMap<String, Price>,
     pub budget: BudgetConfig,
+    /// `[policy]`, `[permissions.NAME]` and `[[labels]]`: the policy builder reads them.
+    pub policy: PolicyConfig,
     /// The config file's folder: relative transcript paths are taken from here (else from
     /// the working directory).
     pub base_dir: Option<PathBuf>,
@@ -250,6 +260,11 @@ impl Config {
             models,
             prices: raw.prices,
             budget: raw.budget,
+            policy: PolicyConfig {
+                policy: raw.policy,
+                permissions: raw.permissions,
+                labels: raw.labels,
+            },
             base_dir: path.parent().map(Path::to_path_buf),
         })
     }

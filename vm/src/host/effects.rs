@@ -1,13 +1,14 @@
 //! The effects the host performs at once, in the order the program asks for them: `io.print`,
-//! `io.read_line`, `fs.read` (deny by default: only under granted roots, after canonicalising
-//! the path, so no `..` or symlink escape; files under untrusted roots come back labelled
-//! untrusted) and `clock.now`.
+//! `io.read_line`, `io.ask`, `fs.read` and `fs.list` (deny by default: only beneath granted
+//! roots, resolved by handle by `tools::fs`, so no `..`, symlink or race escape; files under
+//! untrusted paths come back labelled untrusted) and `clock.now`.
 
-use std::io::{BufRead, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
+use super::tools::{self, FsOutput, FsRoots};
 use super::Policy;
-use crate::host_value::{HostData, HostError, HostValue};
+use crate::host_value::{HostError, HostValue};
 use crate::interp::EffectRequest;
 use crate::label::LabelInfo;
 
@@ -34,12 +35,14 @@ pub(crate) fn perform(
         "io.read_line" => {
             // A prompt printed just before must be visible before we block on input.
             stdout.flush()?;
-            read_line(stdin, policy.max_input_bytes)
+            tools::io::read_line(stdin, policy.max_input_bytes)
         }
-        "fs.read" => match req.args.first().map(|a| &a.data) {
-            Some(HostData::Str(p)) => read_file(policy, Path::new(p)),
-            _ => Err(HostError::new("TypeError", "fs.read expects a path string")),
+        "io.ask" => match tools::string_arg("io.ask", &req.args, 0, "question") {
+            Ok(q) => tools::io::ask(stdout, stdin, q, policy.max_input_bytes)?,
+            Err(e) => Err(e),
         },
+        "fs.read" => read_tool(policy, "fs.read", &req.args, FsRoots::read),
+        "fs.list" => read_tool(policy, "fs.list", &req.args, FsRoots::list),
         "clock.now" => {
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -53,96 +56,37 @@ pub(crate) fn perform(
     })
 }
 
-fn read_line(stdin: &mut dyn BufRead, cap: u64) -> Result<HostValue, HostError> {
-    let mut line = String::new();
-    match stdin.take(cap).read_line(&mut line) {
-        Ok(0) => Ok(HostValue::null()),
-        Ok(n) if n as u64 >= cap && !line.ends_with('\n') => Err(HostError::new(
-            "IoError",
-            format!("an input line longer than {cap} bytes"),
-        )),
-        Ok(_) => {
-            if line.ends_with('\n') {
-                line.pop();
-                if line.ends_with('\r') {
-                    line.pop();
-                }
-            }
-            Ok(HostValue::str(line))
-        }
-        Err(e) => Err(HostError::new("IoError", format!("reading input: {e}"))),
-    }
-}
-
-fn read_file(policy: &Policy, path: &Path) -> Result<HostValue, HostError> {
-    let shown = path.display().to_string();
-    let denied = || {
-        HostError::new(
-            "PolicyDenied",
-            format!("reading {shown} is not allowed (grant it with --allow-read)"),
-        )
-    };
-    let real = match path.canonicalize() {
-        Ok(p) => p,
-        Err(e) => {
-            // Say "not allowed" rather than "not found" for paths outside the grants, so a
-            // program cannot probe for files it may not read.
-            let lexical = lexical_absolute(path).ok_or_else(denied)?;
-            if !inside_any(&lexical, &policy.allow_read) {
-                return Err(denied());
-            }
-            return Err(HostError::new(
-                "IoError",
-                format!("cannot read {shown}: {e}"),
-            ));
-        }
-    };
-    if !inside_any(&real, &policy.allow_read) {
-        return Err(denied());
-    }
-    let cap = policy.max_input_bytes;
-    let io_err = |e: std::io::Error| HostError::new("IoError", format!("cannot read {shown}: {e}"));
-    let mut bytes = Vec::new();
-    std::fs::File::open(&real)
-        .and_then(|f| f.take(cap.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(io_err)?;
-    if bytes.len() as u64 > cap {
-        return Err(HostError::new(
-            "IoError",
-            format!("cannot read {shown}: it is larger than {cap} bytes"),
-        ));
-    }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| HostError::new("IoError", format!("{shown} is not valid UTF-8 text")))?;
-    let label = if inside_any(&real, &policy.untrusted) {
-        LabelInfo::untrusted()
-    } else {
-        LabelInfo::public()
-    };
-    Ok(HostValue::str(text).labelled(label))
-}
-
-/// Whether the canonical path `p` is inside one of `roots` (each canonicalised; roots that do
-/// not exist grant nothing).
-fn inside_any(p: &Path, roots: &[PathBuf]) -> bool {
-    roots
+/// `fs.read` and `fs.list` under the host's read grants (tools::fs: beneath the root, by
+/// handle); a file found under a `--untrusted` path, by identity, comes back untrusted.
+///
+/// The grants are opened for each call because this host keeps its `Policy` as plain paths;
+/// a root that does not exist grants nothing, as before.
+fn read_grants(policy: &Policy) -> Result<FsRoots, HostError> {
+    let roots: Vec<PathBuf> = policy
+        .allow_read
         .iter()
-        .filter_map(|r| r.canonicalize().ok())
-        .any(|r| p.starts_with(&r))
+        .filter(|p| p.exists())
+        .cloned()
+        .collect();
+    FsRoots::open(&roots, &[], &[], &[])
+        .map(|r| {
+            r.with_marks(&policy.untrusted)
+                .with_max_bytes(policy.max_input_bytes)
+        })
+        .map_err(|e| HostError::new("IoError", e.to_string()))
 }
 
-/// `p` made absolute with `.` and `..` resolved by text alone (for paths that do not exist).
-fn lexical_absolute(p: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(p).ok()?;
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Some(out)
+fn read_tool(
+    policy: &Policy,
+    tool: &str,
+    args: &[HostValue],
+    perform: fn(&FsRoots, &str) -> Result<FsOutput, HostError>,
+) -> Result<HostValue, HostError> {
+    let path = tools::string_arg(tool, args, 0, "path")?;
+    let out = perform(&read_grants(policy)?, path)?;
+    Ok(if out.marks.is_empty() {
+        out.value
+    } else {
+        out.value.labelled_deep(&LabelInfo::untrusted())
+    })
 }

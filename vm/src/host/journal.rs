@@ -575,6 +575,7 @@ mod tests {
             task: TaskId(task),
             native: native.into(),
             args: vec![HostValue::str(arg)],
+            control: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod llm_value;
 pub mod many;
 pub mod net;
 pub mod providers;
+pub mod tools;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
@@ -533,6 +534,7 @@ impl Host {
             task: crate::interp::TaskId(ev.task),
             native: ev.effect.clone(),
             args: Vec::new(),
+            control: Default::default(),
         };
         self.replay_deliver(vm, &req, ev)
     }

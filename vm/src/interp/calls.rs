@@ -74,7 +74,8 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Calls a function value.
+    /// Calls a function value. Which code runs depends on the value, so a labelled callee
+    /// raises the caller's control label, and the callee starts at the raised one.
     pub(super) fn call_value(
         &mut self,
         t: &mut Task,
@@ -82,11 +83,18 @@ impl Exec<'_> {
         args: RegRange,
         dst: u16,
     ) -> R<()> {
+        let mut control = t.frames.last().map_or(Label::PUBLIC, |f| f.label);
+        if !callee.label().is_public() {
+            control = self.cx.labels.join(control, callee.label());
+            if let Some(fr) = t.frames.last_mut() {
+                fr.label = control;
+            }
+        }
         match callee.kind() {
-            Kind::Func(f) => self.call(t, f, None, args, dst, callee.label()),
+            Kind::Func(f) => self.call(t, f, None, args, dst, control),
             Kind::Closure(o) => {
                 let f = self.cx.heap.closure(o)?.func;
-                self.call(t, f, Some(o), args, dst, callee.label())
+                self.call(t, f, Some(o), args, dst, control)
             }
             _ => Err(Raise::rt(
                 kind::TYPE,
@@ -95,8 +103,8 @@ impl Exec<'_> {
         }
     }
 
-    /// Pops the top frame, handing `v` to the caller. Returns the task's final value when the
-    /// last frame returns.
+    /// Pops the top frame, handing `v` (joined with the frame's control label) to the caller.
+    /// Returns the task's final value when the last frame returns.
     pub(super) fn ret(&mut self, t: &mut Task, v: Value) -> Option<Value> {
         let fr = t.frames.pop()?;
         t.regs.truncate(fr.base as usize);
@@ -105,6 +113,7 @@ impl Exec<'_> {
             t.handlers.pop();
         }
         let v = v.labelled(self.cx.labels.join(v.label(), fr.label));
+        self.returned_under(t, fr.label);
         match t.frames.last() {
             None => Some(v),
             Some(caller) => {
@@ -113,6 +122,19 @@ impl Exec<'_> {
                 }
                 None
             }
+        }
+    }
+
+    /// A frame with control label `control` returned normally to the top frame. While a `try`
+    /// region is open, returning instead of raising is itself a branch on what the callee's
+    /// control depended on, so the caller's control label takes it in.
+    #[inline]
+    pub(super) fn returned_under(&mut self, t: &mut Task, control: Label) {
+        if control.is_public() || t.handlers.is_empty() {
+            return;
+        }
+        if let Some(caller) = t.frames.last_mut() {
+            caller.label = self.cx.labels.join(caller.label, control);
         }
     }
 
@@ -131,7 +153,9 @@ impl Exec<'_> {
         }
     }
 
-    /// Unwinds task `t` to its innermost handler, or fails with the error and a trace.
+    /// Unwinds task `t` to its innermost handler, or fails with the error and a trace. That
+    /// the handler runs depends on the control label of the frame that raised and on the
+    /// error, so the handler's frame takes both into its control label.
     pub(super) fn raise(&mut self, t: &mut Task, e: Raise) -> Result<(), VmError> {
         let v = match e {
             Raise::Fatal(f) => return Err(self.fatal(t, f)),
@@ -140,6 +164,9 @@ impl Exec<'_> {
                 convert::new_error(self.cx.heap, kind, message, Value::NULL)
             }
         };
+        let raised_under = t.frames.last().map_or(Label::PUBLIC, |f| f.label);
+        let control = self.cx.labels.join(raised_under, v.label());
+        let v = v.labelled(control);
         while let Some(h) = t.handlers.pop() {
             if h.depth as usize > t.frames.len() || h.depth == 0 {
                 continue;
@@ -151,12 +178,15 @@ impl Exec<'_> {
             }
             let Some(fr) = t.frames.last_mut() else { break };
             fr.pc = h.target;
+            fr.label = self.cx.labels.join(fr.label, control);
             let slot = fr.base as usize + h.err as usize;
             if let Some(r) = t.regs.get_mut(slot) {
                 *r = v;
             }
             return Ok(());
         }
+        // An uncaught error of a spawned task reaches its awaiter with the control label it
+        // was raised under.
         self.uncaught = Some(v);
         let (kind, message) = match v.kind() {
             Kind::Error(o) => match self.cx.heap.error(o) {

@@ -8,7 +8,7 @@
 use crate::error::{kind, Fatal, Raise, VmError, R};
 use crate::format::{Instr, Module, RegRange, LLM_CALL};
 use crate::host_value::HostValue;
-use crate::label::Label;
+use crate::label::{Label, LabelEvent};
 use crate::natives::Ctx;
 use crate::value::{Kind, ObjId, StrRef, Value};
 
@@ -28,6 +28,8 @@ pub(crate) enum Exit {
         dst: u16,
         native: &'static str,
         args: Vec<HostValue>,
+        /// The control label of the frame that asked.
+        control: crate::label::LabelInfo,
     },
     /// The task ran `Spawn`: this is the new task (its handle is already in the register).
     Spawn(Box<Task>),
@@ -56,6 +58,12 @@ pub(crate) struct Exec<'a> {
     /// The error value that left the task uncaught, if it did (kept for spawned tasks, whose
     /// error is raised again by `Await`).
     pub uncaught: Option<Value>,
+    /// The id of the task running (for label events).
+    pub task: u32,
+    /// Strict flow: effect arguments get the control label too (see `Vm::set_strict_flow`).
+    pub strict_flow: bool,
+    /// Where label-lowering instructions record what they did.
+    pub events: &'a mut Vec<LabelEvent>,
 }
 
 impl<'a> Exec<'a> {
@@ -83,6 +91,9 @@ impl<'a> Exec<'a> {
             others: &st.tasks,
             jit: None,
             uncaught: None,
+            task: 0,
+            strict_flow: false,
+            events: &mut st.label_events,
         }
     }
 
@@ -125,7 +136,14 @@ impl<'a> Exec<'a> {
             }
             // The instructions that leave the interpreter or unwind: the top frame's pc is at
             // one of them, with fuel left for it.
-            let Some(&Frame { func, pc, base, .. }) = t.frames.last() else {
+            let Some(&Frame {
+                func,
+                pc,
+                base,
+                label: control,
+                ..
+            }) = t.frames.last()
+            else {
                 return Err(VmError::Corrupt("a running task has no frame".into()));
             };
             let Some(&ins) = module
@@ -159,26 +177,22 @@ impl<'a> Exec<'a> {
                 Instr::Effect { dst, native, args } => {
                     let regs = t.regs.get(base as usize..).unwrap_or_default();
                     match self.effect(regs, native, args) {
-                        Ok((native, args)) => return Ok(Exit::Effect { dst, native, args }),
+                        Ok((native, args)) => {
+                            return Ok(self.effect_exit(dst, native, args, control))
+                        }
                         Err(e) => self.raise(t, e)?,
                     }
                 }
                 Instr::CallLlm { dst, model, req } => {
                     match self.llm_request(reg(t, model)?, reg(t, req)?) {
-                        Ok(args) => {
-                            return Ok(Exit::Effect {
-                                dst,
-                                native: LLM_CALL,
-                                args,
-                            })
-                        }
+                        Ok(args) => return Ok(self.effect_exit(dst, LLM_CALL, args, control)),
                         Err(e) => self.raise(t, e)?,
                     }
                 }
                 Instr::Spawn { dst, callee, args } => {
                     let callee = reg(t, callee)?;
                     let regs = t.regs.get(base as usize..).unwrap_or_default();
-                    match self.new_task(callee, regs, args) {
+                    match self.new_task(callee, regs, args, control) {
                         Ok((new, label)) => {
                             let id = self.others.len() as u32;
                             let slot = t
@@ -220,6 +234,30 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// The exit for an effect asked under control label `control`: with strict flow, every
+    /// node of every argument gets that label joined into its own.
+    fn effect_exit(
+        &self,
+        dst: u16,
+        native: &'static str,
+        mut args: Vec<HostValue>,
+        control: Label,
+    ) -> Exit {
+        let control = self.cx.labels.info(control);
+        if self.strict_flow && !control.is_public() {
+            args = args
+                .into_iter()
+                .map(|a| a.labelled_deep(&control))
+                .collect();
+        }
+        Exit::Effect {
+            dst,
+            native,
+            args,
+            control,
+        }
+    }
+
     /// The arguments of the `llm.call` effect of `CallLlm`: the model's logical name, which
     /// must be one of the module's model slots, and the request as is.
     fn llm_request(&mut self, model: Value, req: Value) -> R<Vec<HostValue>> {
@@ -254,8 +292,15 @@ impl<'a> Exec<'a> {
     }
 
     /// A new task running `callee(args)`, and the label of its handle (the join of the
-    /// callee's and the arguments' labels). Arity is checked as by `Call`.
-    fn new_task(&mut self, callee: Value, regs: &[Value], args: RegRange) -> R<(Task, Label)> {
+    /// callee's and the arguments' labels). Arity is checked as by `Call`. The task starts at
+    /// the spawner's control label `control` joined with the callee's label.
+    fn new_task(
+        &mut self,
+        callee: Value,
+        regs: &[Value],
+        args: RegRange,
+        control: Label,
+    ) -> R<(Task, Label)> {
         let (func, closure) = match callee.kind() {
             Kind::Func(f) => (f, None),
             Kind::Closure(o) => (self.cx.heap.closure(o)?.func, Some(o)),
@@ -301,7 +346,7 @@ impl<'a> Exec<'a> {
                 base: 0,
                 ret: 0,
                 closure,
-                label: callee.label(),
+                label: self.cx.labels.join(control, callee.label()),
             }],
             spawned: true,
             ..Task::default()

@@ -8,7 +8,7 @@
 
 use crate::error::{Fatal, Raise, R};
 use crate::format::{Constant, Instr, TypeDesc};
-use crate::label::Label;
+use crate::label::{Label, LabelTable};
 use crate::value::{Kind, ObjId, Value};
 
 use super::exec::Exec;
@@ -33,6 +33,18 @@ enum Num {
     Ints(i64, i64),
     Floats(f64, f64),
     Other,
+}
+
+/// The top frame branched on a value labelled `l`: its control label `ctl` takes `l` in (it is
+/// never lowered within the frame). Out of line: public conditions never get here.
+#[cold]
+#[inline(never)]
+fn raise_control(frames: &mut [Frame], labels: &mut LabelTable, ctl: Label, l: Label) -> Label {
+    let raised = labels.join(ctl, l);
+    if let Some(fr) = frames.last_mut() {
+        fr.label = raised;
+    }
+    raised
 }
 
 #[inline(always)]
@@ -65,11 +77,14 @@ impl Exec<'_> {
                 pc,
                 base,
                 closure,
+                label: ctl,
                 ..
             }) = t.frames.last()
             else {
                 return (left, corrupt("a running task has no frame".into()));
             };
+            // The top frame's control label (kept in step with the frame's `label`).
+            let mut ctl = ctl;
             let Some(f) = module.functions.get(func as usize) else {
                 return (left, corrupt(format!("frame of missing function {func}")));
             };
@@ -238,22 +253,41 @@ impl Exec<'_> {
                         Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
                         Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
                         Instr::Jump { target } => break 'fast target as usize,
-                        Instr::JumpIf { cond, target } => match r!(cond).as_bool() {
-                            Some(true) => break 'fast target as usize,
-                            Some(false) => break 'fast pc + 1,
-                            None => {}
-                        },
-                        Instr::JumpIfNot { cond, target } => match r!(cond).as_bool() {
-                            Some(false) => break 'fast target as usize,
-                            Some(true) => break 'fast pc + 1,
-                            None => {}
-                        },
-                        // The branch ignores labels (no value is made).
+                        // A public bool is one compare; a labelled one raises the control label.
+                        Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
+                            let c = r!(cond);
+                            let b = match c.public_bool() {
+                                Some(b) => Some(b),
+                                None => c.as_bool().inspect(|_| {
+                                    ctl = raise_control(
+                                        &mut t.frames,
+                                        self.cx.labels,
+                                        ctl,
+                                        c.label(),
+                                    );
+                                }),
+                            };
+                            if let Some(b) = b {
+                                let jump = b == matches!(ins, Instr::JumpIf { .. });
+                                break 'fast if jump { target as usize } else { pc + 1 };
+                            }
+                        }
                         Instr::JumpIfNotLt { a, b, target } => {
                             let (x, y) = (r!(a), r!(b));
-                            let less = match (x.as_int(), y.as_int()) {
+                            let less = match (x.public_int(), y.public_int()) {
                                 (Some(i), Some(j)) => i < j,
                                 _ => match (x.as_float(), y.as_float()) {
+                                    _ if !x.label().is_public() || !y.label().is_public() => {
+                                        let l = self.cx.labels.join(x.label(), y.label());
+                                        ctl = raise_control(&mut t.frames, self.cx.labels, ctl, l);
+                                        match self.less(x, y) {
+                                            Ok(l) => l,
+                                            Err(e) => {
+                                                left -= 1;
+                                                leave!(pc + 1, Stop::Raise(e))
+                                            }
+                                        }
+                                    }
                                     (Some(p), Some(q)) => p < q,
                                     _ => match self.less(x, y) {
                                         Ok(l) => l,
@@ -295,7 +329,7 @@ impl Exec<'_> {
                                     && t.frames.len() < self.limits.max_depth
                                     && stack_len + f.nregs as usize <= self.max_stack_regs
                             }) else {
-                                if let Err(e) = self.call(t, func, None, args, dst, Label::PUBLIC) {
+                                if let Err(e) = self.call(t, func, None, args, dst, ctl) {
                                     return (left, Stop::Raise(e));
                                 }
                                 continue 'frame;
@@ -317,7 +351,15 @@ impl Exec<'_> {
                                         self.max_stack_regs,
                                     )
                                 }) {
-                                    r!(dst) = v;
+                                    // Compiled code sees only public values, so it never
+                                    // branches on a labelled one: its control label is the
+                                    // caller's throughout, joined into its result as a
+                                    // return of the interpreter would.
+                                    debug_assert!(v.label().is_public());
+                                    r!(dst) = match ctl.is_public() {
+                                        true => v,
+                                        false => v.labelled(ctl),
+                                    };
                                     pc += 1;
                                     continue 'run;
                                 }
@@ -341,7 +383,7 @@ impl Exec<'_> {
                                 base: new_base as u32,
                                 ret: dst,
                                 closure: None,
-                                label: Label::PUBLIC,
+                                label: ctl,
                             });
                             code = &f.code;
                             base = new_base;
@@ -377,16 +419,19 @@ impl Exec<'_> {
                             }
                             let v = v.labelled(self.cx.labels.join(v.label(), fr.label));
                             t.regs.truncate(fr.base as usize);
+                            self.returned_under(t, fr.label);
                             let Some(&Frame {
                                 func,
                                 pc: caller_pc,
                                 base: caller_base,
                                 closure: caller_closure,
+                                label: caller_ctl,
                                 ..
                             }) = t.frames.last()
                             else {
                                 continue 'frame;
                             };
+                            ctl = caller_ctl;
                             let Some(f) = module.functions.get(func as usize) else {
                                 continue 'frame;
                             };
@@ -495,6 +540,30 @@ impl Exec<'_> {
                         | Instr::CallLlm { .. }
                         | Instr::Spawn { .. }
                         | Instr::Await { .. } => leave!(pc, Stop::Outer),
+                        // Whether the loop goes on depends on the iterable: a labelled one
+                        // raises the control label; the step itself is the slow path's.
+                        Instr::IterNext { iter, .. } | Instr::IterNext2 { iter, .. } => {
+                            let l = r!(iter).label();
+                            if !l.is_public() {
+                                ctl = raise_control(&mut t.frames, self.cx.labels, ctl, l);
+                            }
+                        }
+                        // The label instructions: rare, and they copy what they relabel.
+                        Instr::Classify { dst, src, readers } => {
+                            store_or_leave!(dst, self.classify(r!(src), readers))
+                        }
+                        Instr::Declassify { dst, src, readers } => {
+                            let at = (t.frames.last().map_or(0, |f| f.func), pc as u32);
+                            store_or_leave!(dst, self.declassify(r!(src), readers, at))
+                        }
+                        Instr::Endorse { dst, src } => {
+                            let at = (t.frames.last().map_or(0, |f| f.func), pc as u32);
+                            store_or_leave!(dst, self.endorse(r!(src), at))
+                        }
+                        Instr::EndorseNarrow { dst, src, ty } => {
+                            let at = (t.frames.last().map_or(0, |f| f.func), pc as u32);
+                            store_or_leave!(dst, self.endorse_narrow(r!(src), ty, at))
+                        }
                         _ => {}
                     }
                     // The slow path: one call site for every case the arms above leave.
@@ -630,7 +699,11 @@ impl Exec<'_> {
             | Instr::Effect { .. }
             | Instr::CallLlm { .. }
             | Instr::Spawn { .. }
-            | Instr::Await { .. } => {
+            | Instr::Await { .. }
+            | Instr::Classify { .. }
+            | Instr::Declassify { .. }
+            | Instr::Endorse { .. }
+            | Instr::EndorseNarrow { .. } => {
                 return Err(Raise::Fatal(crate::error::Fatal::Corrupt(format!(
                     "{:?} reached the in-frame handler",
                     ins.opcode()

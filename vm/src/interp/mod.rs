@@ -15,6 +15,7 @@ mod convert;
 mod exec;
 mod fast;
 mod load;
+mod relabel;
 mod types;
 
 use std::collections::BTreeSet;
@@ -26,7 +27,7 @@ use crate::error::VmError;
 use crate::format::{FuncId, Module, VerifiedModule};
 use crate::heap::Heap;
 use crate::host_value::{HostData, HostError, HostValue};
-use crate::label::{Label, LabelInfo, LabelTable};
+use crate::label::{Label, LabelEvent, LabelInfo, LabelTable};
 use crate::value::{StrRef, Value};
 
 pub(crate) use exec::Exec;
@@ -78,6 +79,11 @@ pub struct EffectRequest {
     pub task: TaskId,
     pub native: String,
     pub args: Vec<HostValue>,
+    /// The control (pc) label of the frame that asked: the join of every labelled value its
+    /// control flow depended on (spec/semantics.md, "Control labels"). With strict flow it is
+    /// also joined into every node of every argument.
+    #[serde(default, skip_serializing_if = "LabelInfo::is_public")]
+    pub control: LabelInfo,
 }
 
 /// One call frame: a window `base..base+nregs` of its task's register stack.
@@ -91,7 +97,9 @@ pub(crate) struct Frame {
     pub ret: u16,
     /// The running closure, for `UpvalGet` and friends.
     pub closure: Option<crate::value::ObjId>,
-    /// The label of the function value called, joined into the result.
+    /// The frame's control (pc) label: the caller's when the call began, joined with the
+    /// label of the function value called, then raised (never lowered) by every branch on a
+    /// labelled value. Joined into the value the frame returns.
     pub label: Label,
 }
 
@@ -167,6 +175,9 @@ pub struct VmState {
     pub(crate) consts: Vec<Option<StrRef>>,
     /// Instructions executed so far (the fuel used).
     pub(crate) executed: u64,
+    /// Label lowerings not yet taken by the host ([`Vm::take_label_events`]).
+    #[serde(default)]
+    pub(crate) label_events: Vec<LabelEvent>,
 }
 
 /// A virtual machine running one module.
@@ -184,6 +195,8 @@ pub struct Vm {
     /// The JIT tier (vm/src/jit/): derived from the module, not part of the state.
     jit: Option<Box<crate::jit::Jit>>,
     jit_mode: crate::jit::JitMode,
+    /// Strict flow: every effect argument is labelled with the control label too.
+    strict_flow: bool,
 }
 
 impl Vm {
@@ -214,6 +227,7 @@ impl Vm {
             st,
         );
         vm.set_jit(self.jit_mode);
+        vm.strict_flow = self.strict_flow;
         vm
     }
 
@@ -246,6 +260,7 @@ impl Vm {
             awaiting,
             jit,
             jit_mode,
+            strict_flow: false,
         }
     }
 
@@ -319,6 +334,23 @@ impl Vm {
     /// The meaning of a label of this VM.
     pub fn label_info(&self, l: Label) -> LabelInfo {
         self.st.labels.info(l)
+    }
+
+    /// Turns strict flow on or off (`--strict-flow`): when on, every effect's arguments are
+    /// labelled, node by node, with the control label of the frame that asks as well as their
+    /// own; when off the control label is only reported in [`EffectRequest::control`].
+    pub fn set_strict_flow(&mut self, on: bool) {
+        self.strict_flow = on;
+    }
+
+    pub fn strict_flow(&self) -> bool {
+        self.strict_flow
+    }
+
+    /// The label lowerings (`Declassify`, `Endorse`, `EndorseNarrow`) run since the last call,
+    /// in the order they ran, for the host to journal.
+    pub fn take_label_events(&mut self) -> Vec<LabelEvent> {
+        std::mem::take(&mut self.st.label_events)
     }
 
     /// Starts a task calling function `func` with `args`; it runs at the next [`Vm::run`].
@@ -413,6 +445,8 @@ impl Vm {
                 &mut self.st,
             );
             ex.jit = self.jit.as_deref_mut();
+            ex.task = idx;
+            ex.strict_flow = self.strict_flow;
             let r = ex.run(&mut task);
             (r, ex.uncaught)
         };
@@ -444,11 +478,17 @@ impl Vm {
                     }
                 }
             }
-            Ok(exec::Exit::Effect { dst, native, args }) => {
+            Ok(exec::Exit::Effect {
+                dst,
+                native,
+                args,
+                control,
+            }) => {
                 let request = EffectRequest {
                     task: id,
                     native: native.to_string(),
                     args,
+                    control,
                 };
                 task.status = Status::Waiting {
                     dst,

@@ -5,8 +5,9 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{
-    encode, native_by_name, Constant, Export, Field, Function, Instr, LineEntry, ModelSlot, Module,
-    OpInfo, Opcode, Operand, OperandKind, Param, RegRange, TypeDesc, LLM_CALL, NATIVES, OPCODES,
+    encode, is_narrow, native_by_name, Constant, Export, Field, Function, Instr, LineEntry,
+    ModelSlot, Module, OpInfo, Opcode, Operand, OperandKind, Param, RegRange, TypeDesc, LLM_CALL,
+    NATIVES, OPCODES,
 };
 
 /// SplitMix64: deterministic, seedable, good enough for test data.
@@ -105,12 +106,22 @@ pub fn random_valid_module(rng: &mut Rng) -> Module {
         let id = intern(&mut m, n.name);
         m.natives.push(id);
     }
+    let (alice, bob) = (intern(&mut m, "alice"), intern(&mut m, "bob"));
     let nstr = m.strings.len();
+    // The manifest lists the effect natives (V21) and maybe a resource and some authority.
+    fill_manifest(&mut m);
+    if rng.chance(50) {
+        m.manifest.read = vec![alice];
+    }
+    m.manifest.declassify = rng.chance(50);
+    m.manifest.endorse = rng.chance(50);
     // Constants: one of each kind, then random ones.
     m.constants.push(Constant::Int(rng.next() as i64));
     m.constants.push(Constant::Float(random_float(rng)));
     m.constants.push(Constant::Str(rng.below(nstr) as u32));
     m.constants.push(Constant::Shape(vec![0, 1]));
+    m.constants.push(Constant::Readers(Some(vec![alice, bob])));
+    m.constants.push(Constant::Readers(None));
     for _ in 0..rng.below(6) {
         let c = match rng.below(4) {
             0 => Constant::Int(rng.next() as i64),
@@ -232,6 +243,20 @@ pub fn random_valid_module(rng: &mut Rng) -> Module {
     m
 }
 
+/// Sets the manifest's tools to the effect natives the module imports (sorted by name, each
+/// once), as the compiler does.
+pub fn fill_manifest(m: &mut Module) {
+    let mut tools: Vec<u32> = m
+        .natives
+        .iter()
+        .copied()
+        .filter(|&n| native_by_name(m.str(n)).is_some_and(|(_, i)| i.effect && i.name != LLM_CALL))
+        .collect();
+    tools.sort_by(|a, b| m.str(*a).cmp(m.str(*b)));
+    tools.dedup_by(|a, b| m.str(*a) == m.str(*b));
+    m.manifest.tools = tools;
+}
+
 /// A body for function `fi`: define every register, then random instructions, then `Return`.
 fn random_body(m: &Module, fi: usize, rng: &mut Rng) -> Vec<Instr> {
     let f = &m.functions[fi];
@@ -275,7 +300,29 @@ pub fn instr_for(m: &Module, fi: usize, info: &OpInfo, rng: &mut Rng) -> Option<
             })
             .collect()
     };
+    let readers = |public: bool| -> Vec<usize> {
+        (0..m.constants.len())
+            .filter(|&k| match &m.constants[k] {
+                Constant::Readers(r) => public || r.is_some(),
+                _ => false,
+            })
+            .collect()
+    };
+    let mut ty = rng.below(m.types.len());
     let (func, konst, native, count) = match op {
+        Opcode::Classify => (0, pick(rng, readers(false))?, 0, 0),
+        Opcode::Declassify if m.manifest.declassify => (0, pick(rng, readers(true))?, 0, 0),
+        Opcode::Declassify => return None,
+        Opcode::Endorse if !m.manifest.endorse => return None,
+        Opcode::EndorseNarrow => {
+            ty = pick(
+                rng,
+                (0..m.types.len())
+                    .filter(|&t| is_narrow(&m.types, t as u32))
+                    .collect(),
+            )?;
+            (0, 0, 0, 0)
+        }
         Opcode::LoadFunc => (
             pick(
                 rng,
@@ -300,7 +347,9 @@ pub fn instr_for(m: &Module, fi: usize, info: &OpInfo, rng: &mut Rng) -> Option<
             pick(
                 rng,
                 (0..m.constants.len())
-                    .filter(|&k| !matches!(m.constants[k], Constant::Shape(_)))
+                    .filter(|&k| {
+                        !matches!(m.constants[k], Constant::Shape(_) | Constant::Readers(_))
+                    })
                     .collect(),
             )?,
             0,
@@ -340,7 +389,7 @@ pub fn instr_for(m: &Module, fi: usize, info: &OpInfo, rng: &mut Rng) -> Option<
             OperandKind::Range => Operand::Range(range(rng, count)?),
             OperandKind::Const => Operand::Const(konst as u32),
             OperandKind::Func => Operand::Func(func as u32),
-            OperandKind::Type => Operand::Type(rng.below(m.types.len()) as u32),
+            OperandKind::Type => Operand::Type(ty as u32),
             OperandKind::Native => Operand::Native(native as u32),
             OperandKind::Str => Operand::Str(rng.below(m.strings.len()) as u32),
             OperandKind::Target => Operand::Target(rng.next() as u32),
@@ -365,8 +414,9 @@ pub fn every_opcode_module() -> Module {
             Constant::Float(-0.0),
             Constant::Str(5),
             Constant::Shape(vec![1, 2]),
+            Constant::Readers(Some(vec![1, 2])),
         ],
-        types: vec![TypeDesc::Any, TypeDesc::List(0)],
+        types: vec![TypeDesc::Any, TypeDesc::List(0), TypeDesc::Bool],
         natives: vec![3, 4],
         entry: Some(0),
         files: vec![6],
@@ -400,6 +450,9 @@ pub fn every_opcode_module() -> Module {
         file: None,
         doc: None,
     });
+    fill_manifest(&mut m);
+    m.manifest.declassify = true;
+    m.manifest.endorse = true;
     let mut code: Vec<Instr> = (1..6).map(|r| Instr::LoadNull { dst: r }).collect();
     for info in OPCODES {
         let i = instr_for(&m, 0, info, &mut rng)

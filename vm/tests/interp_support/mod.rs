@@ -129,8 +129,11 @@ impl Builder {
         self.build()
     }
 
-    /// The module, verified: the interpreter runs nothing else.
-    pub fn build(self) -> VerifiedModule {
+    /// The module, verified: the interpreter runs nothing else. Its manifest lists every
+    /// effect native it imports as a tool (what the compiler would write), and keeps any
+    /// authority a test gave it.
+    pub fn build(mut self) -> VerifiedModule {
+        fill_tools(&mut self.m);
         match VerifiedModule::new(self.m) {
             Ok(v) => v,
             Err(e) => panic!("test module does not verify: {e}"),
@@ -221,4 +224,21 @@ pub fn run(m: VerifiedModule) -> Outcome {
 /// Runs `main` and returns the printed lines, panicking on an error.
 pub fn output(m: VerifiedModule) -> Vec<String> {
     run(m).lines()
+}
+
+/// Sets the manifest's tools to the effect natives of the module's native table (sorted, each
+/// once), as the compiler does; `llm.call` is reached through `CallLlm` and is not a tool.
+pub fn fill_tools(m: &mut Module) {
+    let mut tools: Vec<u32> = m
+        .natives
+        .iter()
+        .copied()
+        .filter(|&n| {
+            aivm_vm::format::native_by_name(m.str(n))
+                .is_some_and(|(_, info)| info.effect && info.name != aivm_vm::format::LLM_CALL)
+        })
+        .collect();
+    tools.sort_by(|a, b| m.str(*a).cmp(m.str(*b)));
+    tools.dedup_by(|a, b| m.str(*a) == m.str(*b));
+    m.manifest.tools = tools;
 }
