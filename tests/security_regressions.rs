@@ -87,8 +87,13 @@ fn assert_denied(run: &Run, kind: &str, i: usize, rule: &str) {
     );
 }
 
+/// The non-empty lines of stdout (the probes print file contents with their newline).
 fn lines(run: &Run) -> Vec<String> {
-    run.stdout().lines().map(str::to_string).collect()
+    run.stdout()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The program of an agent with `tools` (program functions defined in `defs`): main runs
@@ -1475,11 +1480,10 @@ fn an_error_message_is_as_untrusted_as_its_source_row_8() {
     run.assert_checker_clean(&policy, &facts(&dir, vec![inbox_marker()]));
 }
 
-/// Row 10: a model cannot call `declassify` (no such tool), and a program without `needs
-/// declassify` cannot either (the compiler refuses it, naming the fix).
+/// Row 10: a model cannot call `declassify` or `endorse`: they are no tools, nothing runs,
+/// and the model is told there is no such tool.
 #[test]
-#[ignore = "waits for declassify/needs in the language and the policy engine in the host"]
-fn declassify_cannot_be_forged_row_10() {
+fn a_model_cannot_call_declassify_row_10() {
     let dir = mail_world("forged-declassify");
     let src = agent_src("import std.fs", MAIL_TOOL, "send_email");
     let tasks = vec![vec![vec![
@@ -1502,24 +1506,42 @@ fn declassify_cannot_be_forged_row_10() {
         convo.contains("no tool named declassify"),
         "the model is told: {convo}"
     );
-
-    std::fs::write(
-        dir.join("forge.ail"),
-        "fn main() -> int {\n  let x = declassify(\"s\", null)\n  print(x)\n  return 0\n}\n",
-    )
-    .unwrap();
-    let o = support::aivm_command(&dir)
-        .args(["run", "forge.ail"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_ne!(o.status.code(), Some(0));
-    assert!(!err.contains("panicked"));
     assert!(
-        err.contains("needs declassify"),
-        "the diagnostic names the fix: {err}"
+        convo.contains("no tool named endorse"),
+        "the model is told: {convo}"
     );
-    assert!(o.stdout.is_empty());
+    assert_eq!(lines(&run), vec!["ANSWER done"]);
+}
+
+/// Row 10: a program without `needs declassify` cannot lower a label: the compiler refuses it
+/// and names the fix; nothing runs.
+#[test]
+fn a_program_cannot_declassify_without_authority_row_10() {
+    let dir = temp_world("regress", "no-authority");
+    for (name, body) in [
+        ("d.ail", "let x = declassify(\"s\", null)"),
+        ("e.ail", "let x = endorse(\"s\")"),
+    ] {
+        let src = format!("fn main() -> int {{\n  {body}\n  print(x)\n  return 0\n}}\n");
+        std::fs::write(dir.join(name), src).unwrap();
+        let o = support::aivm_command(&dir)
+            .args(["run", name])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(!err.contains("panicked"));
+        let op = if name == "d.ail" {
+            "declassify"
+        } else {
+            "endorse"
+        };
+        assert!(
+            err.contains(&format!("needs {op}")),
+            "the diagnostic names the fix: {err}"
+        );
+        assert!(o.stdout.is_empty(), "nothing ran");
+    }
 }
 
 /// Rows 11, 12 (the parts without MCP) and 32: unknown tools, homoglyph and case spellings,
@@ -2121,16 +2143,19 @@ fn a_manifest_beyond_the_grants_does_not_start_row_38() {
     assert!(run.journal.effects().next().is_none(), "no effect");
 }
 
-/// Row 37: bytecode that lowers a label without declared authority is invalid: it fails
-/// verification before any instruction runs.
+/// Row 37: bytecode that lowers a label without declared authority, or performs an effect its
+/// manifest does not list, is invalid: `aivm asm` (which verifies) and `aivm run` refuse it
+/// before any instruction runs.
 #[test]
-#[ignore = "waits for the Declassify opcode, the manifest section and the verifier"]
-fn bytecode_lowering_a_label_without_authority_is_invalid_row_37() {
+fn bytecode_beyond_its_manifest_is_invalid_row_37() {
     let dir = temp_world("regress", "verify");
-    // Compile with authority, then strip the authority from the bytecode's manifest.
-    std::fs::write(dir.join("ok.ail"), "needs declassify\n\nfn main() -> int {\n  let x = declassify(\"s\", null)\n  print(x)\n  return 0\n}\n").unwrap();
+    std::fs::write(
+        dir.join("ok.ail"),
+        "needs declassify\n\nfn main() -> int {\n  let x = declassify(\"s\", [\"alice\"])\n  print(x)\n  return 0\n}\n",
+    )
+    .unwrap();
     let o = support::aivm_command(&dir)
-        .args(["build", "ok.ail", "-o", "ok.aib"])
+        .args(["build", "ok.ail"])
         .output()
         .unwrap();
     assert_eq!(
@@ -2144,24 +2169,70 @@ fn bytecode_lowering_a_label_without_authority_is_invalid_row_37() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&dis.stdout).into_owned();
-    assert!(text.contains("declassify"), "{text}");
-    let forged = text
-        .lines()
-        .filter(|l| {
-            !l.trim_start().starts_with(".needs declassify") && !l.contains("declassify: true")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(dir.join("forged.aia"), forged).unwrap();
+    assert!(text.contains("Declassify"), "{text}");
+    let without = |drop: &str| -> String {
+        text.lines()
+            .filter(|l| l.trim() != drop && !l.trim().starts_with(&format!("{drop} ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (name, forged, why) in [
+        ("no-authority", without("declassify"), "V22"),
+        ("no-tools", without("tools"), "io.print"),
+    ] {
+        let aia = format!("{name}.aia");
+        std::fs::write(dir.join(&aia), forged).unwrap();
+        let o = support::aivm_command(&dir)
+            .args(["asm", &aia])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{name}: forged bytecode assembled"
+        );
+        assert!(!err.contains("panicked"));
+        assert!(
+            err.contains("verifier") && err.contains(why),
+            "{name}: {err}"
+        );
+        assert!(
+            !dir.join(format!("{name}.aib")).exists(),
+            "{name}: no bytecode written"
+        );
+    }
+}
+
+/// The authority to declassify to the public survives `aivm build`: bytecode holding a public
+/// readers constant (`declassify(x, null)`) decodes and runs like its source.
+#[test]
+#[ignore = "engine bug (reported to the lead): `aivm build` of `declassify(x, null)` writes bytecode that does not decode: truncated section `constants` (the public readers constant)"]
+fn bytecode_with_a_public_declassify_decodes() {
+    let dir = temp_world("regress", "public-declassify");
+    std::fs::write(
+        dir.join("p.ail"),
+        "needs declassify\n\nfn main() -> int {\n  let x = declassify(\"s\", null)\n  print(x)\n  return 0\n}\n",
+    )
+    .unwrap();
     let o = support::aivm_command(&dir)
-        .args(["run", "forged.aia"])
+        .args(["build", "p.ail"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = support::aivm_command(&dir)
+        .args(["run", "p.aib"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_ne!(o.status.code(), Some(0), "forged bytecode ran");
     assert!(!err.contains("panicked"));
-    assert!(o.stdout.is_empty(), "no instruction ran");
-    assert!(err.to_lowercase().contains("declassify"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "s\n");
 }
 
 /// Row 42: a blocked attack is in the trace but not in the world, and `aivm run` reports it

@@ -147,8 +147,13 @@ fn resolve_abs(p: &Path) -> PathBuf {
     }
     match (p.parent(), p.file_name()) {
         (Some(parent), Some(name)) => resolve_abs(parent).join(name),
-        // Ends in `..` below something missing: the OS would fail; keep it as written, and
-        // `beneath` refuses paths with `..` left in them.
+        // `X/..` where X does not exist (the OS would refuse it): judged where a lexical
+        // resolution would lead, the parent of X resolved.
+        (Some(parent), None) if p.ends_with("..") => {
+            let up = resolve_abs(parent);
+            up.parent().map_or(up.clone(), Path::to_path_buf)
+        }
+        (Some(parent), None) => resolve_abs(parent),
         _ => p.to_path_buf(),
     }
 }
