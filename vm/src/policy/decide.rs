@@ -9,6 +9,7 @@ use super::cond::{deny_fires, judge, principals, show_readers, Args, RuleOutcome
 use super::file::{Action, OnLabelViolation, RuleConfig};
 use super::name::valid_tool_name;
 use super::{Call, Decision, Policy, Verdict};
+use crate::label::LabelInfo;
 
 /// How a native tool is granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,12 +99,14 @@ impl Policy {
     /// 3. the tool must be granted (natives by their resource grant or `--allow-tool`; the
     ///    built-in io/clock tools and program functions by default; an allow/ask rule for
     ///    the tool grants it), else deny `grant:tool` / `unknown-tool`;
-    /// 4. when allow/ask rules exist for the tool, one must hold (ask beats allow), else deny
-    ///    naming the failed condition (or ask, for a label failure under
+    /// 4. when allow/ask rules exist for the tool, one must be satisfied — its conditions
+    ///    hold and so does step 6 under its audience — (ask beats allow), else deny naming
+    ///    the failed condition (or ask, for a label failure under
     ///    `on_label_violation = "ask"`);
     /// 5. `--ask` makes an allowed call ask;
-    /// 6. confidentiality: every argument's readers (and the control label's) must include
-    ///    the call's audience, else deny `readers`.
+    /// 6. confidentiality (without rules; with rules, inside step 4): every argument's
+    ///    readers (and the control label's) must include the call's audience, else deny
+    ///    `readers`.
     ///
     /// The resource check of a native tool (`check_net`, ...) is the host's, on the exact
     /// resource the tool will touch.
@@ -194,6 +197,32 @@ impl Policy {
             }
         }
         decision
+    }
+
+    /// Whether data with `label`, in a computation whose control label is `control`, may
+    /// reach `audience` (a principal: `model:NAME` for a model's context, `user` for the
+    /// terminal...): the confidentiality rule of `decide` for sinks that are not tool
+    /// calls. A refusal has rule `readers`.
+    pub fn check_flow(
+        &self,
+        label: &LabelInfo,
+        control: &LabelInfo,
+        audience: &str,
+    ) -> Result<(), super::Denial> {
+        for (what, l) in [("the data", label), ("the control flow", control)] {
+            if let Some(r) = &l.readers {
+                if !r.contains(audience) {
+                    return Err(super::Denial::new(
+                        "readers",
+                        format!(
+                            "{what} is readable only by {}, and would reach {audience}",
+                            show_readers(r)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The origin of a deny of everything of kind `k`.
