@@ -1058,6 +1058,69 @@ args.amount.range = [1000, inf]
     );
 }
 
+#[test]
+fn link_asks_for_local_addresses_by_name() {
+    let all = with_flags(&GrantFlags {
+        allow_net: Some(vec![]),
+        ..Default::default()
+    });
+    let m = ManifestView {
+        net: [
+            "127.0.0.1:8080",
+            "localhost",
+            "[::1]:9000",
+            "10.1.2.3",
+            "api.x.com",
+            "8.8.8.8:53",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    };
+    let needs: Vec<String> = all.link(&m).into_iter().map(|x| x.need).collect();
+    assert_eq!(
+        needs,
+        [
+            "network access to 127.0.0.1:8080",
+            "network access to localhost",
+            "network access to [::1]:9000",
+            "network access to 10.1.2.3"
+        ]
+    );
+    let named = with_flags(&GrantFlags {
+        allow_net: list(&[
+            "127.0.0.1:8080",
+            "localhost",
+            "[::1]",
+            "10.1.2.3",
+            "api.x.com",
+            "8.8.8.8",
+        ]),
+        ..Default::default()
+    });
+    assert_eq!(named.link(&m), []);
+}
+
+#[test]
+fn check_flow_is_the_readers_rule_for_other_sinks() {
+    let p = Policy::default();
+    let public = LabelInfo::public();
+    assert!(p.check_flow(&public, &public, "model:large").is_ok());
+    assert!(p
+        .check_flow(&readers(&["user", "model:large"]), &public, "model:large")
+        .is_ok());
+    let d = p
+        .check_flow(&readers(&["user"]), &public, "model:large")
+        .unwrap_err();
+    assert_eq!(d.rule, "readers");
+    assert!(d.reason.contains("readable only by user"), "{}", d.reason);
+    assert!(p
+        .check_flow(&public, &readers(&["alice"]), "model:large")
+        .is_err());
+    // Integrity is not confidentiality: untrusted data may reach any principal.
+    assert!(p.check_flow(&untrusted(), &untrusted(), "user").is_ok());
+}
+
 // ---- Output labels ----
 
 #[test]
@@ -1253,4 +1316,21 @@ fn malformed_policy_files_say_where() {
             "{text}\n---\n{e}"
         );
     }
+}
+
+#[test]
+fn deeply_nested_policy_values_fail_cleanly() {
+    let text = |depth: usize| {
+        let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        format!("[[policy.rules]]\nid = \"r\"\ntool = \"t\"\naction = \"allow\"\nargs.x.equals = {nested}\n")
+    };
+    let p = with_toml(&text(10));
+    let mut v = HostValue::int(1);
+    for _ in 0..10 {
+        v = HostValue::new(HostData::List(vec![v]));
+    }
+    assert_verdict(&program(&p, "t", vec![("x", v)]), Verdict::Allow, "r");
+    // The TOML reader refuses deep nesting before the policy sees it: an error, no crash.
+    let e = Config::parse(&text(10_000), Path::new("/p/aivm.toml")).unwrap_err();
+    assert!(e.to_string().contains("line 5"), "{e}");
 }

@@ -115,8 +115,12 @@ impl Writer {
                 }
                 Item::Object(mut entries) => {
                     entries.sort_by(|a, b| a.0.cmp(&b.0));
-                    if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-                        return Err(CanonicalError::DuplicateKey(w[0].0.clone()));
+                    for pair in entries.windows(2) {
+                        if let [(a, _), (b, _)] = pair {
+                            if a == b {
+                                return Err(CanonicalError::DuplicateKey(a.clone()));
+                            }
+                        }
                     }
                     self.out.push('{');
                     stack.push(Item::Text("}"));

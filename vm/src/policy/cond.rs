@@ -12,20 +12,131 @@ use crate::host_value::{HostData, HostValue};
 use crate::label::{Integrity, LabelInfo};
 use crate::value::Key;
 
-/// The verdict of one condition; the strings are sentences for the decision's reason.
-pub(crate) enum Check {
+/// The verdict of one condition.
+pub(crate) enum Check<'a> {
     Holds,
-    Fails(String),
-    Unknown(String),
+    Fails(Why<'a>),
+    Unknown(Why<'a>),
+}
+
+/// Why a condition did not hold; made into a sentence only for the one failure a decision
+/// reports (a policy with many rules for a tool judges many, and formatting each would cost
+/// more than judging it).
+#[derive(Clone)]
+pub(crate) enum Why<'a> {
+    Absent(&'a str),
+    /// (argument, its JSON type, the wanted type with its article)
+    WrongType(&'a str, &'static str, &'static str),
+    NotEqual(&'a str),
+    NotListed(&'a str),
+    NoMatch(&'a str, &'a str),
+    OutOfRange(&'a str, Num, Num),
+    NaN(&'a str),
+    Schema(&'a str, String),
+    Untrusted(&'a str),
+    /// (argument, the argument naming its readers)
+    ReadersArgAbsent(&'a str, &'a str),
+    ReadersArgNotNames(&'a str, &'a str),
+    ReadersExclude(&'a str, &'a str, &'a BTreeSet<String>),
+    AudienceExcluded(&'a str, &'a str, &'a BTreeSet<String>),
+    ControlUntrusted,
+}
+
+impl Why<'_> {
+    /// The sentence for a decision's reason (never quoting a value).
+    pub(crate) fn render(&self) -> String {
+        match self {
+            Why::Absent(n) => format!("argument `{n}` is absent"),
+            Why::WrongType(n, found, want) => {
+                format!("argument `{n}` is {} {found}, not {want}", article(found))
+            }
+            Why::NotEqual(n) => format!("argument `{n}` is not the value the rule requires"),
+            Why::NotListed(n) => format!("argument `{n}` is not one of the values the rule lists"),
+            Why::NoMatch(n, p) => {
+                format!("argument `{n}` does not match the pattern {p:?} as a whole")
+            }
+            Why::OutOfRange(n, lo, hi) => format!("argument `{n}` is outside [{lo}, {hi}]"),
+            Why::NaN(n) => format!("argument `{n}` is NaN, which is in no range"),
+            Why::Schema(n, e) => {
+                format!("argument `{n}` does not conform to the rule's schema ({e})")
+            }
+            Why::Untrusted(n) => {
+                format!("argument `{n}` must be trusted, and it derives from untrusted data")
+            }
+            Why::ReadersArgAbsent(n, other) => format!(
+                "argument `{other}`, which must be among the readers of `{n}`, is absent"
+            ),
+            Why::ReadersArgNotNames(n, other) => format!(
+                "argument `{other}` must be a string or a list of strings to name readers of `{n}`"
+            ),
+            Why::ReadersExclude(n, other, r) => format!(
+                "argument `{n}` is readable only by {}, which does not include every reader named by `{other}`",
+                show_readers(r)
+            ),
+            Why::AudienceExcluded(n, p, r) => {
+                format!("argument `{n}` is readable only by {}, not by {p}", show_readers(r))
+            }
+            Why::ControlUntrusted => "the call depends on untrusted data (its control label), and the rule requires trusted control".into(),
+        }
+    }
 }
 
 /// How an allow/ask rule fared against a call.
-pub(crate) enum RuleOutcome {
+pub(crate) enum RuleOutcome<'a> {
     Pass,
     /// A condition on an argument's value failed (or could not be judged).
-    ValueFail(String),
+    ValueFail(Why<'a>),
     /// Every value condition held, and a label condition failed.
-    LabelFail(String),
+    LabelFail(Why<'a>),
+}
+
+/// The arguments of a call, with their deep labels computed once, when first needed.
+pub(crate) struct Args<'a> {
+    pub(crate) list: &'a [(String, HostValue)],
+    labels: std::cell::OnceCell<Vec<LabelInfo>>,
+}
+
+impl<'a> Args<'a> {
+    pub(crate) fn new(list: &'a [(String, HostValue)]) -> Args<'a> {
+        Args {
+            list,
+            labels: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The position and value of a named argument.
+    pub(crate) fn get(&self, name: &str) -> Option<(usize, &'a HostValue)> {
+        self.list
+            .iter()
+            .position(|(n, _)| n == name)
+            .and_then(|i| self.list.get(i).map(|(_, v)| (i, v)))
+    }
+
+    /// The deep labels of all arguments, in order.
+    pub(crate) fn labels(&self) -> &[LabelInfo] {
+        self.labels
+            .get_or_init(|| self.list.iter().map(|(_, v)| deep_label(v)).collect())
+    }
+}
+
+/// The join of the labels of every node of a value, without allocating for scalars.
+pub(crate) fn deep_label(v: &HostValue) -> LabelInfo {
+    let mut label = LabelInfo::public();
+    let mut stack: Vec<&HostValue> = Vec::new();
+    let mut next = Some(v);
+    while let Some(x) = next {
+        if !x.label.is_public() {
+            label = label.join(&x.label);
+        }
+        match &x.data {
+            HostData::List(items) => stack.extend(items.iter()),
+            HostData::Map(pairs) => stack.extend(pairs.iter().map(|(_, y)| y)),
+            HostData::Record(fields) => stack.extend(fields.iter().map(|(_, y)| y)),
+            _ => {}
+        }
+        next = stack.pop();
+    }
+    label
 }
 
 /// The JSON type name of a value, as messages show it.
@@ -102,24 +213,28 @@ pub(crate) fn arg<'v>(args: &'v [(String, HostValue)], name: &str) -> Option<&'v
     args.iter().find(|(n, _)| n == name).map(|(_, v)| v)
 }
 
-fn value_check(name: &str, cond: &ValueCond, v: &HostValue) -> Check {
-    let wrong_type = |want: &str| {
-        Check::Unknown(format!(
-            "argument `{name}` is {} {}, not {want}",
-            article(json_kind(v)),
-            json_kind(v)
-        ))
-    };
+/// "a string", "an object": the JSON type with its article.
+fn with_article(t: &str) -> &'static str {
+    match t {
+        "boolean" => "a boolean",
+        "number" => "a number",
+        "string" => "a string",
+        "array" => "an array",
+        "object" => "an object",
+        _ => "a value",
+    }
+}
+
+fn value_check<'a>(name: &'a str, cond: &'a ValueCond, v: &HostValue) -> Check<'a> {
+    let wrong_type = |want: &'static str| Check::Unknown(Why::WrongType(name, json_kind(v), want));
     match cond {
         ValueCond::Equals(l) => {
             if !same_kind(l, v) {
-                wrong_type(&format!("{} {}", article(l.type_name()), l.type_name()))
+                wrong_type(with_article(l.type_name()))
             } else if lit_matches(l, v) {
                 Check::Holds
             } else {
-                Check::Fails(format!(
-                    "argument `{name}` is not the value the rule requires"
-                ))
+                Check::Fails(Why::NotEqual(name))
             }
         }
         ValueCond::OneOf(ls) => {
@@ -128,34 +243,25 @@ fn value_check(name: &str, cond: &ValueCond, v: &HostValue) -> Check {
             } else if ls.iter().any(|l| lit_matches(l, v)) {
                 Check::Holds
             } else {
-                Check::Fails(format!(
-                    "argument `{name}` is not one of the values the rule lists"
-                ))
+                Check::Fails(Why::NotListed(name))
             }
         }
         ValueCond::Pattern(p) => match &v.data {
             HostData::Str(s) if p.full_match(s) => Check::Holds,
-            HostData::Str(_) => Check::Fails(format!(
-                "argument `{name}` does not match the pattern {:?} as a whole",
-                p.source()
-            )),
+            HostData::Str(_) => Check::Fails(Why::NoMatch(name, p.source())),
             _ => wrong_type("a string"),
         },
         ValueCond::Range(lo, hi) => match num_of(v) {
             None => wrong_type("a number"),
             Some(x) => match (compare(*lo, x), compare(x, *hi)) {
                 (Some(a), Some(b)) if a.is_le() && b.is_le() => Check::Holds,
-                (Some(_), Some(_)) => {
-                    Check::Fails(format!("argument `{name}` is outside [{lo}, {hi}]"))
-                }
-                _ => Check::Unknown(format!("argument `{name}` is NaN, which is in no range")),
+                (Some(_), Some(_)) => Check::Fails(Why::OutOfRange(name, *lo, *hi)),
+                _ => Check::Unknown(Why::NaN(name)),
             },
         },
         ValueCond::Schema(s) => match s.check(v) {
             Ok(()) => Check::Holds,
-            Err(e) => Check::Fails(format!(
-                "argument `{name}` does not conform to the rule's schema ({e})"
-            )),
+            Err(e) => Check::Fails(Why::Schema(name, e)),
         },
     }
 }
@@ -188,47 +294,35 @@ pub(crate) fn principals(v: &HostValue) -> Option<Vec<Cow<'_, str>>> {
     }
 }
 
-fn label_check(
-    name: &str,
-    cond: &LabelCond,
-    label: &LabelInfo,
-    args: &[(String, HostValue)],
-) -> Check {
+fn label_check<'a>(
+    name: &'a str,
+    cond: &'a LabelCond,
+    label: &'a LabelInfo,
+    args: &Args<'a>,
+) -> Check<'a> {
     match cond {
         LabelCond::Trusted => match label.integrity {
             Integrity::Trusted => Check::Holds,
-            Integrity::Untrusted => Check::Fails(format!(
-                "argument `{name}` must be trusted, and it derives from untrusted data"
-            )),
+            Integrity::Untrusted => Check::Fails(Why::Untrusted(name)),
         },
         LabelCond::ReadersInclude(other) => {
             let Some(readers) = &label.readers else {
                 return Check::Holds;
             };
-            let Some(value) = arg(args, other) else {
-                return Check::Fails(format!(
-                    "argument `{other}`, which must be among the readers of `{name}`, is absent"
-                ));
+            let Some((_, value)) = args.get(other) else {
+                return Check::Fails(Why::ReadersArgAbsent(name, other));
             };
             let Some(ps) = principals(value) else {
-                return Check::Fails(format!(
-                    "argument `{other}` must be a string or a list of strings to name readers of `{name}`"
-                ));
+                return Check::Fails(Why::ReadersArgNotNames(name, other));
             };
             if ps.iter().all(|p| readers.contains(p.as_ref())) {
                 Check::Holds
             } else {
-                Check::Fails(format!(
-                    "argument `{name}` is readable only by {}, which does not include every reader named by `{other}`",
-                    show_readers(readers)
-                ))
+                Check::Fails(Why::ReadersExclude(name, other, readers))
             }
         }
         LabelCond::Audience(p) => match &label.readers {
-            Some(r) if !r.contains(p) => Check::Fails(format!(
-                "argument `{name}` is readable only by {}, not by {p}",
-                show_readers(r)
-            )),
+            Some(r) if !r.contains(p) => Check::Fails(Why::AudienceExcluded(name, p, r)),
             _ => Check::Holds,
         },
     }
@@ -236,14 +330,14 @@ fn label_check(
 
 /// Judges an allow or ask rule: value conditions first (all arguments), then label
 /// conditions and the control label, so that a label failure means the values were fine.
-pub(crate) fn judge(
-    rule: &RuleConfig,
-    args: &[(String, HostValue)],
+pub(crate) fn judge<'a>(
+    rule: &'a RuleConfig,
+    args: &'a Args<'a>,
     control: &LabelInfo,
-) -> RuleOutcome {
+) -> RuleOutcome<'a> {
     for (name, conds) in &rule.args {
-        let Some(v) = arg(args, name) else {
-            return RuleOutcome::ValueFail(format!("argument `{name}` is absent"));
+        let Some((_, v)) = args.get(name) else {
+            return RuleOutcome::ValueFail(Why::Absent(name));
         };
         for c in &conds.value {
             match value_check(name, c, v) {
@@ -256,21 +350,21 @@ pub(crate) fn judge(
         if conds.labels.is_empty() {
             continue;
         }
-        let Some(v) = arg(args, name) else {
+        let Some((i, _)) = args.get(name) else {
             continue; // Unreachable: the first pass required every constrained argument.
         };
-        let label = v.deep_label();
+        let Some(label) = args.labels().get(i) else {
+            continue; // Unreachable: there is a label per argument.
+        };
         for c in &conds.labels {
-            match label_check(name, c, &label, args) {
+            match label_check(name, c, label, args) {
                 Check::Holds => {}
                 Check::Fails(m) | Check::Unknown(m) => return RuleOutcome::LabelFail(m),
             }
         }
     }
     if rule.control_trusted && control.integrity == Integrity::Untrusted {
-        return RuleOutcome::LabelFail(
-            "the call depends on untrusted data (its control label), and the rule requires trusted control".into(),
-        );
+        return RuleOutcome::LabelFail(Why::ControlUntrusted);
     }
     RuleOutcome::Pass
 }

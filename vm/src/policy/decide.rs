@@ -5,10 +5,11 @@ use std::borrow::Cow;
 
 use rustc_hash::FxHashSet;
 
-use super::cond::{arg, deny_fires, judge, principals, show_readers, RuleOutcome};
+use super::cond::{deny_fires, judge, principals, show_readers, Args, RuleOutcome, Why};
 use super::file::{Action, OnLabelViolation, RuleConfig};
 use super::name::valid_tool_name;
 use super::{Call, Decision, Policy, Verdict};
+use crate::label::LabelInfo;
 
 /// How a native tool is granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,12 +99,14 @@ impl Policy {
     /// 3. the tool must be granted (natives by their resource grant or `--allow-tool`; the
     ///    built-in io/clock tools and program functions by default; an allow/ask rule for
     ///    the tool grants it), else deny `grant:tool` / `unknown-tool`;
-    /// 4. when allow/ask rules exist for the tool, one must hold (ask beats allow), else deny
-    ///    naming the failed condition (or ask, for a label failure under
+    /// 4. when allow/ask rules exist for the tool, one must be satisfied — its conditions
+    ///    hold and so does step 6 under its audience — (ask beats allow), else deny naming
+    ///    the failed condition (or ask, for a label failure under
     ///    `on_label_violation = "ask"`);
     /// 5. `--ask` makes an allowed call ask;
-    /// 6. confidentiality: every argument's readers (and the control label's) must include
-    ///    the call's audience, else deny `readers`.
+    /// 6. confidentiality (without rules; with rules, inside step 4): every argument's
+    ///    readers (and the control label's) must include the call's audience, else deny
+    ///    `readers`.
     ///
     /// The resource check of a native tool (`check_net`, ...) is the host's, on the exact
     /// resource the tool will touch.
@@ -156,6 +159,7 @@ impl Policy {
         }
 
         // 3. The tool grant.
+        let args = Args::new(call.args);
         let mut rules: Vec<u32> = Vec::new();
         p.pass_rules.each(tool, |&i| rules.push(i));
         rules.sort_unstable();
@@ -169,12 +173,12 @@ impl Policy {
         //    under its own audience); without rules, 6. confidentiality on its own.
         let mut decision = match granted {
             Granted::By(rule, reason) if rules.is_empty() => {
-                if let Err(e) = readers_check(call, None) {
+                if let Err(e) = readers_check(call, &args, None) {
                     return Decision::deny("readers", format!("{tool}: {}", e.message()));
                 }
                 Decision::allow(rule, reason)
             }
-            _ => match self.judge_rules(call, &rules) {
+            _ => match self.judge_rules(call, &args, &rules) {
                 Ok(d) => d,
                 Err(d) => return d,
             },
@@ -193,6 +197,32 @@ impl Policy {
             }
         }
         decision
+    }
+
+    /// Whether data with `label`, in a computation whose control label is `control`, may
+    /// reach `audience` (a principal: `model:NAME` for a model's context, `user` for the
+    /// terminal...): the confidentiality rule of `decide` for sinks that are not tool
+    /// calls. A refusal has rule `readers`.
+    pub fn check_flow(
+        &self,
+        label: &LabelInfo,
+        control: &LabelInfo,
+        audience: &str,
+    ) -> Result<(), super::Denial> {
+        for (what, l) in [("the data", label), ("the control flow", control)] {
+            if let Some(r) = &l.readers {
+                if !r.contains(audience) {
+                    return Err(super::Denial::new(
+                        "readers",
+                        format!(
+                            "{what} is readable only by {}, and would reach {audience}",
+                            show_readers(r)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The origin of a deny of everything of kind `k`.
@@ -307,21 +337,21 @@ impl Policy {
     /// satisfied allow rule allows; when none is satisfied, a label-only failure of a rule
     /// with `on_label_violation = "ask"` asks, and anything else denies naming the first
     /// rule's failed condition.
-    fn judge_rules(&self, call: &Call, rules: &[u32]) -> Result<Decision, Decision> {
+    fn judge_rules(&self, call: &Call, args: &Args, rules: &[u32]) -> Result<Decision, Decision> {
         let all = &self.inner.rules;
         let mut allow: Option<&RuleConfig> = None;
-        // (rule, sentence, whether the confidentiality rule was what failed)
-        let mut label_ask: Option<(&RuleConfig, String, bool)> = None;
-        let mut first_fail: Option<(&RuleConfig, String, bool)> = None;
+        // (rule, why, whether the confidentiality rule was what failed)
+        let mut label_ask: Option<(&RuleConfig, Failure, bool)> = None;
+        let mut first_fail: Option<(&RuleConfig, Failure, bool)> = None;
         for rule in rules.iter().filter_map(|&i| all.get(i as usize)) {
-            let outcome = match judge(rule, call.args, call.control) {
-                RuleOutcome::Pass => match readers_check(call, Some(rule)) {
+            let outcome = match judge(rule, args, call.control) {
+                RuleOutcome::Pass => match readers_check(call, args, Some(rule)) {
                     Ok(()) => None,
-                    Err(Unreadable::Label(m)) => Some((m, true, true)),
-                    Err(Unreadable::Audience(m)) => Some((m, false, false)),
+                    Err(Unreadable::Label(m)) => Some((Failure::Text(m), true, true)),
+                    Err(Unreadable::Audience(m)) => Some((Failure::Text(m), false, false)),
                 },
-                RuleOutcome::LabelFail(m) => Some((m, true, false)),
-                RuleOutcome::ValueFail(m) => Some((m, false, false)),
+                RuleOutcome::LabelFail(w) => Some((Failure::Cond(w), true, false)),
+                RuleOutcome::ValueFail(w) => Some((Failure::Cond(w), false, false)),
             };
             match outcome {
                 None if rule.action == Action::Ask => {
@@ -341,7 +371,9 @@ impl Policy {
                     if is_label && ask_mode && label_ask.is_none() {
                         label_ask = Some((rule, m.clone(), readers));
                     }
-                    first_fail.get_or_insert((rule, m, readers));
+                    if first_fail.is_none() {
+                        first_fail = Some((rule, m, readers));
+                    }
                 }
             }
         }
@@ -361,8 +393,10 @@ impl Policy {
                 verdict: Verdict::Ask,
                 rule: id(rule, readers),
                 reason: format!(
-                    "{}: {m}; rule `{}` asks a person in that case",
-                    call.tool, rule.id
+                    "{}: {}; rule `{}` asks a person in that case",
+                    call.tool,
+                    m.render(),
+                    rule.id
                 ),
                 label_violation: true,
                 auto_approvable: rule.auto_approve,
@@ -383,8 +417,24 @@ impl Policy {
         };
         Err(Decision::deny(
             id(rule, readers),
-            format!("{}: {m} (rule `{}`){others}", call.tool, rule.id),
+            format!("{}: {} (rule `{}`){others}", call.tool, m.render(), rule.id),
         ))
+    }
+}
+
+/// Why a rule was not satisfied: a condition, or the confidentiality rule under it.
+#[derive(Clone)]
+enum Failure<'a> {
+    Cond(Why<'a>),
+    Text(String),
+}
+
+impl Failure<'_> {
+    fn render(&self) -> String {
+        match self {
+            Failure::Cond(w) => w.render(),
+            Failure::Text(t) => t.clone(),
+        }
     }
 }
 
@@ -392,7 +442,7 @@ impl Policy {
 fn repeated_arg(args: &[(String, crate::HostValue)]) -> Option<&str> {
     if args.len() <= 8 {
         for (i, (a, _)) in args.iter().enumerate() {
-            if args[..i].iter().any(|(b, _)| a == b) {
+            if args.iter().take(i).any(|(b, _)| a == b) {
                 return Some(a);
             }
         }
@@ -416,7 +466,7 @@ fn audience<'c>(
     }
     if let Some(r) = rule {
         if let Some(name) = &r.audience_arg {
-            let v = arg(call.args, name).ok_or_else(|| {
+            let (_, v) = Args::new(call.args).get(name).ok_or_else(|| {
                 Unreadable::Audience(format!(
                     "argument `{name}`, which names who sees this call (rule `{}`), is absent",
                     r.id
@@ -456,7 +506,7 @@ impl Unreadable {
     }
 }
 
-fn readers_check(call: &Call, rule: Option<&RuleConfig>) -> Result<(), Unreadable> {
+fn readers_check(call: &Call, args: &Args, rule: Option<&RuleConfig>) -> Result<(), Unreadable> {
     let all_public = call.control.readers.is_none()
         && call
             .args
@@ -469,12 +519,12 @@ fn readers_check(call: &Call, rule: Option<&RuleConfig>) -> Result<(), Unreadabl
     let missing = |readers: &std::collections::BTreeSet<String>| {
         who.iter().find(|p| !readers.contains(p.as_ref())).cloned()
     };
-    for (name, v) in call.args {
-        if let Some(readers) = v.deep_label().readers {
-            if let Some(p) = missing(&readers) {
+    for ((name, _), label) in call.args.iter().zip(args.labels()) {
+        if let Some(readers) = &label.readers {
+            if let Some(p) = missing(readers) {
                 return Err(Unreadable::Label(format!(
                     "argument `{name}` is readable only by {}, and this call would show it to {p}",
-                    show_readers(&readers)
+                    show_readers(readers)
                 )));
             }
         }

@@ -9,8 +9,11 @@ use std::fmt;
 use std::path::Path;
 
 use super::decide::{native_grant, shown, Kind, NativeGrant};
-use super::entry::{absolute, NetEntry, Word};
+use std::net::IpAddr;
+
+use super::entry::{absolute, NetEntry, NetHost, Word};
 use super::name::valid_tool_name;
+use super::resources::NetGrant;
 use super::{Access, Call, Origin, Policy};
 use crate::label::LabelInfo;
 
@@ -192,6 +195,11 @@ impl Policy {
         };
         match e.port {
             Some(port) => match self.check_net(&e.host.to_string(), port) {
+                Ok(NetGrant::All) if needs_named(&e.host) => Some(missing(
+                    need,
+                    "grant:net",
+                    format!("add --allow-net={e} (a local or private address needs its own grant)"),
+                )),
                 Ok(_) => None,
                 Err(d) if d.rule == "grant:net" => {
                     Some(missing(need, d.rule, format!("add --allow-net={e}")))
@@ -217,13 +225,39 @@ impl Policy {
                 if let Some(o) = denied {
                     return Some(missing(need, "deny:net", remove(o)));
                 }
-                let granted = net.allow_all.is_some()
-                    || net
-                        .allow
-                        .iter()
-                        .any(|(x, _)| x.host == e.host && x.port.is_none());
+                let named = net
+                    .allow
+                    .iter()
+                    .any(|(x, _)| x.host == e.host && x.port.is_none());
+                let granted = named || net.allow_all.is_some() && !needs_named(&e.host);
                 (!granted).then(|| missing(need, "grant:net", format!("add --allow-net={e}")))
             }
+        }
+    }
+}
+
+/// Hosts the HTTP tool reaches only when granted by name, not by a grant of every host:
+/// loopback, private, link-local, shared and unspecified addresses, and `localhost`. (The
+/// tool checks the address it connects to; this is for linking's messages.)
+fn needs_named(host: &NetHost) -> bool {
+    match host {
+        NetHost::Name(n) => n == "localhost" || n.ends_with(".localhost"),
+        NetHost::Ip(IpAddr::V4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        NetHost::Ip(IpAddr::V6(ip)) => {
+            let [first, ..] = ip.segments();
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
         }
     }
 }
