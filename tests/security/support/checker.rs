@@ -445,45 +445,53 @@ impl Checker<'_> {
         }
     }
 
-    /// The resource/tool grant of a call; returns the audience principal.
-    fn grant(&self, tool: &str, args: &[(String, Value)], gate: bool) -> Result<String, String> {
-        let arg = |n: &str| {
+    /// The tool grant and the resource check of a call; returns the host's audience
+    /// (`net:HOST` for HTTP), if any.
+    fn grant(
+        &self,
+        tool: &str,
+        args: &[(String, Value)],
+        gate: bool,
+    ) -> Result<Option<String>, String> {
+        let s = |n: &str| {
             args.iter()
                 .find(|(k, _)| k == n)
-                .map(|(_, v)| v)
-                .cloned()
-                .unwrap_or(Value::Null)
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_default()
         };
-        let s = |n: &str| arg(n).as_str().map(str::to_string).unwrap_or_default();
         if gate {
-            return Ok(format!("tool:{tool}"));
+            // A program function the program offered (checked by the caller).
+            return Ok(None);
         }
         let p = self.policy;
         match tool {
             "fs.read" | "fs.list" => self
                 .path_grant(&s("path"), &p.allow_read, &p.deny_read)
-                .map(|_| format!("tool:{tool}")),
+                .map(|_| None),
             "fs.write" => self
                 .path_grant(&s("path"), &p.allow_write, &p.deny_write)
-                .map(|_| format!("tool:{tool}")),
-            "http.get" | "http.post" => self.net_grant(&s("url")).map(|h| format!("net:{h}")),
+                .map(|_| None),
+            "http.get" | "http.post" => self.net_grant(&s("url")).map(|h| Some(format!("net:{h}"))),
             "proc.run" => self
                 .name_grant(&s("cmd"), &p.allow_run, &p.deny_run)
-                .map(|_| format!("tool:{tool}")),
+                .map(|_| None),
             "env.get" => self
                 .name_grant(&s("name"), &p.allow_env, &p.deny_env)
-                .map(|_| format!("tool:{tool}")),
-            "io.print" | "io.ask" => Ok("user".to_string()),
-            "io.read_line" | "clock.now" => Ok(format!("tool:{tool}")),
+                .map(|_| None),
+            "io.print" | "io.ask" | "io.read_line" | "clock.now" => Ok(None),
             _ => {
                 let ok = p.allow_all
+                    || p.rules
+                        .iter()
+                        .any(|r| r.action != Action::Deny && glob_matches(&r.tool, tool))
                     || match &p.allow_tool {
                         Grant::All => true,
                         Grant::Some(g) => g.iter().any(|g| glob_matches(g, tool)),
                         Grant::None => false,
                     };
                 if ok {
-                    Ok(format!("tool:{tool}"))
+                    Ok(None)
                 } else {
                     Err(format!("{tool} is not granted"))
                 }
@@ -491,37 +499,62 @@ impl Checker<'_> {
         }
     }
 
-    /// Whether one condition holds; `labels` gives an argument's effective label.
-    fn cond_holds(
-        &self,
+    /// A value condition's result for an argument (spec/security-policy.md §4.1): `None` is
+    /// *unknown* (absent, a type the condition cannot judge).
+    fn value_cond(cond: &Cond, v: Option<&Value>) -> Result<Option<bool>, String> {
+        let Some(v) = v else { return Ok(None) };
+        let same_type =
+            |a: &Value, b: &Value| std::mem::discriminant(a) == std::mem::discriminant(b);
+        Ok(match cond {
+            Cond::Equals(e) => same_type(v, e).then(|| json_eq(v, e)),
+            Cond::OneOf(set) => {
+                if set.iter().any(|e| same_type(v, e)) {
+                    Some(set.iter().any(|e| json_eq(v, e)))
+                } else {
+                    None
+                }
+            }
+            Cond::Pattern(p) => {
+                let pat = Pattern::new(p).map_err(|e| format!("checker: pattern {p}: {e}"))?;
+                v.as_str().map(|s| pat.full_match(s))
+            }
+            Cond::Range(lo, hi) => v
+                .as_f64()
+                .filter(|_| v.is_number())
+                .map(|x| *lo <= x && x <= *hi),
+            Cond::Trusted | Cond::ReadersInclude(_) | Cond::Audience(_) => Some(true),
+        })
+    }
+
+    /// A label condition (§4.2); an absent argument fails.
+    fn label_cond(
         cond: &Cond,
         name: &str,
         args: &[(String, Value)],
         label: &dyn Fn(&str) -> Label,
-    ) -> Result<bool, String> {
-        let Some(v) = args.iter().find(|(k, _)| k == name).map(|(_, v)| v) else {
-            return Ok(false); // an absent argument fails every condition
-        };
-        Ok(match cond {
-            Cond::Equals(e) => json_eq(v, e),
-            Cond::OneOf(set) => set.iter().any(|e| json_eq(v, e)),
-            Cond::Pattern(p) => {
-                let pat = Pattern::new(p).map_err(|e| format!("checker: pattern {p}: {e}"))?;
-                v.as_str().is_some_and(|s| pat.full_match(s))
-            }
-            Cond::Range(lo, hi) => {
-                v.is_number() && v.as_f64().is_some_and(|x| *lo <= x && x <= *hi)
-            }
-            Cond::Trusted => !label(name).untrusted,
+    ) -> bool {
+        if !args.iter().any(|(k, _)| k == name) {
+            return false;
+        }
+        let l = label(name);
+        match cond {
+            Cond::Trusted => !l.untrusted,
             Cond::ReadersInclude(other) => {
+                let Some(readers) = &l.readers else {
+                    return true;
+                };
                 let to = args.iter().find(|(k, _)| k == other).map(|(_, v)| v);
-                match to.and_then(Value::as_str) {
-                    Some(p) => label(name).readable_by(p),
-                    None => false,
+                match to {
+                    Some(Value::String(p)) => readers.contains(p),
+                    Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+                        .iter()
+                        .all(|i| i.as_str().is_some_and(|p| readers.contains(p))),
+                    _ => false,
                 }
             }
-            Cond::Audience(p) => label(name).readable_by(p),
-        })
+            Cond::Audience(p) => l.readable_by(p),
+            _ => true,
+        }
     }
 
     fn is_label_cond(c: &Cond) -> bool {
@@ -531,27 +564,60 @@ impl Checker<'_> {
         )
     }
 
-    /// (value conditions hold, label conditions hold, control holds)
-    fn rule_holds(
-        &self,
-        r: &Rule,
+    /// The principals who would see the call's arguments (§5 step 6); `None` when a rule's
+    /// `audience_arg` names no strings (the rule fails).
+    fn audience(
+        tool: &str,
+        host: Option<&str>,
+        rule: Option<&Rule>,
+        args: &[(String, Value)],
+    ) -> Option<Vec<String>> {
+        if let Some(h) = host {
+            return Some(vec![h.to_string()]);
+        }
+        if let Some(r) = rule {
+            if let Some(a) = &r.audience_arg {
+                return match args.iter().find(|(k, _)| k == a).map(|(_, v)| v) {
+                    Some(Value::String(p)) => Some(vec![p.clone()]),
+                    Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+            }
+            if let Some(a) = &r.audience {
+                return Some(vec![a.clone()]);
+            }
+        }
+        Some(vec![match tool {
+            "io.print" | "io.ask" | "io.read_line" => "user".to_string(),
+            _ => format!("tool:{tool}"),
+        }])
+    }
+
+    /// The confidentiality rule: every argument's readers and the control label's readers
+    /// include every audience principal.
+    fn confidential(
         args: &[(String, Value)],
         label: &dyn Fn(&str) -> Label,
         control: &Label,
-    ) -> Result<(bool, bool), String> {
-        let mut values = true;
-        let mut labels = !(r.control_trusted && control.untrusted);
-        for (name, conds) in &r.args {
-            for c in conds {
-                let ok = self.cond_holds(c, name, args, label)?;
-                if Self::is_label_cond(c) {
-                    labels &= ok;
-                } else {
-                    values &= ok;
+        audience: &[String],
+    ) -> Result<(), String> {
+        for p in audience {
+            for (name, _) in args {
+                let l = label(name);
+                if !l.readable_by(p) {
+                    return Err(format!("argument {name} ({l}) may not reach {p}"));
                 }
             }
+            if !control.readable_by(p) {
+                return Err(format!("the control label ({control}) may not reach {p}"));
+            }
         }
-        Ok((values, labels))
+        Ok(())
     }
 
     /// Judges one performed call; `Err` says why it should not have happened.
@@ -564,15 +630,14 @@ impl Checker<'_> {
         control: &Label,
         decision: Option<&Decision>,
     ) -> Result<(), String> {
+        // 1. Names.
         if !valid_tool_id(tool) {
             return Err(format!("invalid tool id {tool:?}"));
         }
+        // 2. Denies.
         if self.policy.deny_tool.iter().any(|g| glob_matches(g, tool)) {
             return Err("--deny-tool names it".into());
         }
-        let audience = self.grant(tool, args, gate)?;
-        let mut needs_approval = self.policy.ask.iter().any(|g| glob_matches(g, tool));
-        let mut label_ask: Option<&Rule> = None;
         let rules: Vec<&Rule> = self
             .policy
             .rules
@@ -580,44 +645,83 @@ impl Checker<'_> {
             .filter(|r| glob_matches(&r.tool, tool))
             .collect();
         for r in rules.iter().filter(|r| r.action == Action::Deny) {
-            let (v, l) = self.rule_holds(r, args, label, control)?;
-            if v && l {
-                return Err(format!("deny rule {} holds", r.id));
-            }
-        }
-        let permissive: Vec<&&Rule> = rules.iter().filter(|r| r.action != Action::Deny).collect();
-        if !permissive.is_empty() {
-            let mut holding = Vec::new();
-            for r in &permissive {
-                let (v, l) = self.rule_holds(r, args, label, control)?;
-                if v && l {
-                    holding.push(**r);
-                } else if v && r.on_label_violation_ask && label_ask.is_none() {
-                    label_ask = Some(r);
-                }
-            }
-            if holding.is_empty() {
-                match label_ask {
-                    Some(_) => needs_approval = true,
-                    None => {
-                        let ids: Vec<&str> = permissive.iter().map(|r| r.id.as_str()).collect();
-                        return Err(format!("no allow/ask rule holds ({})", ids.join(", ")));
+            let mut fires = true;
+            for (name, conds) in &r.args {
+                let v = args.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                for c in conds {
+                    if Self::value_cond(c, v)? == Some(false) {
+                        fires = false;
                     }
                 }
-            } else if holding.iter().any(|r| r.action == Action::Ask) {
-                needs_approval = true;
-                label_ask = None;
-            } else {
-                label_ask = None;
+            }
+            if fires {
+                return Err(format!("deny rule {} fires", r.id));
             }
         }
-        for (name, _) in args {
-            let l = label(name);
-            if !l.readable_by(&audience) {
-                return Err(format!("argument {name} ({l}) may not reach {audience}"));
+        // 3. Grant, and the resource check the host makes (with the host's audience).
+        let host_audience = self.grant(tool, args, gate)?;
+        // 4. Rules.
+        let permissive: Vec<&Rule> = rules
+            .iter()
+            .copied()
+            .filter(|r| r.action != Action::Deny)
+            .collect();
+        let mut ask: Option<Option<&Rule>> = None; // Some(None): --ask; Some(Some(r)): rule r
+        let mut label_violation = false;
+        if permissive.is_empty() {
+            let audience =
+                Self::audience(tool, host_audience.as_deref(), None, args).unwrap_or_default();
+            Self::confidential(args, label, control, &audience)
+                .map_err(|e| format!("readers: {e}"))?;
+        } else {
+            let mut satisfied: Vec<&Rule> = Vec::new();
+            let mut violation: Option<&Rule> = None;
+            for r in &permissive {
+                let mut values = true;
+                let mut labels = !(r.control_trusted && control.untrusted);
+                for (name, conds) in &r.args {
+                    let v = args.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                    for c in conds {
+                        if Self::is_label_cond(c) {
+                            labels &= Self::label_cond(c, name, args, label);
+                        } else {
+                            values &= Self::value_cond(c, v)? == Some(true);
+                        }
+                    }
+                }
+                let conf = match Self::audience(tool, host_audience.as_deref(), Some(r), args) {
+                    Some(aud) => Self::confidential(args, label, control, &aud).is_ok(),
+                    None => false,
+                };
+                if values && labels && conf {
+                    satisfied.push(r);
+                } else if values && r.on_label_violation_ask && violation.is_none() {
+                    violation = Some(r);
+                }
+            }
+            if let Some(r) = satisfied.iter().find(|r| r.action == Action::Ask) {
+                ask = Some(Some(*r));
+            } else if satisfied.is_empty() {
+                match violation {
+                    Some(r) => {
+                        ask = Some(Some(r));
+                        label_violation = true;
+                    }
+                    None => {
+                        let ids: Vec<&str> = permissive.iter().map(|r| r.id.as_str()).collect();
+                        return Err(format!(
+                            "no allow/ask rule is satisfied ({})",
+                            ids.join(", ")
+                        ));
+                    }
+                }
             }
         }
-        if needs_approval {
+        // 5. --ask.
+        if ask.is_none() && self.policy.ask.iter().any(|g| glob_matches(g, tool)) {
+            ask = Some(None);
+        }
+        if let Some(rule) = ask {
             let approval = decision.and_then(|d| d.approval.as_deref());
             match approval {
                 Some("approved") => {}
@@ -625,18 +729,18 @@ impl Checker<'_> {
                     if !self.policy.yes {
                         return Err("auto-approved without --yes".into());
                     }
-                    let rule = decision.and_then(|d| rules.iter().find(|r| r.id == d.rule));
-                    if let Some(r) = label_ask {
+                    if let Some(r) = rule {
                         if r.auto_approve != Some(true) {
+                            let what = if label_violation {
+                                "a label violation of"
+                            } else {
+                                "an ask of"
+                            };
                             return Err(format!(
-                                "--yes approved a label violation of rule {} (auto_approve is not true)",
+                                "--yes approved {what} rule {} without auto_approve = true",
                                 r.id
                             ));
                         }
-                    } else if rule.is_some_and(|r| r.auto_approve == Some(false)) {
-                        return Err(
-                            "--yes approved an ask whose rule says auto_approve = false".into()
-                        );
                     }
                 }
                 other => return Err(format!("needed an approval, got {other:?}")),
@@ -682,7 +786,8 @@ impl Checker<'_> {
                 continue;
             }
             if e.effect == "llm.call" {
-                self.follow_llm(e, &mut conv, &mut fail);
+                let control = decision.and_then(|d| d.control.as_ref());
+                self.follow_llm(e, control, &mut conv, &mut fail);
                 continue;
             }
             if self.facts.require_decisions && decision.is_none() {
@@ -704,14 +809,28 @@ impl Checker<'_> {
         out
     }
 
-    fn follow_llm(&self, e: &Effect, conv: &mut Conversation, fail: &mut dyn FnMut(String)) {
+    fn follow_llm(
+        &self,
+        e: &Effect,
+        decision_control: Option<&Label>,
+        conv: &mut Conversation,
+        fail: &mut dyn FnMut(String),
+    ) {
         let model = e.arg_str(0).unwrap_or_default().to_string();
         let request = e.args.get(1).cloned().unwrap_or(Value::Null);
         let label = self.markers_in(&request.to_string());
-        if !label.readable_by(&format!("model:{model}")) {
+        let principal = format!("model:{model}");
+        if !label.readable_by(&principal) {
             fail(format!(
-                "the request holds data ({label}) model:{model} may not read"
+                "the request holds data ({label}) {principal} may not read"
             ));
+        }
+        if let Some(c) = decision_control {
+            if !c.readable_by(&principal) {
+                fail(format!(
+                    "the model call's control label ({c}) excludes {principal}"
+                ));
+            }
         }
         conv.label = label;
         conv.offered = request["tools"]

@@ -60,6 +60,10 @@ pub struct Rule {
     pub control_trusted: bool,
     pub on_label_violation_ask: bool,
     pub auto_approve: Option<bool>,
+    /// Rule-level audience: who sees this call's arguments (a principal)...
+    pub audience: Option<String>,
+    /// ...or the principals named by the value of this argument.
+    pub audience_arg: Option<String>,
     pub args: Vec<(String, Vec<Cond>)>,
 }
 
@@ -72,6 +76,8 @@ impl Rule {
             control_trusted: false,
             on_label_violation_ask: false,
             auto_approve: None,
+            audience: None,
+            audience_arg: None,
             args: Vec::new(),
         }
     }
@@ -91,6 +97,11 @@ impl Rule {
 
     pub fn ask_on_label_violation(mut self) -> Rule {
         self.on_label_violation_ask = true;
+        self
+    }
+
+    pub fn audience_arg(mut self, arg: &str) -> Rule {
+        self.audience_arg = Some(arg.to_string());
         self
     }
 
@@ -241,6 +252,12 @@ impl PolicySpec {
             }
             if let Some(a) = r.auto_approve {
                 s.push_str(&format!("auto_approve = {a}\n"));
+            }
+            if let Some(a) = &r.audience {
+                s.push_str(&format!("audience = {}\n", toml_str(a)));
+            }
+            if let Some(a) = &r.audience_arg {
+                s.push_str(&format!("audience_arg = {}\n", toml_str(a)));
             }
             for (name, conds) in &r.args {
                 s.push_str(&format!("[policy.rules.args.{}]\n", toml_str(name)));
