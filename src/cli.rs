@@ -20,6 +20,8 @@ Examples:
   aivm run examples/hello.ail -- Ada       run source; arguments after -- go to main
   aivm build examples/hello.ail            compile to examples/hello.aib
   aivm run --allow-read=data prog.aib      run bytecode that may read files under data/
+  aivm run --allow-net=api.x.com --deny-read=data/secrets agent.ail
+                                           grant a host, and never the secrets (deny wins)
   aivm run --model smart=openai:gpt-4o-mini agent.ail
                                            bind the program's model \"smart\" to an OpenAI model
   aivm run --trace run.jsonl agent.ail     record every effect; --replay run.jsonl re-runs it offline
@@ -36,6 +38,7 @@ Exit status:
   6    a file named on the command line could not be read or written
   7    a replay diverged from its journal, or the journal cannot be read
   8    a model has no provider, or the model configuration is invalid
+  9    the program needs permissions it was not granted, or the policy is invalid
   141  the reader of standard output went away (as after SIGPIPE)";
 
 #[derive(Subcommand, Debug)]
@@ -93,10 +96,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub policy: PolicyArgs,
-
-    /// Label what is read from files under PATH as untrusted (repeatable).
-    #[arg(long = "untrusted", value_name = "PATH")]
-    pub untrusted: Vec<PathBuf>,
 
     /// Stop the program after this many instructions (default: no limit).
     #[arg(long, value_name = "N")]
@@ -172,6 +171,32 @@ pub struct RunArgs {
     /// Arguments passed to the program's `main`.
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// The flags as the policy builder reads them.
+    pub fn grant_flags(&self) -> aivm_vm::policy::GrantFlags {
+        aivm_vm::policy::GrantFlags {
+            allow_read: self.allow_read.clone(),
+            deny_read: self.deny_read.clone(),
+            allow_write: self.allow_write.clone(),
+            deny_write: self.deny_write.clone(),
+            allow_net: self.allow_net.clone(),
+            deny_net: self.deny_net.clone(),
+            allow_run: self.allow_run.clone(),
+            deny_run: self.deny_run.clone(),
+            allow_env: self.allow_env.clone(),
+            deny_env: self.deny_env.clone(),
+            allow_tool: self.allow_tool.clone(),
+            deny_tool: self.deny_tool.clone(),
+            allow_model: self.allow_model.clone(),
+            deny_model: self.deny_model.clone(),
+            ask: self.ask.clone(),
+            allow_all: self.allow_all,
+            no_prompt: self.no_prompt,
+            yes: self.yes,
+        }
+    }
 }
 
 /// What the host lets the program do: deny by default (spec/security.md). Each `--allow-*`

@@ -22,6 +22,8 @@ pub enum Exit {
     Io = 6,
     Replay = 7,
     ModelConfig = 8,
+    /// The program needs permissions the policy does not grant, or the policy is invalid.
+    Permissions = 9,
     /// As after SIGPIPE.
     BrokenPipe = 141,
 }
@@ -100,6 +102,13 @@ pub enum CliError {
     ModelConfig(String),
 
     #[error("{0}")]
+    #[diagnostic(
+        code(aivm::permissions),
+        help("nothing ran; permission flags, aivm.toml's [policy] and the decision order: spec/security-policy.md")
+    )]
+    Permissions(String),
+
+    #[error("{0}")]
     #[diagnostic(code(aivm::usage))]
     Usage(String),
 
@@ -132,6 +141,7 @@ impl CliError {
             CliError::Run(VmError::InvalidModule(_)) => Exit::InvalidBytecode,
             CliError::Replay(_) => Exit::Replay,
             CliError::ModelConfig(_) => Exit::ModelConfig,
+            CliError::Permissions(_) => Exit::Permissions,
             CliError::Usage(_) => Exit::Usage,
             CliError::BrokenPipe => Exit::BrokenPipe,
             CliError::Run(_) | CliError::BadExit(_) | CliError::Host(_) => Exit::ProgramError,

@@ -13,7 +13,8 @@ use aivm_vm::host::budget::{BudgetLimits, Spent};
 use aivm_vm::host::config::{self, Config};
 use aivm_vm::host::llm_value::value_from_json;
 use aivm_vm::host::many::{run_many, ManyRun};
-use aivm_vm::host::{declared_models, journal, Host, Policy, RunError, TraceSink};
+use aivm_vm::host::{approve, declared_models, journal, Host, RunError, TraceSink};
+use aivm_vm::policy::{Policy, PolicyBuilder};
 use aivm_vm::{Limits, Vm, VmError};
 
 use crate::cli::RunArgs;
@@ -26,18 +27,23 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         max_depth: args.max_depth,
         max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
     };
-    let config = load_config(&args)?;
+    let (config, config_dir) = load_config(&args)?;
     let budget = budget_limits(&args, &config)?;
+    let policy = policy(&args, &config, config_dir.as_deref())?;
     if let Some(inputs) = &args.each {
-        return run_each(&args, &module, &limits, &config, budget, inputs);
+        return run_each(&args, &module, &limits, &config, &policy, budget, inputs);
     }
     let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
     vm.set_jit(args.jit);
+    vm.set_strict_flow(args.policy.strict_flow);
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
     let stdout = Box::new(LineWriter::new(io::stdout()));
     let stdin = Box::new(BufReader::new(io::stdin()));
-    let mut host = Host::new(policy(&args), stdout, stdin).with_budget(budget);
+    let mut host = Host::new(policy.clone(), stdout, stdin)
+        .with_input_cap(input_cap(&args))
+        .with_budget(budget)
+        .with_approver(approver(&policy));
     host = match &args.replay {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
@@ -59,8 +65,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         host = host.with_trace(TraceSink::JsonLines(Box::new(LineWriter::new(file))));
     }
     let result = host.run_to_end(&mut vm);
-    if !args.quiet && shows_summary(&module, &host.spent()) {
+    let started = !matches!(result, Err(RunError::Unlinkable(_) | RunError::Grants(_)));
+    if !args.quiet && started && shows_summary(&module, &host.spent()) {
         eprintln!("{}", summary(&host.spent(), host.elapsed()));
+    }
+    if !args.quiet {
+        for b in host.blocked() {
+            eprintln!("aivm: blocked {} (rule {}): {}", b.tool, b.rule, b.reason);
+        }
     }
     // `AIVM_JIT_STATS=1`: what the JIT compiled and how long it took, on stderr (benches).
     if std::env::var_os("AIVM_JIT_STATS").is_some() {
@@ -84,24 +96,49 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-fn policy(args: &RunArgs) -> Policy {
-    Policy {
-        allow_read: args
-            .policy
-            .allow_read
-            .iter()
-            .flatten()
-            .map(PathBuf::from)
-            .collect(),
-        untrusted: args.untrusted.clone(),
-        // What is read becomes a string on the heap, so the heap limit bounds it too.
-        max_input_bytes: args.max_heap_mb.saturating_mul(1 << 20) as u64,
+/// The policy: `[policy]` (and `[permissions.NAME]`, `[[labels]]`) of the configuration, then
+/// the flags; deny wins wherever they disagree.
+fn policy(args: &RunArgs, cfg: &Config, cfg_dir: Option<&Path>) -> Result<Policy, CliError> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let perm = |e: aivm_vm::policy::PolicyError| CliError::Permissions(e.to_string());
+    let builder = PolicyBuilder::new(&cwd)
+        .config(
+            &cfg.policy,
+            cfg_dir.unwrap_or(&cwd),
+            args.policy.permissions.as_deref(),
+        )
+        .map_err(perm)?;
+    Ok(builder
+        .flags(&args.policy.grant_flags())
+        .map_err(perm)?
+        .build())
+}
+
+/// Who answers the policy's asks: `--yes` approves what its rules let it; otherwise a person
+/// at the controlling terminal, if there is one and `--no-prompt` is not given; otherwise
+/// nobody, and every ask is refused.
+fn approver(policy: &Policy) -> Box<dyn approve::Approver> {
+    if policy.yes() {
+        return Box::new(approve::AutoYes);
+    }
+    if policy.no_prompt() {
+        return Box::new(approve::NoPrompt);
+    }
+    match approve::terminal() {
+        Some(t) => Box::new(t),
+        None => Box::new(approve::NoPrompt),
     }
 }
 
+/// What is read becomes a string on the heap, so the heap limit bounds one read too.
+fn input_cap(args: &RunArgs) -> u64 {
+    args.max_heap_mb.saturating_mul(1 << 20) as u64
+}
+
 /// The configuration: `--config`, else `aivm.toml` beside the program or in the working
-/// directory, else none; then the `--model` overrides.
-fn load_config(args: &RunArgs) -> Result<Config, CliError> {
+/// directory, else none; then the `--model` overrides. With it, the folder of the file read
+/// (against which its relative paths are taken).
+fn load_config(args: &RunArgs) -> Result<(Config, Option<PathBuf>), CliError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let path = args
         .config
@@ -115,7 +152,12 @@ fn load_config(args: &RunArgs) -> Result<Config, CliError> {
         cfg.apply_override(spec)
             .map_err(|e| CliError::ModelConfig(e.to_string()))?;
     }
-    Ok(cfg)
+    let dir = path.as_deref().map(|p| {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    Ok((cfg, dir))
 }
 
 /// The budgets of `[budget]` in the configuration, each overridden by its flag.
@@ -175,6 +217,7 @@ fn run_error(e: RunError, args: &RunArgs) -> CliError {
         },
         RunError::ReplayDiverged(d) => CliError::Replay(d.to_string()),
         RunError::Link(m) => CliError::ModelConfig(m),
+        e @ (RunError::Unlinkable(_) | RunError::Grants(_)) => CliError::Permissions(e.to_string()),
         other => CliError::Host(other),
     }
 }
@@ -210,6 +253,7 @@ fn run_each(
     module: &VerifiedModule,
     limits: &Limits,
     cfg: &Config,
+    policy: &Policy,
     budget: BudgetLimits,
     inputs_path: &Path,
 ) -> Result<ExitCode, CliError> {
@@ -250,12 +294,14 @@ fn run_each(
     let mut write_err: Option<io::Error> = None;
     let mut template = Vm::new(module, limits.clone()).map_err(CliError::Run)?;
     template.set_jit(args.jit);
+    template.set_strict_flow(args.policy.strict_flow);
     rt.block_on(run_many(
         &template,
         inputs,
         args.concurrency,
         |_, out| {
-            Host::new(policy(args), out, Box::new(io::empty()))
+            Host::new(policy.clone(), out, Box::new(io::empty()))
+                .with_input_cap(input_cap(args))
                 .with_models(models.clone())
                 .with_budget(budget.clone())
         },

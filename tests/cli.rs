@@ -42,9 +42,30 @@ fn wordfreq_reads_a_granted_file() {
 }
 
 #[test]
-fn wordfreq_without_a_grant_is_denied_and_the_program_sees_why() {
+fn wordfreq_without_a_grant_does_not_start_and_names_the_flag() {
     let o = aivm(&[
         "run",
+        "examples/wordfreq.ail",
+        "--",
+        "examples/data/tickets.txt",
+    ]);
+    // The program's manifest names fs.read and nothing grants reading: refused at link
+    // time, before any instruction runs (spec/security.md §3).
+    assert_exit(&o, 9);
+    assert_eq!(stdout(&o), "", "nothing ran");
+    let err = stderr(&o);
+    assert!(err.contains("fs.read"), "{err}");
+    assert!(
+        err.contains("--allow-read"),
+        "the refusal names the flag: {err}"
+    );
+}
+
+#[test]
+fn wordfreq_outside_its_grant_is_denied_and_the_program_sees_why() {
+    let o = aivm(&[
+        "run",
+        "--allow-read=examples/data/invoices",
         "examples/wordfreq.ail",
         "--",
         "examples/data/tickets.txt",

@@ -112,7 +112,16 @@ fn an_unbound_model_or_a_missing_key_is_exit_8_before_any_call() {
     assert!(err.contains("aivm.toml"), "{err}");
     assert_eq!(stdout(&o), "");
 
-    let o = aivm_in(&dir, &["run", "--model", "large=openai:gpt-4o-mini", aib]);
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--allow-model=large",
+            "--model",
+            "large=openai:gpt-4o-mini",
+            aib,
+        ],
+    );
     assert_exit(&o, 8);
     assert!(stderr(&o).contains("OPENAI_API_KEY"), "{}", stderr(&o));
 

@@ -416,7 +416,9 @@ fn a_recorded_run_replays_byte_for_byte_without_transcript_or_files() {
         "examples/summarize.ail",
     ]);
     assert_exit(&o, 0);
-    // A copy of the program alone: no transcript beside it, no reports, no --allow-read.
+    // A copy of the program alone: no transcript beside it, no reports. The same grants are
+    // given (the policy judges the replayed effects again and must decide as it did), but
+    // the folder they name does not exist there: reads are answered from the journal.
     std::fs::copy(
         root().join("examples/summarize.ail"),
         dir.join("summarize.ail"),
@@ -428,6 +430,7 @@ fn a_recorded_run_replays_byte_for_byte_without_transcript_or_files() {
         &[
             "run",
             "-q",
+            "--allow-read=examples/data",
             "--replay",
             path_str(&live),
             "--trace",
@@ -509,7 +512,7 @@ fn run_on_fake_openai(name: &str) -> (Output, Vec<Value>) {
     std::fs::write(
         dir.join("aivm.toml"),
         format!(
-            "[models]\nsmall = {{ provider = \"openai\", model = \"gpt-4o-mini\", base_url = \"{}\" }}\n",
+            "[policy]\nallow-model = [\"small\"]\n[models]\nsmall = {{ provider = \"openai\", model = \"gpt-4o-mini\", base_url = \"{}\" }}\n",
             fake.base_url()
         ),
     )

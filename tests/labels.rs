@@ -1,4 +1,4 @@
-//! Information-flow labels end to end: a file the command line marks `--untrusted` is read,
+//! Information-flow labels end to end: a file (untrusted unless the policy labels it) is read,
 //! and every value derived from its contents (concatenation, arithmetic on a parsed int, a list
 //! holding it, a record field, a closure's result, a function's result) is labelled untrusted,
 //! while an unrelated constant stays trusted; `--trace` records the read with its label.
@@ -69,11 +69,9 @@ fn values_derived_from_an_untrusted_file_are_untrusted() {
     let trace = dir.join("trace.jsonl");
 
     let allow = format!("--allow-read={}", path_str(&data));
-    let untrusted = format!("--untrusted={}", path_str(&data));
     let o = aivm(&[
         "run",
         &allow,
-        &untrusted,
         "--trace",
         path_str(&trace),
         path_str(&program),
@@ -128,12 +126,18 @@ fn values_derived_from_an_untrusted_file_are_untrusted() {
 }
 
 #[test]
-fn the_same_file_without_untrusted_is_trusted() {
+fn the_same_file_is_trusted_where_the_policy_labels_it_trusted() {
     let dir = temp_dir("trusted");
     let input = dir.join("count.txt");
     std::fs::write(&input, "41\n").expect("write data");
     let program = dir.join("flow.ail");
     std::fs::write(&program, PROGRAM).expect("write program");
+    // aivm.toml beside the program: what is read beneath its folder is trusted.
+    std::fs::write(
+        dir.join("aivm.toml"),
+        "[[labels]]\nread = \".\"\nintegrity = \"trusted\"\n",
+    )
+    .expect("write aivm.toml");
     let allow = format!("--allow-read={}", path_str(&dir));
     let o = aivm(&["run", &allow, path_str(&program), "--", path_str(&input)]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use aivm_compiler::compile_source;
 use aivm_vm::format::{verify, VerifiedModule};
-use aivm_vm::host::{Host, Policy};
+use aivm_vm::host::Host;
+use aivm_vm::policy::Policy;
 use aivm_vm::{Limits, Vm};
 use common::Rng;
 

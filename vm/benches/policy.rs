@@ -86,7 +86,10 @@ fn payment(to: &str, amount: i64) -> Vec<(String, HostValue)> {
             "memo".into(),
             HostValue::new(HostData::Record(vec![
                 ("ref".into(), HostValue::str("inv-42")),
-                ("lines".into(), HostValue::new(HostData::List(vec![HostValue::int(1); 4]))),
+                (
+                    "lines".into(),
+                    HostValue::new(HostData::List(vec![HostValue::int(1); 4])),
+                ),
             ])),
         ),
     ]

@@ -8,7 +8,8 @@ use std::rc::Rc;
 
 use aivm_vm::format::{assemble, VerifiedModule};
 use aivm_vm::host::journal::{self, Event};
-use aivm_vm::host::{Host, Policy, RunError, TraceSink};
+use aivm_vm::host::{Host, RunError, TraceSink};
+use aivm_vm::policy::Policy;
 use aivm_vm::{Limits, Vm};
 
 /// A writer tests can read back after the host is done with it.
@@ -103,10 +104,15 @@ fn inline_effects_run_in_order_and_are_journalled_between_start_and_end() {
         kinds,
         [
             "start",
+            "decision:io.read_line#0",
             "io.read_line#0",
+            "decision:io.print#1",
             "io.print#1",
+            "decision:clock.now#2",
             "clock.now#2",
+            "decision:io.read_line#3",
             "io.read_line#3",
+            "decision:io.print#4",
             "io.print#4",
             "end:ok"
         ]
@@ -135,7 +141,8 @@ fn a_changed_program_diverges_at_the_first_difference() {
     let (result, _, _) = run(&changed, "", Some(&recorded));
     match result {
         Err(RunError::ReplayDiverged(d)) => {
-            assert_eq!(d.event, 6, "{d}");
+            // start, then a decision and an effect event per effect: io.print #4 is event 11.
+            assert_eq!(d.event, 11, "{d}");
             assert!(d.recorded.contains("io.print(\"two\")"), "{d}");
             assert!(d.asked.contains("task 0 effect #4: io.print("), "{d}");
         }
@@ -150,7 +157,7 @@ fn a_changed_program_diverges_at_the_first_difference() {
     let (result, _, _) = run(&short, "", Some(&recorded));
     match result {
         Err(RunError::ReplayDiverged(d)) => {
-            assert_eq!(d.event, 5, "{d}");
+            assert_eq!(d.event, 9, "{d}");
             assert_eq!(d.asked, "finished");
         }
         other => panic!("expected a divergence, got {other:?}"),

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::rc::Rc;
 
 use aivm_vm::format::{Instr::*, VerifiedModule};
-use aivm_vm::host::{Host, Policy, TraceSink};
+use aivm_vm::host::config::Config;
+use aivm_vm::host::{Host, TraceSink};
+use aivm_vm::policy::PolicyBuilder;
 use aivm_vm::{HostValue, Limits, Step, Vm, VmState};
 use interp_support::*;
 
@@ -300,11 +302,18 @@ fn labels_flow_from_an_untrusted_file_through_derived_values() {
     let m = b.main(16, code);
 
     let out = Shared::default();
-    let policy = Policy {
-        allow_read: vec![dir.clone()],
-        untrusted: vec![web.clone()],
-        ..Policy::default()
-    };
+    // Files are untrusted unless the policy's [[labels]] say otherwise: here all of `dir`
+    // is trusted but its `web` folder, the more specific entry.
+    let toml = format!(
+        "[policy]\nallow-read = [{dir:?}]\n[[labels]]\nread = {dir:?}\nintegrity = \"trusted\"\n[[labels]]\nread = {web:?}\nintegrity = \"untrusted\"\n",
+        dir = dir.display().to_string(),
+        web = web.display().to_string()
+    );
+    let cfg = Config::parse(&toml, std::path::Path::new("/aivm.toml")).expect("parses");
+    let policy = PolicyBuilder::new(".")
+        .config(&cfg.policy, std::path::Path::new("/"), None)
+        .expect("valid policy")
+        .build();
     let mut host = Host::new(policy, Box::new(out.clone()), Box::new(std::io::empty()))
         .with_trace(TraceSink::Memory(Vec::new()));
     let mut vm = Vm::new(&m, Limits::default()).unwrap();
@@ -352,10 +361,13 @@ fn fs_read_is_denied_outside_granted_roots_and_through_dotdot_or_symlinks() {
     std::fs::write(ok.join("a.txt"), "a").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(dir.join("secret.txt"), ok.join("link.txt")).ok();
-    let policy = Policy {
-        allow_read: vec![ok.clone()],
-        ..Policy::default()
-    };
+    let policy = aivm_vm::policy::PolicyBuilder::new(".")
+        .flags(&aivm_vm::policy::GrantFlags {
+            allow_read: Some(vec![ok.display().to_string()]),
+            ..Default::default()
+        })
+        .expect("valid grants")
+        .build();
     let mut host = Host::new(
         policy,
         Box::new(std::io::sink()),

@@ -8,18 +8,21 @@ mod interp_support;
 use std::io::Cursor;
 
 use aivm_vm::format::{assemble, VerifiedModule};
-use aivm_vm::host::{Host, Policy, RunError};
+use aivm_vm::host::{Host, RunError};
+use aivm_vm::policy::Policy;
 use aivm_vm::{HostValue, Limits, Vm};
 
 /// Assembles, verifies and runs `asm` to the end with this policy and standard input.
-fn run(asm: &str, limits: Limits, policy: Policy, stdin: &str) -> Result<HostValue, RunError> {
+fn run(asm: &str, limits: Limits, cap: u64, stdin: &str) -> Result<HostValue, RunError> {
     let mut module = assemble(asm).expect("assembles");
     interp_support::fill_tools(&mut module);
     let verified = VerifiedModule::new(module).expect("verifies");
     let mut vm = Vm::new(&verified, limits).expect("loads");
     vm.start_main(vec![]).expect("main starts");
     let stdin = Box::new(Cursor::new(stdin.as_bytes().to_vec()));
-    Host::new(policy, Box::new(Vec::new()), stdin).run_to_end(&mut vm)
+    Host::new(Policy::default(), Box::new(Vec::new()), stdin)
+        .with_input_cap(cap)
+        .run_to_end(&mut vm)
 }
 
 /// `f` has a frame of 65,535 registers (1 MiB) and calls itself forever.
@@ -46,7 +49,12 @@ fn deep_calls_of_large_frames_exhaust_the_heap_limit() {
         max_heap_bytes: 32 << 20,
         ..Limits::default()
     };
-    match run(BIG_FRAMES, limits, Policy::default(), "") {
+    match run(
+        BIG_FRAMES,
+        limits,
+        aivm_vm::host::DEFAULT_MAX_INPUT_BYTES,
+        "",
+    ) {
         Err(RunError::Vm(aivm_vm::VmError::HeapExhausted { limit, trace })) => {
             assert_eq!(limit, 32 << 20);
             // 32 MiB of 16-byte registers hold 31 frames of 65,535 registers, and main's.
@@ -73,11 +81,7 @@ const READ_ONE_LINE: &str = "\
 ";
 
 fn read_line_with(input: &str, max_input_bytes: u64) -> Result<HostValue, RunError> {
-    let policy = Policy {
-        max_input_bytes,
-        ..Policy::default()
-    };
-    run(READ_ONE_LINE, Limits::default(), policy, input)
+    run(READ_ONE_LINE, Limits::default(), max_input_bytes, input)
 }
 
 #[test]

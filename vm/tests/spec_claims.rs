@@ -8,7 +8,8 @@ mod interp_support;
 use std::io::Cursor;
 
 use aivm_vm::format::{assemble, VerifiedModule};
-use aivm_vm::host::{Host, Policy, RunError};
+use aivm_vm::host::{Host, RunError};
+use aivm_vm::policy::Policy;
 use aivm_vm::{HostData, HostValue, Limits, Vm, VmError};
 
 /// A module with one function, `main` (f0), made from parts of assembly text. Strings are
@@ -403,11 +404,14 @@ fn immediate_forms_keep_the_label_of_the_register_operand() {
             code: &code,
             ..Src::default()
         };
-        let policy = Policy {
-            allow_read: vec![dir.clone()],
-            untrusted: vec![dir.clone()],
-            ..Policy::default()
-        };
+        // Files read are untrusted by default.
+        let policy = aivm_vm::policy::PolicyBuilder::new(".")
+            .flags(&aivm_vm::policy::GrantFlags {
+                allow_read: Some(vec![dir.display().to_string()]),
+                ..Default::default()
+            })
+            .expect("valid grants")
+            .build();
         let got = run_under(&src, Limits::default(), policy);
         assert_eq!(got, Out::Value(want.into()), "\n{code}");
     }

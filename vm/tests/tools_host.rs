@@ -1,10 +1,13 @@
 //! The host performs `io.ask`, `fs.list` and `fs.read` through the native tools: a small
 //! module in assembly asks a question, lists a granted directory and reads a file in it.
 
+mod interp_support;
+
 use std::io::Cursor;
 
 use aivm_vm::format::{assemble, VerifiedModule};
-use aivm_vm::host::{Host, Policy, RunError};
+use aivm_vm::host::{Host, RunError};
+use aivm_vm::policy::Policy;
 use aivm_vm::{Limits, Vm, VmError};
 
 /// Runs main (`code`, 8 registers) with strings `s1..` = `strings` then the native names,
@@ -32,7 +35,8 @@ fn run(
     t += ".entry f0\n.func f0 s0\n    ret t0\n    regs 8\n";
     t += code;
     t += "\n";
-    let module = assemble(&t).unwrap_or_else(|e| panic!("{e}\n{t}"));
+    let mut module = assemble(&t).unwrap_or_else(|e| panic!("{e}\n{t}"));
+    interp_support::fill_tools(&mut module);
     let verified = VerifiedModule::new(module).unwrap_or_else(|e| panic!("{e}\n{t}"));
     let mut vm = Vm::new(&verified, Limits::default()).expect("loads");
     vm.start_main(vec![]).expect("starts");
@@ -75,11 +79,14 @@ fn the_host_asks_lists_and_reads_through_the_tools() {
     // r1 := ask(k0); r2 := list(k1); r3 := read(k2); r4 := label_of(r3); [r1, r2, r3, r4]
     let code = "LoadConst r0, k0\nEffect r1, n0, r0+1\nLoadConst r0, k1\nEffect r2, n1, r0+1\n\
                 LoadConst r0, k2\nEffect r3, n2, r0+1\nCallNative r4, n3, r3+1\nNewList r5, r1+4\nReturn r5";
-    let policy = Policy {
-        allow_read: vec![dir.clone()],
-        untrusted: vec![dir.clone()],
-        ..Policy::default()
-    };
+    // Files read are untrusted by default.
+    let policy = aivm_vm::policy::PolicyBuilder::new(".")
+        .flags(&aivm_vm::policy::GrantFlags {
+            allow_read: Some(vec![dir.display().to_string()]),
+            ..Default::default()
+        })
+        .expect("valid grants")
+        .build();
     let (value, printed) = run(
         &["Name?\u{1b}[2J ", d, a.to_str().unwrap()],
         &natives,
@@ -105,8 +112,16 @@ fn the_host_asks_lists_and_reads_through_the_tools() {
         value.starts_with("PolicyDenied: fs.read: reading "),
         "{value}"
     );
-    // With nothing granted, listing is denied and names the flag.
-    let (value, _) = run(&["?", d, d], &natives, code, Policy::default(), "x\n");
+    // Outside what is granted, listing is denied and names the flag. (With nothing granted
+    // at all, the program would not start: its manifest names fs.list.)
+    let elsewhere = aivm_vm::policy::PolicyBuilder::new(".")
+        .flags(&aivm_vm::policy::GrantFlags {
+            allow_read: Some(vec![dir.join("sub").display().to_string()]),
+            ..Default::default()
+        })
+        .expect("valid grants")
+        .build();
+    let (value, _) = run(&["?", d, d], &natives, code, elsewhere, "x\n");
     assert!(
         value.starts_with("PolicyDenied: fs.list: listing "),
         "{value}"

@@ -1,16 +1,21 @@
-//! The effects the host performs at once, in the order the program asks for them: `io.print`,
-//! `io.read_line`, `io.ask`, `fs.read` and `fs.list` (deny by default: only beneath granted
-//! roots, resolved by handle by `tools::fs`, so no `..`, symlink or race escape; files under
-//! untrusted paths come back labelled untrusted) and `clock.now`.
+//! Performing effects the gate has allowed: the inline ones at once, in the order the program
+//! asks for them (`io.*`, `fs.*`, `env.get`, `clock.now`), and the asynchronous native tools
+//! (`http.*`, `proc.run`) as futures the driver keeps in flight. Every resource is checked
+//! again here, at the moment it is touched: files beneath a granted root by handle
+//! (`tools::fs`), hosts per redirect hop (`net`), commands and variables by exact name. Each
+//! output is labelled by the policy (`[[labels]]`; by default file, web and command output is
+//! untrusted).
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::tools::{self, FsOutput, FsRoots};
-use super::Policy;
+use futures_util::future::LocalBoxFuture;
+
+use super::net::{self, HttpLimits};
+use super::tools::{self, EnvGrants, FsOutput, FsRoots, ProcGrants, ToolSetupError};
 use crate::host_value::{HostError, HostValue};
 use crate::interp::EffectRequest;
-use crate::label::LabelInfo;
+use crate::policy::Policy;
 
 /// Whether replay performs `effect` again (it only writes) rather than answering it from the
 /// journal.
@@ -18,75 +23,187 @@ pub(crate) fn is_output(effect: &str) -> bool {
     effect == "io.print"
 }
 
-/// Performs one inline effect. The outer error is the host's own output failing (the
-/// program's standard output went away); the inner one is what the program sees.
-pub(crate) fn perform(
-    policy: &Policy,
-    stdout: &mut dyn Write,
-    stdin: &mut dyn BufRead,
-    req: &EffectRequest,
-) -> std::io::Result<Result<HostValue, HostError>> {
-    Ok(match req.native.as_str() {
-        "io.print" => {
-            let text = req.args.first().and_then(HostValue::as_str).unwrap_or("");
-            writeln!(stdout, "{text}")?;
-            Ok(HostValue::null())
-        }
-        "io.read_line" => {
-            // A prompt printed just before must be visible before we block on input.
-            stdout.flush()?;
-            tools::io::read_line(stdin, policy.max_input_bytes)
-        }
-        "io.ask" => match tools::string_arg("io.ask", &req.args, 0, "question") {
-            Ok(q) => tools::io::ask(stdout, stdin, q, policy.max_input_bytes)?,
-            Err(e) => Err(e),
-        },
-        "fs.read" => read_tool(policy, "fs.read", &req.args, FsRoots::read),
-        "fs.list" => read_tool(policy, "fs.list", &req.args, FsRoots::list),
-        "clock.now" => {
-            let ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            Ok(HostValue::int(ms))
-        }
-        other => Err(HostError::new(
-            "PolicyDenied",
-            format!("this host does not perform the effect {other}"),
-        )),
-    })
+/// Whether `effect` is performed asynchronously (kept in flight while the program runs on, its
+/// result delivered in completion order, and released in journal order by a replay) rather
+/// than at once.
+pub(crate) fn is_async(effect: &str) -> bool {
+    matches!(effect, "llm.call" | "http.get" | "http.post" | "proc.run")
 }
 
-/// `fs.read` and `fs.list` under the host's read grants (tools::fs: beneath the root, by
-/// handle); a file found under a `--untrusted` path, by identity, comes back untrusted.
-///
-/// The grants are opened for each call because this host keeps its `Policy` as plain paths;
-/// a root that does not exist grants nothing, as before.
-fn read_grants(policy: &Policy) -> Result<FsRoots, HostError> {
-    let roots: Vec<PathBuf> = policy
-        .allow_read
-        .iter()
-        .filter(|p| p.exists())
-        .cloned()
-        .collect();
-    FsRoots::open(&roots, &[], &[], &[])
-        .map(|r| {
-            r.with_marks(&policy.untrusted)
-                .with_max_bytes(policy.max_input_bytes)
+/// The native tools of one run, with their grants opened once at its start.
+pub(crate) struct Tools {
+    policy: Policy,
+    fs: FsRoots,
+    env: EnvGrants,
+    proc: ProcGrants,
+    http: HttpLimits,
+    max_input_bytes: u64,
+}
+
+impl Tools {
+    /// Opens the policy's grants: file roots by handle (a granted path that does not exist
+    /// grants nothing), commands resolved to absolute paths, variables by name.
+    pub fn new(policy: &Policy, max_input_bytes: u64) -> Result<Tools, ToolSetupError> {
+        let g = policy.fs_grants();
+        let everything = |all: bool, roots: &[PathBuf]| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = roots.to_vec();
+            if all {
+                v.push(PathBuf::from("/"));
+            }
+            v
+        };
+        let read: Vec<PathBuf> = everything(g.read.all, &g.read.roots)
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect();
+        let write: Vec<PathBuf> = everything(g.write.all, &g.write.roots)
+            .into_iter()
+            .filter(|p| p.exists() || p.parent().is_some_and(Path::exists))
+            .collect();
+        let fs = FsRoots::open(&read, &write, &g.read.deny, &g.write.deny)?
+            .with_max_bytes(max_input_bytes);
+        let env = match policy.env_grants() {
+            Some(names) => EnvGrants::only(&names)?,
+            None => {
+                let names: Vec<String> = std::env::vars_os()
+                    .filter_map(|(k, _)| k.into_string().ok())
+                    .filter(|k| policy.check_env(k).is_ok())
+                    .collect();
+                EnvGrants::only(&names)?
+            }
+        };
+        let proc = match policy.run_grants() {
+            Some(cmds) => ProcGrants::new(&cmds, env.clone())?,
+            None => ProcGrants::all(env.clone())?,
+        };
+        Ok(Tools {
+            policy: policy.clone(),
+            fs,
+            env,
+            proc,
+            http: HttpLimits::default(),
+            max_input_bytes,
         })
-        .map_err(|e| HostError::new("IoError", e.to_string()))
+    }
+
+    /// Performs one inline effect. The outer error is the host's own output failing (the
+    /// program's standard output went away); the inner one is what the program sees.
+    pub fn perform(
+        &self,
+        stdout: &mut dyn Write,
+        stdin: &mut dyn BufRead,
+        req: &EffectRequest,
+    ) -> std::io::Result<Result<HostValue, HostError>> {
+        let args = &req.args;
+        Ok(match req.native.as_str() {
+            "io.print" => {
+                let text = args.first().and_then(HostValue::as_str).unwrap_or("");
+                writeln!(stdout, "{text}")?;
+                Ok(HostValue::null())
+            }
+            "io.read_line" => {
+                // A prompt printed just before must be visible before we block on input.
+                stdout.flush()?;
+                tools::io::read_line(stdin, self.max_input_bytes)
+            }
+            "io.ask" => match tools::string_arg("io.ask", args, 0, "question") {
+                Ok(q) => tools::io::ask(stdout, stdin, q, self.max_input_bytes)?,
+                Err(e) => Err(e),
+            },
+            "fs.read" => self.file("fs.read", args, |p| self.fs.read(p)),
+            "fs.list" => self.file("fs.list", args, |p| self.fs.list(p)),
+            "fs.write" => match tools::string_arg("fs.write", args, 1, "text") {
+                Ok(text) => self.file("fs.write", args, |p| self.fs.write(p, text)),
+                Err(e) => Err(e),
+            },
+            "env.get" => self.env_get(args),
+            "clock.now" => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                Ok(HostValue::int(ms))
+            }
+            other => Err(super::gate::unknown_effect(other)),
+        })
+    }
+
+    /// A file tool, its output labelled by where the file really is.
+    fn file(
+        &self,
+        tool: &str,
+        args: &[HostValue],
+        perform: impl FnOnce(&str) -> Result<FsOutput, HostError>,
+    ) -> Result<HostValue, HostError> {
+        let path = tools::string_arg(tool, args, 0, "path")?;
+        let out = perform(path)?;
+        let real = std::fs::canonicalize(path)
+            .ok()
+            .or_else(|| std::path::absolute(path).ok())
+            .map(|p| p.display().to_string());
+        Ok(out
+            .value
+            .labelled_deep(&self.policy.output_label(tool, real.as_deref())))
+    }
+
+    fn env_get(&self, args: &[HostValue]) -> Result<HostValue, HostError> {
+        let name = tools::string_arg("env.get", args, 0, "name")?;
+        self.policy
+            .check_env(name)
+            .map_err(|d| d.into_host_error("env.get"))?;
+        let v = self.env.get(name)?;
+        Ok(v.labelled_deep(&self.policy.output_label("env.get", Some(name))))
+    }
+
+    /// Starts an asynchronous native tool: the resource is checked now, the work happens in the
+    /// returned future.
+    pub fn start(
+        &self,
+        req: &EffectRequest,
+    ) -> Result<LocalBoxFuture<'static, Result<HostValue, HostError>>, HostError> {
+        let args = &req.args;
+        match req.native.as_str() {
+            "http.get" | "http.post" => {
+                let tool = req.native.clone();
+                let url = tools::string_arg(&tool, args, 0, "url")?.to_string();
+                let body = if tool == "http.post" {
+                    let body = tools::string_arg(&tool, args, 1, "body")?.to_string();
+                    let ct = tools::string_arg(&tool, args, 2, "content_type")?.to_string();
+                    Some((body, ct))
+                } else {
+                    None
+                };
+                let (policy, limits) = (self.policy.clone(), self.http.clone());
+                let host = super::gate::call_of(req)
+                    .audience
+                    .map(|a| a.trim_start_matches("net:").to_string());
+                Ok(Box::pin(async move {
+                    let result = match &body {
+                        None => net::get(&policy, &limits, &url).await,
+                        Some((b, ct)) => net::post(&policy, &limits, &url, b, ct).await,
+                    };
+                    let label = policy.output_label(&tool, host.as_deref());
+                    result.map(|v| v.labelled_deep(&label))
+                }))
+            }
+            "proc.run" => {
+                let cmd = tools::string_arg("proc.run", args, 0, "cmd")?.to_string();
+                let argv = tools::strings_arg("proc.run", args, 1, "args")?;
+                self.policy
+                    .check_run(&cmd)
+                    .map_err(|d| d.into_host_error("proc.run"))?;
+                let fut = self.proc.start(&cmd, &argv)?;
+                let label = self.policy.output_label("proc.run", Some(&cmd));
+                Ok(Box::pin(async move {
+                    fut.await.map(|v| v.labelled_deep(&label))
+                }))
+            }
+            other => Err(super::gate::unknown_effect(other)),
+        }
+    }
 }
 
-fn read_tool(
-    policy: &Policy,
-    tool: &str,
-    args: &[HostValue],
-    perform: fn(&FsRoots, &str) -> Result<FsOutput, HostError>,
-) -> Result<HostValue, HostError> {
-    let path = tools::string_arg(tool, args, 0, "path")?;
-    let out = perform(&read_grants(policy)?, path)?;
-    Ok(if out.marks.is_empty() {
-        out.value
-    } else {
-        out.value.labelled_deep(&LabelInfo::untrusted())
-    })
+impl net::NetCheck for Policy {
+    fn check_host(&self, host: &str, port: u16) -> Result<net::NetGrant, crate::policy::Denial> {
+        self.check_net(host, port)
+    }
 }

@@ -406,6 +406,8 @@ pub struct Divergence {
 /// goes out next.
 pub struct Replayer {
     events: Vec<Event>,
+    /// The recorded policy decisions, by (task, seq): their position and event.
+    decisions: HashMap<(u32, u64), usize>,
     /// (task, seq) → index of its effect event.
     by_request: HashMap<(u32, u64), usize>,
     /// The index of the next effect event to release.
@@ -434,7 +436,16 @@ impl Replayer {
                 _ => None,
             })
             .collect();
+        let decisions = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Event::Decision(d) => Some(((d.task, d.seq), i)),
+                _ => None,
+            })
+            .collect();
         let mut r = Replayer {
+            decisions,
             events,
             by_request,
             next: 0,
@@ -475,6 +486,59 @@ impl Replayer {
         }
     }
 
+    /// The recorded decision on the effect (task, seq), with its 1-based event number.
+    pub(crate) fn decision(&self, task: u32, seq: u64) -> Option<(usize, &DecisionEvent)> {
+        let &i = self.decisions.get(&(task, seq))?;
+        match self.events.get(i) {
+            Some(Event::Decision(d)) => Some((i + 1, d)),
+            _ => None,
+        }
+    }
+
+    /// The policy refused `req` again: the recorded effect must be the next one, and it is
+    /// passed over (the refusal is delivered at once, as when it was recorded).
+    pub(crate) fn refused(&mut self, req: &EffectRequest, seq: u64) -> Result<(), Divergence> {
+        self.matching(req, seq)?;
+        self.next += 1;
+        self.skip_to_effect();
+        Ok(())
+    }
+
+    /// The position of the recorded event for `req`, which must be the next effect.
+    fn matching(&self, req: &EffectRequest, seq: u64) -> Result<usize, Divergence> {
+        let asked = EffectEvent::asked(req, seq);
+        let Some(&i) = self.by_request.get(&(asked.task, seq)) else {
+            return Err(Divergence {
+                event: self.next + 1,
+                recorded: self.recorded_next(),
+                asked: format!("asked for {}", asked.describe()),
+            });
+        };
+        let Some(Event::Effect(recorded)) = self.events.get(i) else {
+            return Err(Divergence {
+                event: i + 1,
+                recorded: "an event that is not an effect".into(),
+                asked: format!("asked for {}", asked.describe()),
+            });
+        };
+        if !recorded.same_request(&asked) {
+            let (recorded, asked) = recorded.contrast(&asked);
+            return Err(Divergence {
+                event: i + 1,
+                recorded,
+                asked: format!("asked for {asked}"),
+            });
+        }
+        if i != self.next {
+            return Err(Divergence {
+                event: self.next + 1,
+                recorded: self.recorded_next(),
+                asked: format!("asked for {}", asked.describe()),
+            });
+        }
+        Ok(i)
+    }
+
     /// The program asks for `req` as its task's effect number `seq`.
     pub(crate) fn ask(&mut self, req: &EffectRequest, seq: u64) -> Result<Answer, Divergence> {
         let asked = EffectEvent::asked(req, seq);
@@ -500,7 +564,7 @@ impl Replayer {
                 asked: format!("asked for {asked}"),
             });
         }
-        if req.native == "llm.call" {
+        if super::effects::is_async(&req.native) {
             self.pending.insert((asked.task, seq), asked.describe());
             return Ok(Answer::Later);
         }

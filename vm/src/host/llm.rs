@@ -200,6 +200,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Provider: Send + Sync {
     /// A short name for messages and the journal, e.g. `openai:gpt-4o-mini`.
     fn name(&self) -> &str;
+    /// Whether calling it needs a model grant (`--allow-model`): true for anything that
+    /// sends a request out of the process; a scripted transcript reaches nobody.
+    fn needs_grant(&self) -> bool {
+        true
+    }
     fn call<'a>(
         &'a self,
         req: &'a ModelRequest,

@@ -8,6 +8,7 @@ pub mod approve;
 pub mod budget;
 pub mod config;
 mod effects;
+mod gate;
 pub mod journal;
 pub mod llm;
 pub mod llm_value;
@@ -18,47 +19,27 @@ pub mod tools;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
 
 use crate::error::VmError;
 use crate::format::Module;
 use crate::host_value::{HostError, HostValue};
 use crate::interp::{EffectRequest, Step, Vm};
 use crate::label::LabelInfo;
+use crate::policy::{ManifestView, Policy};
 use budget::{Budget, BudgetLimits, Spent};
 use config::{ModelBinding, Price};
-use journal::{Divergence, EffectEvent, Event, LlmRecord, Replayer, RunEnd, RunStart};
+pub use gate::Blocked;
+use journal::{Divergence, EffectEvent, Event, LabelEvent, LlmRecord, Replayer, RunEnd, RunStart};
 pub use journal::{EffectEvent as TraceEvent, TraceSink};
 use llm::{ModelResponse, ProviderError};
 
-/// What the host lets a program do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    /// Directories (or files) under which `fs.read` is allowed.
-    pub allow_read: Vec<PathBuf>,
-    /// Directories (or files) whose contents are labelled untrusted when read.
-    pub untrusted: Vec<PathBuf>,
-    /// The most bytes one `fs.read` or `io.read_line` takes in; more is an `IoError`, so
-    /// that a device or an endless line cannot hang the host or exhaust its memory.
-    pub max_input_bytes: u64,
-}
-
-impl Default for Policy {
-    /// Nothing granted; inputs up to 64 MiB.
-    fn default() -> Self {
-        Policy {
-            allow_read: Vec::new(),
-            untrusted: Vec::new(),
-            max_input_bytes: 64 << 20,
-        }
-    }
-}
+/// The most bytes one file read or input line takes in by default: 64 MiB.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 64 << 20;
 
 /// The error kind of a model call that failed after its retries.
 pub const MODEL_ERROR: &str = "ModelError";
@@ -79,6 +60,12 @@ pub enum RunError {
     Link(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The program asks for more than the policy grants: nothing ran.
+    #[error("the program needs permissions it was not given:\n{}", .0.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    Unlinkable(Vec<crate::policy::Missing>),
+    /// The policy's grants could not be opened (a granted command that does not exist...).
+    #[error("{0}")]
+    Grants(#[from] tools::ToolSetupError),
 }
 
 /// The effect events of a journal kept in memory (its `run_start` and `run_end` left out).
@@ -115,13 +102,25 @@ pub fn declared_models(module: &Module) -> Vec<String> {
         .collect()
 }
 
-/// A model call in flight: resolves to its completion.
+/// An effect in flight (a model call, an HTTP request, a command): resolves to its completion.
 type InFlight = LocalBoxFuture<'static, Completion>;
 
-/// A finished model call, waiting to be given to its task.
+/// A finished asynchronous effect, waiting to be given to its task.
 struct Completion {
     req: EffectRequest,
     seq: u64,
+    done: Done,
+}
+
+/// What an asynchronous effect came to.
+enum Done {
+    Llm(LlmDone),
+    /// A native tool performed off the VM's thread of control (HTTP, a command).
+    Tool(Result<HostValue, HostError>),
+}
+
+/// A finished model call.
+struct LlmDone {
     model: String,
     provider: String,
     label: LabelInfo,
@@ -133,7 +132,11 @@ struct Completion {
 
 /// The host. Output and input are any writer and reader, so tests capture them.
 pub struct Host {
-    pub policy: Policy,
+    gate: gate::Gate,
+    /// The native tools, their grants opened when the run starts.
+    tools: Option<effects::Tools>,
+    /// The most bytes one file read or input line takes in.
+    max_input_bytes: u64,
     stdout: Box<dyn Write>,
     stdin: Box<dyn BufRead>,
     trace: TraceSink,
@@ -150,7 +153,9 @@ impl Host {
     /// A host that records nothing; see [`Host::with_trace`].
     pub fn new(policy: Policy, stdout: Box<dyn Write>, stdin: Box<dyn BufRead>) -> Host {
         Host {
-            policy,
+            gate: gate::Gate::new(policy),
+            tools: None,
+            max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             stdout,
             stdin,
             trace: TraceSink::Off,
@@ -161,6 +166,30 @@ impl Host {
             seqs: HashMap::new(),
             started: Instant::now(),
         }
+    }
+
+    /// The same host, taking in at most `bytes` per file read or input line (more is an
+    /// `IoError`), so that a device or an endless line cannot exhaust its memory.
+    pub fn with_input_cap(mut self, bytes: u64) -> Host {
+        self.max_input_bytes = bytes;
+        self
+    }
+
+    /// The same host, putting the policy's `ask` verdicts to `approver` (by default nobody
+    /// is asked and every ask is refused).
+    pub fn with_approver(mut self, approver: Box<dyn approve::Approver>) -> Host {
+        self.gate.set_approver(approver);
+        self
+    }
+
+    /// The policy the host judges effects by.
+    pub fn policy(&self) -> &Policy {
+        &self.gate.policy
+    }
+
+    /// The attempts the policy blocked so far, in order.
+    pub fn blocked(&self) -> &[Blocked] {
+        &self.gate.blocked
     }
 
     /// The same host, recording every effect into `sink`.
@@ -269,9 +298,51 @@ impl Host {
         result
     }
 
-    /// Checks, before the first instruction, that every model the program declares reaches a
-    /// provider (in a replay: was recorded in the journal).
-    fn link(&self, module: &Module) -> Result<(), RunError> {
+    /// Checks, before the first instruction, that the policy grants what the program's
+    /// manifest declares, that every model it declares reaches a provider (in a replay: was
+    /// recorded in the journal), and opens the native tools' grants.
+    fn link(&mut self, module: &Module) -> Result<(), RunError> {
+        let missing = self.gate.policy.link(&self.manifest_view(module));
+        if !missing.is_empty() {
+            return Err(RunError::Unlinkable(missing));
+        }
+        self.tools = Some(effects::Tools::new(
+            &self.gate.policy,
+            self.max_input_bytes,
+        )?);
+        self.link_models(module)
+    }
+
+    /// The module's manifest as the policy reads it. Models bound to a network provider need a
+    /// grant; scripted ones and a replay's do not (they reach nobody).
+    fn manifest_view(&self, module: &Module) -> ManifestView {
+        let m = &module.manifest;
+        let strs = |ids: &[crate::format::StrId]| -> Vec<String> {
+            ids.iter().map(|&i| module.str(i).to_string()).collect()
+        };
+        let models = if self.replay.is_some() {
+            Vec::new()
+        } else {
+            self.models
+                .iter()
+                .filter(|(_, b)| b.provider.needs_grant())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        ManifestView {
+            tools: strs(&m.tools),
+            models,
+            read: strs(&m.read),
+            write: strs(&m.write),
+            net: strs(&m.net),
+            run: strs(&m.run),
+            env: strs(&m.env),
+            declassify: m.declassify,
+            endorse: m.endorse,
+        }
+    }
+
+    fn link_models(&self, module: &Module) -> Result<(), RunError> {
         for slot in &module.models {
             let (name, logical) = (module.str(slot.name), module.str(slot.logical));
             let bound = match self.replay.as_ref().and_then(Replayer::run_start) {
@@ -305,7 +376,11 @@ impl Host {
         // Calls cut off by the time budget, given their error one at a time like completions.
         let mut expired: VecDeque<(EffectRequest, u64)> = VecDeque::new();
         loop {
-            match vm.run()? {
+            let step = vm.run()?;
+            if !matches!(step, Step::Effect(_)) {
+                self.journal_labels(vm)?;
+            }
+            match step {
                 Step::Done { value, .. } => {
                     if let Some(r) = &self.replay {
                         r.finish()?;
@@ -314,11 +389,18 @@ impl Host {
                     return Ok(value);
                 }
                 Step::Effect(req) => {
+                    self.journal_labels(vm)?;
                     let seq = self.next_seq(&req);
-                    if self.replay.is_some() {
+                    if let Err(e) = self.judge(&req, seq)? {
+                        if let Some(r) = self.replay.as_mut() {
+                            // The recorded effect was refused as well: pass its event over.
+                            r.refused(&req, seq)?;
+                        }
+                        self.deliver(vm, &req, seq, Err(e), None)?;
+                    } else if self.replay.is_some() {
                         self.replay_ask(vm, req, seq)?;
-                    } else if req.native == "llm.call" {
-                        match self.start_llm(&req, seq) {
+                    } else if effects::is_async(&req.native) {
+                        match self.start_async(&req, seq) {
                             Ok(fut) => {
                                 in_flight.push(fut);
                                 asked.insert((req.task.0, seq), req);
@@ -378,7 +460,10 @@ impl Host {
         req: &EffectRequest,
     ) -> Result<Result<HostValue, HostError>, RunError> {
         let seq = self.next_seq(req);
-        let outcome = self.perform_inline(req)?;
+        let outcome = match self.judge(req, seq)? {
+            Ok(()) => self.perform_inline(req)?,
+            Err(e) => Err(e),
+        };
         self.journal(Event::Effect(
             EffectEvent::asked(req, seq).with_outcome(&outcome),
         ))?;
@@ -397,7 +482,7 @@ impl Host {
         &mut self,
         req: &EffectRequest,
     ) -> Result<Result<HostValue, HostError>, RunError> {
-        if req.native == "tool.call" {
+        if req.native == gate::TOOL_GATE {
             return Ok(match self.budget.admit_tool() {
                 Ok(()) => Ok(HostValue::null()),
                 Err(e) => Err(e.to_host_error()),
@@ -409,8 +494,98 @@ impl Host {
                 return Ok(Err(e.to_host_error()));
             }
         }
-        effects::perform(&self.policy, &mut *self.stdout, &mut *self.stdin, req)
+        self.tools()?;
+        let Some(tools) = self.tools.as_ref() else {
+            return Ok(Err(gate::unknown_effect(&req.native)));
+        };
+        tools
+            .perform(&mut *self.stdout, &mut *self.stdin, req)
             .map_err(RunError::Output)
+    }
+
+    /// The native tools, opened on first use when the run did not link them (an embedder
+    /// performing effects outside a run).
+    fn tools(&mut self) -> Result<&effects::Tools, RunError> {
+        if self.tools.is_none() {
+            self.tools = Some(effects::Tools::new(
+                &self.gate.policy,
+                self.max_input_bytes,
+            )?);
+        }
+        Ok(self.tools.as_ref().expect("set just above"))
+    }
+
+    /// Judges an effect and writes the decision to the journal before anything else happens;
+    /// the inner error is the `PolicyDenied` the program gets instead of the effect.
+    fn judge(&mut self, req: &EffectRequest, seq: u64) -> Result<Result<(), HostError>, RunError> {
+        let recorded = self
+            .replay
+            .as_ref()
+            .and_then(|r| r.decision(req.task.0, seq))
+            .map(|(at, d)| (at, d.clone()));
+        let judged = self.gate.judge(req, seq, recorded.as_ref().map(|(_, d)| d));
+        if let Some((at, r)) = &recorded {
+            if (r.verdict.as_str(), r.rule.as_str())
+                != (judged.event.verdict.as_str(), judged.event.rule.as_str())
+            {
+                return Err(RunError::ReplayDiverged(Divergence {
+                    event: *at,
+                    recorded: format!("the policy said {} (rule {})", r.verdict, r.rule),
+                    asked: format!(
+                        "the policy now says {} (rule {}) for {}",
+                        judged.event.verdict, judged.event.rule, judged.event.tool
+                    ),
+                }));
+            }
+        }
+        if !self.trace.is_off() {
+            self.journal(Event::Decision(judged.event))?;
+        }
+        Ok(judged.outcome)
+    }
+
+    /// Writes the label lowerings the program ran since the last look.
+    fn journal_labels(&mut self, vm: &mut Vm) -> Result<(), RunError> {
+        let events = vm.take_label_events();
+        if self.trace.is_off() {
+            return Ok(());
+        }
+        for e in events {
+            let op = match (e.op, e.narrow) {
+                (crate::label::LabelOp::Declassify, _) => "declassify",
+                (crate::label::LabelOp::Endorse, false) => "endorse",
+                (crate::label::LabelOp::Endorse, true) => "endorse_narrow",
+            };
+            self.journal(Event::Label(LabelEvent {
+                task: e.task.0,
+                op: op.into(),
+                function: e.func,
+                line: e.line,
+                from: e.from.to_string(),
+                to: e.to.to_string(),
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// Starts an asynchronous effect and returns the future of its completion.
+    fn start_async(&mut self, req: &EffectRequest, seq: u64) -> Result<InFlight, HostError> {
+        if req.native == "llm.call" {
+            return self.start_llm(req, seq);
+        }
+        self.budget.check_time().map_err(|e| e.to_host_error())?;
+        let fut = self
+            .tools()
+            .map_err(|e| HostError::new("IoError", e.to_string()))?
+            .start(req)?;
+        let req = req.clone();
+        Ok(Box::pin(async move {
+            Completion {
+                req,
+                seq,
+                done: Done::Tool(fut.await),
+            }
+        }))
     }
 
     /// Starts a model call: converts the request, checks the budget, and returns the future
@@ -446,19 +621,36 @@ impl Host {
             Completion {
                 req,
                 seq,
-                model,
-                provider,
-                label,
-                price: binding.price,
-                result,
-                attempts,
-                latency: t0.elapsed(),
+                done: Done::Llm(LlmDone {
+                    model,
+                    provider,
+                    label,
+                    price: binding.price,
+                    result,
+                    attempts,
+                    latency: t0.elapsed(),
+                }),
             }
         }))
     }
 
-    /// Gives a finished model call to its task.
+    /// Gives a finished asynchronous effect to its task.
     fn complete(&mut self, vm: &mut Vm, c: Completion) -> Result<(), RunError> {
+        let llm = match c.done {
+            Done::Llm(llm) => llm,
+            Done::Tool(outcome) => return self.deliver(vm, &c.req, c.seq, outcome, None),
+        };
+        self.complete_llm(vm, &c.req, c.seq, llm)
+    }
+
+    /// Gives a finished model call to its task, charging what it cost.
+    fn complete_llm(
+        &mut self,
+        vm: &mut Vm,
+        req: &EffectRequest,
+        seq: u64,
+        c: LlmDone,
+    ) -> Result<(), RunError> {
         let (outcome, response, usage, cost) = match c.result {
             Ok(resp) => {
                 let cost = c.price.map(|p| p.cost(&resp.usage));
@@ -483,7 +675,7 @@ impl Host {
             attempts: c.attempts,
             latency_ms: c.latency.as_millis().min(u64::MAX as u128) as u64,
         };
-        self.deliver(vm, &c.req, c.seq, outcome, Some(record))
+        self.deliver(vm, req, seq, outcome, Some(record))
     }
 
     /// Records an effect's outcome in the journal and resumes its task with it.

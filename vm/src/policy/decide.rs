@@ -55,7 +55,13 @@ impl Kind {
 /// The native tools the policy knows, and how each is granted.
 pub(crate) fn native_grant(tool: &str) -> Option<NativeGrant> {
     Some(match tool {
-        "io.print" | "io.read_line" | "io.ask" | "clock.now" => NativeGrant::Default,
+        // A model call is granted when its model is (the host links models before the run);
+        // the confidentiality rule still judges what the request shows the model. The tool
+        // gate is the mechanism by which a program's own tools are judged: the host judges
+        // each call through it as the program tool it names.
+        "io.print" | "io.read_line" | "io.ask" | "clock.now" | "llm.call" | "tool.call" => {
+            NativeGrant::Default
+        }
         "fs.read" | "fs.list" => NativeGrant::Resource(Kind::Read),
         "fs.write" => NativeGrant::Resource(Kind::Write),
         "http.get" | "http.post" => NativeGrant::Resource(Kind::Net),

@@ -113,6 +113,39 @@ impl Policy {
     }
 }
 
+/// The names a word grant covers, for tools that need them listed (commands to resolve,
+/// variables to pass to a child): `None` when every name is granted (denies still apply:
+/// check each name), else the granted names that no deny takes back. A deny of everything
+/// leaves an empty list.
+fn granted_words(a: &Access<Word>) -> Option<Vec<String>> {
+    if a.deny_all.is_some() {
+        return Some(Vec::new());
+    }
+    if a.allow_all.is_some() {
+        return None;
+    }
+    Some(
+        a.allow
+            .iter()
+            .map(|(w, _)| w.as_str().to_string())
+            .filter(|w| !a.deny.iter().any(|(d, _)| d.as_str() == w))
+            .collect(),
+    )
+}
+
+impl Policy {
+    /// The commands granted by name (`None`: every command not denied; check each with
+    /// [`Policy::check_run`]).
+    pub fn run_grants(&self) -> Option<Vec<String>> {
+        granted_words(&self.inner.run)
+    }
+
+    /// The environment variables granted by name (`None`: every variable not denied).
+    pub fn env_grants(&self) -> Option<Vec<String>> {
+        granted_words(&self.inner.env)
+    }
+}
+
 fn check_word(a: &Access<Word>, x: &str, kind: &str, what: &str) -> Result<(), Denial> {
     let shown = super::decide::shown(x);
     let deny = |o: &str| {

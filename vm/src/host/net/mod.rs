@@ -11,14 +11,8 @@ use std::time::Duration;
 use crate::host_value::{HostData, HostError, HostValue};
 use crate::policy::Denial;
 
-/// How a host's network grant covers one host and port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetGrant {
-    /// A person named this host (or IP) explicitly: it may resolve to a private address.
-    Named,
-    /// Covered only by a grant of every host: private, loopback and metadata addresses stay out.
-    All,
-}
+/// How a host is granted (defined by the policy): a private address needs `Named`.
+pub use crate::policy::NetGrant;
 
 /// The grant check the tools ask before any connection. `host` is a lower-case ASCII (punycode)
 /// name without a trailing dot, or an IP address's text (IPv6 without brackets); `port` is

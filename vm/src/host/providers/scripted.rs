@@ -238,6 +238,10 @@ impl ScriptedProvider {
 }
 
 impl Provider for ScriptedProvider {
+    fn needs_grant(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -1,0 +1,288 @@
+//! The gate every effect passes before the host performs it (spec/security.md): the effect
+//! becomes a call — a tool id, its arguments by name exactly as the tool will receive them,
+//! the control label — the policy decides, an `ask` goes to a person, and the decision becomes
+//! a journal event that the host writes before anything happens in the world.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::approve::{Approval, ApprovalRequest, Approvals, Approver, NoPrompt};
+use super::journal::DecisionEvent;
+use crate::format::native_by_name;
+use crate::host_value::{HostData, HostError, HostValue};
+use crate::interp::EffectRequest;
+use crate::policy::{self, Call, Decision, Denial, Policy, Verdict};
+use crate::value::Key;
+
+/// The effect a program passes before it runs one of its own functions that a model asked for.
+pub(crate) const TOOL_GATE: &str = "tool.call";
+
+/// One effect seen as a call to judge.
+pub(crate) struct CallOf {
+    pub tool: String,
+    pub args: Vec<(String, HostValue)>,
+    pub native: bool,
+    pub audience: Option<String>,
+}
+
+/// The call an effect makes. Natives name their arguments by the native table's parameter
+/// names; the tool gate judges the program's tool by its name and the fields of its
+/// arguments record; a model call is judged with the model as its audience, an HTTP request
+/// with its host.
+pub(crate) fn call_of(req: &EffectRequest) -> CallOf {
+    if req.native == TOOL_GATE {
+        let tool = req
+            .args
+            .first()
+            .and_then(HostValue::as_str)
+            .unwrap_or("")
+            .to_string();
+        let args = match req.args.get(1).map(|a| &a.data) {
+            Some(HostData::Record(fields)) => fields.clone(),
+            Some(HostData::Map(entries)) => entries
+                .iter()
+                .map(|(k, v)| (key_text(k), v.clone()))
+                .collect(),
+            Some(_) => vec![("arguments".to_string(), req.args[1].clone())],
+            None => Vec::new(),
+        };
+        return CallOf {
+            tool,
+            args,
+            native: false,
+            audience: None,
+        };
+    }
+    let params: &[&str] = native_by_name(&req.native).map_or(&[], |(_, n)| n.params);
+    let args = req
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = params
+                .get(i)
+                .map_or_else(|| format!("arg{i}"), |p| p.to_string());
+            (name, v.clone())
+        })
+        .collect();
+    let first = req.args.first().and_then(HostValue::as_str);
+    let audience = match req.native.as_str() {
+        "llm.call" => first.map(|m| format!("model:{m}")),
+        "http.get" | "http.post" => first.and_then(url_host).map(|h| format!("net:{h}")),
+        _ => None,
+    };
+    CallOf {
+        tool: req.native.clone(),
+        args,
+        native: true,
+        audience,
+    }
+}
+
+fn key_text(k: &Key) -> String {
+    match k {
+        Key::Int(i) => i.to_string(),
+        Key::Str(s) => s.to_string(),
+    }
+}
+
+/// The host of a URL as the network check names it (lower-case ASCII, IDNA applied), if the
+/// URL parses; the HTTP tool re-checks every hop itself.
+fn url_host(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?.trim_end_matches('.');
+    Some(host.trim_matches(['[', ']']).to_string())
+}
+
+/// An attempt the policy blocked, for the summary at the end of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    pub tool: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+/// The verdict on one effect: whether it may happen (else the error the program gets), and the
+/// journal event that records it.
+pub(crate) struct Judged {
+    pub outcome: Result<(), HostError>,
+    pub event: DecisionEvent,
+}
+
+/// The policy, the approver and the approvals of one run.
+pub(crate) struct Gate {
+    pub policy: Policy,
+    approver: Box<dyn Approver>,
+    approvals: Approvals,
+    run_id: String,
+    pub blocked: Vec<Blocked>,
+}
+
+impl Gate {
+    pub fn new(policy: Policy) -> Gate {
+        let run_id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        Gate {
+            policy,
+            approver: Box::new(NoPrompt),
+            approvals: Approvals::default(),
+            run_id,
+            blocked: Vec::new(),
+        }
+    }
+
+    pub fn set_approver(&mut self, approver: Box<dyn Approver>) {
+        self.approver = approver;
+    }
+
+    /// Judges `req`. In a replay, `recorded` is the decision the journal holds for this effect:
+    /// its answer to an `ask` is used instead of asking again.
+    pub fn judge(
+        &mut self,
+        req: &EffectRequest,
+        seq: u64,
+        recorded: Option<&DecisionEvent>,
+    ) -> Judged {
+        let c = call_of(req);
+        let decision = self.policy.decide(&Call {
+            tool: &c.tool,
+            args: &c.args,
+            control: &req.control,
+            native: c.native,
+            audience: c.audience.as_deref(),
+        });
+        let canonical = policy::canonical_args(&c.args).unwrap_or_else(|e| format!("!{e}"));
+        let labels: BTreeMap<String, String> = c
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.deep_label().to_string()))
+            .collect();
+        let mut event = DecisionEvent {
+            task: req.task.0,
+            seq,
+            tool: c.tool.clone(),
+            verdict: decision.verdict.as_str().to_string(),
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+            args_hash: sha256_hex(&canonical),
+            labels,
+            control: req.control.to_string(),
+            approval: None,
+        };
+        let outcome = match decision.verdict {
+            Verdict::Allow => Ok(()),
+            Verdict::Deny => Err(denial(&decision)),
+            Verdict::Ask => {
+                let approval = match recorded {
+                    Some(r) => recorded_approval(r),
+                    None => self.ask(&c, req, &canonical, &decision),
+                };
+                event.approval = Some(approval.as_str().to_string());
+                if approval.approved() {
+                    Ok(())
+                } else {
+                    Err(Denial::new(
+                        &decision.rule,
+                        format!("{} ({})", decision.reason, approval.as_str()),
+                    ))
+                }
+            }
+        };
+        let outcome = outcome.map_err(|d| {
+            self.blocked.push(Blocked {
+                tool: c.tool.clone(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+            });
+            d.into_host_error(&c.tool)
+        });
+        Judged { outcome, event }
+    }
+
+    /// Puts an `ask` to the approver. The approval is bound to this payload and this run by a
+    /// fresh nonce and consumed at once by the effect it was given for.
+    fn ask(
+        &mut self,
+        c: &CallOf,
+        req: &EffectRequest,
+        canonical: &str,
+        decision: &Decision,
+    ) -> Approval {
+        let labels = policy::labels_json(&c.args);
+        let nonce = self.approvals.nonce();
+        let hash = policy::payload_hash(
+            &c.tool,
+            canonical,
+            &labels,
+            &decision.rule,
+            &self.run_id,
+            &nonce.to_string(),
+        );
+        let request = ApprovalRequest {
+            tool: c.tool.clone(),
+            args: canonical.to_string(),
+            labels: c
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.deep_label().to_string()))
+                .collect(),
+            control: req.control.to_string(),
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+            label_violation: decision.label_violation,
+            auto_approvable: decision.auto_approvable,
+            hash: hash.clone(),
+        };
+        let approval = self.approver.approve(&request);
+        if !approval.approved() {
+            return approval;
+        }
+        self.approvals.grant(nonce, &hash);
+        // The effect about to run is the one shown: the same payload, bound by the same nonce.
+        if self.approvals.consume(nonce, &hash) {
+            approval
+        } else {
+            Approval::Refused(super::approve::Refusal::Person)
+        }
+    }
+}
+
+fn denial(d: &Decision) -> Denial {
+    d.denial()
+        .unwrap_or_else(|| Denial::new(&d.rule, d.reason.clone()))
+}
+
+/// A recorded answer to an `ask`, as the replay gives it again.
+fn recorded_approval(r: &DecisionEvent) -> Approval {
+    use super::approve::Refusal;
+    match r.approval.as_deref() {
+        Some("approved") => Approval::Person,
+        Some("auto-approved") => Approval::Auto,
+        Some("refused: no one to ask") => Approval::Refused(Refusal::NonInteractive),
+        Some("refused: --yes does not cover it") => Approval::Refused(Refusal::NotAutoApprovable),
+        _ => Approval::Refused(Refusal::Person),
+    }
+}
+
+/// SHA-256 of `text`, in lower-case hex.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The error for an effect the host cannot perform at all.
+pub(crate) fn unknown_effect(effect: &str) -> HostError {
+    Denial::new(
+        "unknown-tool",
+        format!("this host does not perform the effect {effect}"),
+    )
+    .into_host_error(effect)
+}
