@@ -381,6 +381,17 @@ struct Conversation {
     active: bool,
 }
 
+/// One performed call as the checker judges it.
+struct CallView<'a> {
+    tool: &'a str,
+    /// The named arguments.
+    args: &'a [(String, Value)],
+    /// A model's call through the `tool.call` gate (else a native effect).
+    gate: bool,
+    /// Whether the effect's outcome was `ok`.
+    ok: bool,
+}
+
 /// The checker.
 pub struct Checker<'a> {
     pub policy: &'a PolicySpec,
@@ -657,14 +668,12 @@ impl Checker<'_> {
     /// Judges one performed call; `Err` says why it should not have happened.
     fn judge(
         &self,
-        tool: &str,
-        args: &[(String, Value)],
-        gate: bool,
-        ok: bool,
+        call: &CallView<'_>,
         label: &dyn Fn(&str) -> Label,
         control: &Label,
         decision: Option<&Decision>,
     ) -> Result<(), String> {
+        let (tool, args, gate, ok) = (call.tool, call.args, call.gate, call.ok);
         // 1. Names.
         if !valid_tool_id(tool) {
             return Err(format!("invalid tool id {tool:?}"));
@@ -980,7 +989,13 @@ impl Checker<'_> {
             l
         };
         let ok = e.outcome == "ok";
-        if let Err(why) = self.judge(&tool, &args, gate, ok, &label, &control, decision) {
+        let call = CallView {
+            tool: &tool,
+            args: &args,
+            gate,
+            ok,
+        };
+        if let Err(why) = self.judge(&call, &label, &control, decision) {
             // A call that could not have touched anything (a path or URL no OS or client
             // accepts) is fine when it failed.
             let inert = e.outcome != "ok"
