@@ -603,3 +603,75 @@ fn the_readme_quick_start_runs_triage_and_shows_its_output() {
         "the README shows what examples/triage.ail prints"
     );
 }
+
+/// The injected e-mail makes the scripted model try to pay the attacker and forward the
+/// inbox; the policy beside the program refuses both before anything happens, the reply to
+/// a contact goes out, and the journal shows each decision with its rule, before its effect.
+#[test]
+fn assistant_obeys_an_injection_and_the_policy_refuses_what_it_asks() {
+    let (o, events) = run_example("assistant", &["examples/assistant/assistant.ail"], None, 0);
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "actions:\n  [mail to ana@example.com] Re: Lunch on Thursday?\nassistant: "
+        ),
+        "{out}"
+    );
+    // What happened in the world: the contact's reply and nothing else.
+    assert!(!out.contains("[payment]"), "{out}");
+    assert!(!out.contains("examp1e.com]"), "{out}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("aivm: blocked pay (rule pay-only-trusted-payees)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("aivm: blocked send_email (rule mail-only-to-contacts)"),
+        "{err}"
+    );
+
+    let decision = |tool: &str, verdict: &str| -> &Value {
+        events
+            .iter()
+            .find(|e| e["event"] == "decision" && e["tool"] == tool && e["verdict"] == verdict)
+            .unwrap_or_else(|| panic!("no {verdict} decision on {tool}"))
+    };
+    let pay = decision("pay", "deny");
+    assert_eq!(pay["rule"], "pay-only-trusted-payees");
+    // The payee came from a model that had read the inbox: untrusted, however it is spelled.
+    assert_eq!(pay["labels"]["iban"], "untrusted");
+    assert_eq!(pay["control"], "untrusted");
+    let forward = decision("send_email", "deny");
+    assert_eq!(forward["rule"], "mail-only-to-contacts");
+    assert_eq!(
+        decision("send_email", "allow")["rule"],
+        "mail-only-to-contacts"
+    );
+    // Each decision comes right before the effect it judges, which for the refused calls is
+    // the gate the program asked for, failing with PolicyDenied.
+    for (i, e) in events.iter().enumerate() {
+        if e["event"] == "decision" {
+            let next = &events[i + 1];
+            assert_eq!(
+                (&next["task"], &next["seq"]),
+                (&e["task"], &e["seq"]),
+                "{e}"
+            );
+            let refused = e["verdict"] == "deny";
+            assert_eq!(next["outcome"] == "PolicyDenied", refused, "{next}");
+        }
+    }
+    // The model was told why, and its last request shows it.
+    let calls = llm_calls(&events);
+    let last = calls.last().expect("model calls");
+    let told = messages(last)
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("error: PolicyDenied: "))
+        })
+        .count();
+    assert_eq!(told, 2, "{last}");
+}

@@ -204,3 +204,49 @@ fn inspect_prints_the_manifest_of_source_and_bytecode_alike() {
         "{err}"
     );
 }
+
+/// A field of a labelled record carries the record's label when the tool gate judges it, as
+/// it does when the program reads it (GetField joins the two): the record a model's untrusted
+/// arguments become must not reach the policy as trusted fields.
+#[test]
+fn the_tool_gate_judges_fields_with_their_record_label() {
+    let dir = temp_dir("gate");
+    let input = dir.join("args.json");
+    std::fs::write(&input, "{\"iban\": \"XX00\"}").expect("write data");
+    let program = dir.join("gate.ail");
+    std::fs::write(
+        &program,
+        r#"
+import std.agent
+extern fn parse_json(text: string) = "json.parse"
+fn main(args: [string]) -> int {
+  let record = parse_json(read_file(args[0]))
+  print("field {label_of(record.iban)}")
+  agent.tool_gate("pay", record)
+  return 0
+}
+"#,
+    )
+    .expect("write program");
+    let trace = dir.join("trace.jsonl");
+    let allow = format!("--allow-read={}", path_str(&dir));
+    let o = aivm(&[
+        "run",
+        &allow,
+        "--trace",
+        path_str(&trace),
+        path_str(&program),
+        "--",
+        path_str(&input),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(out, "field untrusted\n");
+    let text = std::fs::read_to_string(&trace).expect("trace written");
+    let pay: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|e| e["event"] == "decision" && e["tool"] == "pay")
+        .expect("a decision on pay");
+    assert_eq!(pay["labels"]["iban"], "untrusted", "{pay}");
+}

@@ -279,6 +279,35 @@ fn bad_tool_calls_are_answered_with_the_reason() {
     assert_eq!(contents[3], "error: Broken: tool 7 is out of order");
 }
 
+#[test]
+fn a_flood_of_calls_runs_sixteen_and_duplicate_keys_are_not_json() {
+    let mut calls: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("c{i}"), format!(r#"{{"a": {i}, "b": 1}}"#)))
+        .collect();
+    calls[0].1 = r#"{"a": 1, "a": 2, "b": 1}"#.to_string();
+    let refs: Vec<(&str, &str, &str)> = calls
+        .iter()
+        .map(|(id, args)| (id.as_str(), "add", args.as_str()))
+        .collect();
+    let r = run(TOOLS, vec![reply("", &refs), reply("done", &[])]);
+    assert_eq!(r.failure, None, "{r:#?}");
+    // 15 of the first 16 reach the gate (the first names `a` twice); none of the 34 after.
+    let gated = r.effects.iter().filter(|e| *e == "tool.call add").count();
+    assert_eq!(gated, 15, "{:?}", r.effects);
+    let msgs = messages(&r.requests[1]);
+    let answers: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(answers.len(), 50, "every call is answered");
+    assert!(answers[0].contains("appears twice"), "{}", answers[0]);
+    assert_eq!(answers[1], "2");
+    assert!(answers[16..]
+        .iter()
+        .all(|a| a.starts_with("error: at most 16 tool calls")));
+}
+
 const TICKET: &str = r#"
 model smart = "large"
 
@@ -414,7 +443,7 @@ fn main() {
 }
 
 #[test]
-fn budget_errors_carry_the_conversation_and_other_gate_errors_pass_through() {
+fn budget_errors_carry_the_conversation_and_policy_denials_go_back_to_the_model() {
     let src = r#"
 model smart = "large"
 
@@ -448,12 +477,21 @@ fn main() {
 
     let r = run_with(
         src,
-        vec![reply("", &[("p", "ping", "{}")])],
+        vec![
+            reply("", &[("p", "ping", "{}")]),
+            reply("no ping, then", &[]),
+        ],
         Some(("ping", HostError::new("PolicyDenied", "tool ping"))),
     );
-    // A denial is raised as it is: it has no payload, so reading one fails.
-    assert_eq!(r.printed, ["PolicyDenied", "tool ping"]);
-    assert!(r.failure.is_some(), "{r:#?}");
+    // A call the policy refuses is not run; the model is told why, and the loop goes on.
+    assert_eq!(r.failure, None, "{r:#?}");
+    assert_eq!(r.printed, ["no ping, then"]);
+    let told = messages(&r.requests[1])
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    assert_eq!(told, "error: PolicyDenied: tool ping");
 
     let r = run(
         src,

@@ -229,6 +229,16 @@ fn json_natives() {
         err.starts_with("JsonError: invalid JSON at line 1 column 7"),
         "{err}"
     );
+    // A key named twice is an error at any depth, never its last value (THREATS.md row 15).
+    for doc in [r#"{"to": "a", "to": "b"}"#, r#"[{"x": {"k": 1, "k": 1}}]"#] {
+        let err = call("json.parse", vec![s(doc)]).unwrap_err();
+        assert!(err.contains("appears twice"), "{doc}: {err}");
+    }
+    assert_eq!(
+        call("json.parse", vec![s(r#"[{"k": 1}, {"k": 2}]"#)]).unwrap(),
+        r#"[{"k": 1}, {"k": 2}]"#,
+        "the same key in two objects is fine"
+    );
     let m = HostValue::new(HostData::Map(vec![(
         Key::Str("k".into()),
         list(vec![i(1), f(1.0), s("q\"")]),

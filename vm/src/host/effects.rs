@@ -15,7 +15,7 @@ use super::net::{self, HttpLimits};
 use super::tools::{self, EnvGrants, FsOutput, FsRoots, ProcGrants, ToolSetupError};
 use crate::host_value::{HostError, HostValue};
 use crate::interp::EffectRequest;
-use crate::policy::Policy;
+use crate::policy::{Denial, ManifestView, NetEntry, NetHost, Policy};
 
 /// Whether replay performs `effect` again (it only writes) rather than answering it from the
 /// journal.
@@ -33,6 +33,7 @@ pub(crate) fn is_async(effect: &str) -> bool {
 /// The native tools of one run, with their grants opened once at its start.
 pub(crate) struct Tools {
     policy: Policy,
+    confine: Confine,
     fs: FsRoots,
     env: EnvGrants,
     proc: ProcGrants,
@@ -40,11 +41,89 @@ pub(crate) struct Tools {
     max_input_bytes: u64,
 }
 
+/// What a manifest that declares resources confines the program to, beyond the policy: for
+/// each kind it names (`needs net ...`), only those (spec/security.md §3). `None`: the kind is
+/// not declared, and the policy alone decides.
+#[derive(Debug, Default)]
+struct Confine {
+    net: Option<Vec<NetEntry>>,
+    run: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+}
+
+impl Confine {
+    fn of(m: &ManifestView) -> Confine {
+        let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        Confine {
+            net: (!m.net.is_empty()).then(|| {
+                m.net
+                    .iter()
+                    .filter_map(|e| NetEntry::parse(e).ok())
+                    .collect()
+            }),
+            run: some(&m.run),
+            env: some(&m.env),
+        }
+    }
+
+    fn check(list: &Option<Vec<String>>, x: &str, kind: &str) -> Result<(), Denial> {
+        match list {
+            Some(names) if !names.iter().any(|n| n == x) => Err(Denial::new(
+                "manifest",
+                format!("the program's manifest does not name {x:?} (add `needs {kind} \"{x}\"`)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The policy's network check, confined to the hosts the manifest names (when it names any).
+struct ConfinedNet {
+    policy: Policy,
+    hosts: Option<Vec<NetEntry>>,
+}
+
+impl net::NetCheck for ConfinedNet {
+    fn check_host(&self, host: &str, port: u16) -> Result<net::NetGrant, Denial> {
+        let grant = self.policy.check_net(host, port)?;
+        let Some(hosts) = &self.hosts else {
+            return Ok(grant);
+        };
+        let h = NetHost::parse(host).map_err(|e| Denial::new("manifest", e))?;
+        if hosts
+            .iter()
+            .any(|e| e.host == h && e.port.is_none_or(|p| p == port))
+        {
+            Ok(grant)
+        } else {
+            Err(Denial::new(
+                "manifest",
+                format!("the program's manifest does not name {host}:{port} (add `needs net \"{host}\"`)"),
+            ))
+        }
+    }
+}
+
 impl Tools {
     /// Opens the policy's grants: file roots by handle (a granted path that does not exist
-    /// grants nothing), commands resolved to absolute paths, variables by name.
-    pub fn new(policy: &Policy, max_input_bytes: u64) -> Result<Tools, ToolSetupError> {
-        let g = policy.fs_grants();
+    /// grants nothing), commands resolved to absolute paths, variables by name. Where the
+    /// manifest declares resources of a kind, only those are opened or allowed.
+    pub fn new(
+        policy: &Policy,
+        manifest: &ManifestView,
+        max_input_bytes: u64,
+    ) -> Result<Tools, ToolSetupError> {
+        let mut g = policy.fs_grants();
+        // Linking has checked that every declared path is granted: they become the roots.
+        let cwd = std::env::current_dir().map_err(ToolSetupError::WorkingDirectory)?;
+        if !manifest.read.is_empty() {
+            g.read.all = false;
+            g.read.roots = manifest.read.iter().map(|p| cwd.join(p)).collect();
+        }
+        if !manifest.write.is_empty() {
+            g.write.all = false;
+            g.write.roots = manifest.write.iter().map(|p| cwd.join(p)).collect();
+        }
         let everything = |all: bool, roots: &[PathBuf]| -> Vec<PathBuf> {
             let mut v: Vec<PathBuf> = roots.to_vec();
             if all {
@@ -78,6 +157,7 @@ impl Tools {
         };
         Ok(Tools {
             policy: policy.clone(),
+            confine: Confine::of(manifest),
             fs,
             env,
             proc,
@@ -149,6 +229,7 @@ impl Tools {
         let name = tools::string_arg("env.get", args, 0, "name")?;
         self.policy
             .check_env(name)
+            .and_then(|()| Confine::check(&self.confine.env, name, "env"))
             .map_err(|d| d.into_host_error("env.get"))?;
         let v = self.env.get(name)?;
         Ok(v.labelled_deep(&self.policy.output_label("env.get", Some(name))))
@@ -172,14 +253,18 @@ impl Tools {
                 } else {
                     None
                 };
+                let check = ConfinedNet {
+                    policy: self.policy.clone(),
+                    hosts: self.confine.net.clone(),
+                };
                 let (policy, limits) = (self.policy.clone(), self.http.clone());
                 let host = super::gate::call_of(req)
                     .audience
                     .map(|a| a.trim_start_matches("net:").to_string());
                 Ok(Box::pin(async move {
                     let result = match &body {
-                        None => net::get(&policy, &limits, &url).await,
-                        Some((b, ct)) => net::post(&policy, &limits, &url, b, ct).await,
+                        None => net::get(&check, &limits, &url).await,
+                        Some((b, ct)) => net::post(&check, &limits, &url, b, ct).await,
                     };
                     let label = policy.output_label(&tool, host.as_deref());
                     result.map(|v| v.labelled_deep(&label))
@@ -190,6 +275,7 @@ impl Tools {
                 let argv = tools::strings_arg("proc.run", args, 1, "args")?;
                 self.policy
                     .check_run(&cmd)
+                    .and_then(|()| Confine::check(&self.confine.run, &cmd, "run"))
                     .map_err(|d| d.into_host_error("proc.run"))?;
                 let fut = self.proc.start(&cmd, &argv)?;
                 let label = self.policy.output_label("proc.run", Some(&cmd));
@@ -199,11 +285,5 @@ impl Tools {
             }
             other => Err(super::gate::unknown_effect(other)),
         }
-    }
-}
-
-impl net::NetCheck for Policy {
-    fn check_host(&self, host: &str, port: u16) -> Result<net::NetGrant, crate::policy::Denial> {
-        self.check_net(host, port)
     }
 }

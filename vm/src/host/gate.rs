@@ -38,11 +38,24 @@ pub(crate) fn call_of(req: &EffectRequest) -> CallOf {
             .and_then(HostValue::as_str)
             .unwrap_or("")
             .to_string();
+        // A field read from a labelled record carries the record's label too (GetField
+        // joins them), so each argument is judged with its container's label joined in.
+        let inherit = |v: &HostValue| {
+            let container = req.args.get(1).map(|a| &a.label);
+            let mut v = v.clone();
+            if let Some(c) = container.filter(|c| !c.is_public()) {
+                v.label = c.join(&v.label);
+            }
+            v
+        };
         let args = match req.args.get(1).map(|a| &a.data) {
-            Some(HostData::Record(fields)) => fields.clone(),
+            Some(HostData::Record(fields)) => fields
+                .iter()
+                .map(|(k, v)| (k.clone(), inherit(v)))
+                .collect(),
             Some(HostData::Map(entries)) => entries
                 .iter()
-                .map(|(k, v)| (key_text(k), v.clone()))
+                .map(|(k, v)| (key_text(k), inherit(v)))
                 .collect(),
             Some(_) => vec![("arguments".to_string(), req.args[1].clone())],
             None => Vec::new(),

@@ -302,12 +302,14 @@ impl Host {
     /// manifest declares, that every model it declares reaches a provider (in a replay: was
     /// recorded in the journal), and opens the native tools' grants.
     fn link(&mut self, module: &Module) -> Result<(), RunError> {
-        let missing = self.gate.policy.link(&self.manifest_view(module));
+        let view = self.manifest_view(module);
+        let missing = self.gate.policy.link(&view);
         if !missing.is_empty() {
             return Err(RunError::Unlinkable(missing));
         }
         self.tools = Some(effects::Tools::new(
             &self.gate.policy,
+            &view,
             self.max_input_bytes,
         )?);
         self.link_models(module)
@@ -509,6 +511,7 @@ impl Host {
         if self.tools.is_none() {
             self.tools = Some(effects::Tools::new(
                 &self.gate.policy,
+                &ManifestView::default(),
                 self.max_input_bytes,
             )?);
         }

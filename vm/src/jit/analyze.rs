@@ -437,3 +437,59 @@ fn analyse_one(
         calls,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::supported_opcodes;
+    use crate::format::{Constant, Function, Instr, Module, TypeDesc};
+
+    fn module(middle: Option<Instr>) -> Module {
+        let mut code = vec![Instr::LoadInt { dst: 0, imm: 1 }];
+        code.extend(middle);
+        code.push(Instr::Return { src: 0 });
+        Module {
+            strings: vec!["f".into()],
+            constants: vec![Constant::Readers(None)],
+            types: vec![TypeDesc::Any, TypeDesc::Bool],
+            functions: vec![Function {
+                name: 0,
+                params: vec![],
+                ret: 0,
+                nregs: 1,
+                ncaps: 0,
+                code,
+                lines: vec![],
+                file: None,
+                doc: None,
+            }],
+            ..Module::default()
+        }
+    }
+
+    /// Compiled code sees only public values and never changes a label, so no function that
+    /// holds a label instruction is ever compiled: the interpreter runs them all.
+    #[test]
+    fn the_label_instructions_are_never_compiled() {
+        assert!(supported_opcodes(&module(None), 0));
+        for i in [
+            Instr::Classify {
+                dst: 0,
+                src: 0,
+                readers: 0,
+            },
+            Instr::Declassify {
+                dst: 0,
+                src: 0,
+                readers: 0,
+            },
+            Instr::Endorse { dst: 0, src: 0 },
+            Instr::EndorseNarrow {
+                dst: 0,
+                src: 0,
+                ty: 1,
+            },
+        ] {
+            assert!(!supported_opcodes(&module(Some(i)), 0), "{i:?}");
+        }
+    }
+}

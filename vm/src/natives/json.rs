@@ -25,7 +25,7 @@ fn json_err(message: String) -> Raise {
 
 fn parse(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let text = cx.str_arg("json.parse", arg(args, 0))?;
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    let Strict(doc) = serde_json::from_str(text).map_err(|e| {
         json_err(format!(
             "invalid JSON at line {} column {}: {e}",
             e.line(),
@@ -33,6 +33,77 @@ fn parse(cx: &mut Ctx, args: &[Value]) -> R<Value> {
         ))
     })?;
     build(cx, &doc)
+}
+
+/// A JSON document read strictly: an object that names a key twice is an error, not its last
+/// value (two readers of the same text must never see two different values: a policy that
+/// checked one spelling while a tool received the other).
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(i.into())
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(u.into())
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(s.to_string()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            fields.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(fields))
+    }
 }
 
 fn build(cx: &mut Ctx, doc: &serde_json::Value) -> R<Value> {

@@ -63,7 +63,12 @@ impl Denial {
     /// The catchable error the program gets: kind `PolicyDenied`, payload `{tool, rule,
     /// reason}`.
     pub fn into_host_error(self, tool: &str) -> HostError {
-        let message = format!("{tool}: {}", self.reason);
+        // Most reasons already name the tool; say it once.
+        let message = if self.reason.starts_with(tool) {
+            self.reason.clone()
+        } else {
+            format!("{tool}: {}", self.reason)
+        };
         let payload = HostValue::new(crate::host_value::HostData::Record(vec![
             ("tool".into(), HostValue::str(tool)),
             ("rule".into(), HostValue::str(self.rule)),

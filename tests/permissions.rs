@@ -1,0 +1,93 @@
+//! Permissions through `aivm run`: a manifest that declares resources confines the program to
+//! them even when the host grants more; a manifest asking for more than is granted does not
+//! start, and the refusal lists every missing flag; a deny beats an allow-all.
+
+mod common;
+
+use common::{aivm_in, assert_exit, stderr, stdout, temp_dir};
+
+#[test]
+fn declared_roots_confine_reads_beneath_a_wider_grant() {
+    let dir = temp_dir("permissions", "confine");
+    std::fs::create_dir_all(dir.join("mine")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("other")).expect("mkdir");
+    std::fs::write(dir.join("mine/a.txt"), "mine").expect("write");
+    std::fs::write(dir.join("other/b.txt"), "other").expect("write");
+    let program = dir.join("p.ail");
+    std::fs::write(
+        &program,
+        r#"
+needs read "mine"
+fn main() {
+  print(read_file("mine/a.txt"))
+  try { print(read_file("other/b.txt")) } catch e { print(e.kind) }
+}
+"#,
+    )
+    .expect("write program");
+    let o = aivm_in(&dir, &["run", "--allow-read=.", "p.ail"]);
+    assert_exit(&o, 0);
+    // The host grants the whole folder; the program declared only `mine`.
+    assert_eq!(stdout(&o), "mine\nPolicyDenied\n");
+}
+
+#[test]
+fn a_manifest_beyond_the_grants_does_not_start_and_names_every_flag() {
+    let dir = temp_dir("permissions", "link");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    let program = dir.join("p.ail");
+    std::fs::write(
+        &program,
+        r#"
+needs read "data"
+needs net "api.example.com"
+needs env "HOME"
+fn main() {
+  print("ran")
+}
+"#,
+    )
+    .expect("write program");
+    let o = aivm_in(&dir, &["run", "--allow-read=data", "p.ail"]);
+    assert_exit(&o, 9);
+    assert_eq!(stdout(&o), "", "nothing ran");
+    let err = stderr(&o);
+    assert!(err.contains("--allow-net=api.example.com"), "{err}");
+    assert!(err.contains("--allow-env=HOME"), "{err}");
+    assert!(!err.contains("--allow-read"), "reading is granted: {err}");
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--allow-read=data",
+            "--allow-net=api.example.com",
+            "--allow-env=HOME",
+            "p.ail",
+        ],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "ran\n");
+}
+
+#[test]
+fn a_deny_beats_allow_all_for_the_same_path() {
+    let dir = temp_dir("permissions", "deny");
+    std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+    std::fs::write(dir.join("secrets/key.txt"), "k").expect("write");
+    std::fs::write(dir.join("open.txt"), "o").expect("write");
+    let program = dir.join("p.ail");
+    std::fs::write(
+        &program,
+        r#"
+fn main() {
+  print(read_file("open.txt"))
+  try { print(read_file("secrets/key.txt")) } catch e { print("{e.kind} {e.payload.rule}") }
+  try { print(read_file("./secrets/../secrets/key.txt")) } catch e { print(e.kind) }
+}
+"#,
+    )
+    .expect("write program");
+    let o = aivm_in(&dir, &["run", "-A", "--deny-read=secrets", "p.ail"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "o\nPolicyDenied deny:read\nPolicyDenied\n");
+}
