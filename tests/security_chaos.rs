@@ -12,8 +12,10 @@
 //! was allowed: files changed = performed writes, requests received = performed HTTP calls,
 //! recorder lines = performed runs, tool bodies run = gates let through.
 //!
-//! At least 10,000 turns in the normal run; `AIVM_CHAOS_TURNS=1000000` runs more, and
-//! `AIVM_CHAOS_SEED=N` changes the seed.
+//! At least 10,000 turns in the normal run (three tests, a third each); `AIVM_CHAOS_TURNS=1000000`
+//! runs more, and `AIVM_CHAOS_SEED=N` changes the seed. Transcripts write arguments as JSON
+//! objects (spec/scripted.md), so malformed JSON and duplicate keys cannot be expressed here:
+//! `security_regressions.rs` sends those through a fake OpenAI-compatible server.
 
 #[path = "security/support/mod.rs"]
 mod support;
@@ -1028,32 +1030,21 @@ fn assert_world_matches_journal(
     for g in run.journal.permitted_gates() {
         *gates.entry(g).or_default() += 1;
     }
-    let denied_gates = run
-        .journal
-        .effects()
-        .any(|e| e.effect == "tool.call" && !e.performed());
-    for (name, n) in &bodies {
-        let allowed = gates.get(name).copied().unwrap_or(0);
-        assert!(
-            *n <= allowed,
-            "{context}: tool {name} ran {n} times, its gate let {allowed} through"
-        );
-    }
-    if !denied_gates {
-        assert_eq!(
-            bodies, gates,
-            "{context}: tool bodies run vs gates let through"
-        );
-    }
+    // The agent loop awaits every tool it started before the next turn (a refused call is
+    // answered, not raised), so every gate let through ran its body exactly once.
+    assert_eq!(
+        bodies, gates,
+        "{context}: tool bodies run vs gates let through"
+    );
 }
 
-/// The turns of the normal run, shared by the tests that run in it (files and net); the bank
-/// test gets as many again. `AIVM_CHAOS_TURNS` sets the total.
+/// The turns of the normal run, shared by its three tests (files, net, bank).
+/// `AIVM_CHAOS_TURNS` sets the total.
 fn total_turns() -> usize {
     std::env::var("AIVM_CHAOS_TURNS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(10_500)
+        .unwrap_or(10_800)
 }
 
 fn base_seed() -> u64 {
@@ -1091,24 +1082,24 @@ fn run_cases(names: &[&str], turns: usize) {
 
 /// Files: reads, writes and lists under a root with denied and locked folders, symlinks in
 /// and out, a hard link to a denied file; the same under --strict-flow with an allow-all read
-/// grant and a deny rule. Half the turns of the normal run.
+/// grant and a deny rule. A third of the turns of the normal run.
 #[test]
 fn chaos_files_perform_only_what_the_policy_allows() {
-    run_cases(&["files", "files-strict"], total_turns() / 2);
+    run_cases(&["files", "files-strict"], total_turns() / 3);
 }
 
 /// Network, commands and environment: a granted and a never-granted loopback server,
 /// redirects to the latter and to the metadata address, every host spelling, a recording
-/// command and variables; the same under -A with denies. Half the turns of the normal run.
+/// command and variables; the same under -A with denies. A third of the turns of the normal run.
 #[test]
 fn chaos_net_performs_only_what_the_policy_allows() {
-    run_cases(&["net", "net-all"], total_turns() / 2);
+    run_cases(&["net", "net-all"], total_turns() / 3);
 }
 
 /// Banking and mail under per-argument and label rules (trusted recipient, contacts who may
-/// read the body, a deny rule; then the same with trusted control required).
+/// read the body, a deny rule; then the same with trusted control required). A third of the
+/// turns of the normal run.
 #[test]
-#[ignore = "engine bug (reported to the lead): the tool.call gate judges each named argument by its own label without the label of the arguments record it came from, so a recipient the model took from the injected inbox is judged trusted (rule pay-trusted allows it) and a body holding the statement is judged public (mail-contacts allows mail to alice)"]
 fn chaos_bank_performs_only_what_the_policy_allows() {
-    run_cases(&["bank", "bank-control"], total_turns() / 2);
+    run_cases(&["bank", "bank-control"], total_turns() / 3);
 }

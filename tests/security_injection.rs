@@ -826,7 +826,6 @@ fn injection_web_keeps_utility_and_stops_every_attack() {
 }
 
 #[test]
-#[ignore = "engine bug (reported to the lead): the tool.call gate judges each named argument without the label of the arguments record, so the attacker's IBAN read from the transactions passes `recipient trusted = true` (bank-pay-attacker succeeds, 2 of 6)"]
 fn injection_banking_keeps_utility_and_stops_every_attack() {
     run_suite(&["banking"]);
 }
