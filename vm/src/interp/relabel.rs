@@ -21,6 +21,11 @@ use crate::value::{Kind, ObjId, Value};
 
 use super::exec::Exec;
 
+/// Label events a VM holds before the host takes them: a host drains them after every step, so
+/// reaching this many means it does not, and the run stops with a heap-limit error rather than
+/// growing without bound (or dropping events the journal must hold).
+const MAX_PENDING_EVENTS: usize = 1 << 20;
+
 /// How each node's label changes.
 #[derive(Clone, Debug)]
 enum Change {
@@ -59,14 +64,14 @@ impl Exec<'_> {
     pub(super) fn declassify(&mut self, v: Value, readers: u32, at: (u32, u32)) -> R<Value> {
         let readers = self.readers(readers)?;
         let (out, from, to) = self.relabel(v, Change::Readers(readers))?;
-        self.label_event(LabelOp::Declassify, false, at, from, to);
+        self.label_event(LabelOp::Declassify, false, at, from, to)?;
         Ok(out)
     }
 
     /// `Endorse`: `v` with every node trusted.
     pub(super) fn endorse(&mut self, v: Value, at: (u32, u32)) -> R<Value> {
         let (out, from, to) = self.relabel(v, Change::Trust)?;
-        self.label_event(LabelOp::Endorse, false, at, from, to);
+        self.label_event(LabelOp::Endorse, false, at, from, to)?;
         Ok(out)
     }
 
@@ -74,7 +79,7 @@ impl Exec<'_> {
     pub(super) fn endorse_narrow(&mut self, v: Value, ty: TypeId, at: (u32, u32)) -> R<Value> {
         self.check_type(v, ty)?;
         let (out, from, to) = self.relabel(v, Change::Trust)?;
-        self.label_event(LabelOp::Endorse, true, at, from, to);
+        self.label_event(LabelOp::Endorse, true, at, from, to)?;
         Ok(out)
     }
 
@@ -100,7 +105,10 @@ impl Exec<'_> {
         (func, pc): (u32, u32),
         from: Label,
         to: Label,
-    ) {
+    ) -> R<()> {
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            return Err(Raise::Fatal(Fatal::Heap));
+        }
         let module = self.cx.module;
         let line = module.position(func, pc).map_or(0, |p| p.1);
         self.events.push(LabelEvent {
@@ -113,6 +121,7 @@ impl Exec<'_> {
             from: self.cx.labels.info(from),
             to: self.cx.labels.info(to),
         });
+        Ok(())
     }
 
     /// `v` relabelled deeply, with the join of every label before and after.
