@@ -152,10 +152,11 @@ fn load_config(args: &RunArgs) -> Result<(Config, Option<PathBuf>), CliError> {
         cfg.apply_override(spec)
             .map_err(|e| CliError::ModelConfig(e.to_string()))?;
     }
+    // Absolute, so that paths in it mean the same wherever they are compared.
     let dir = path.as_deref().map(|p| {
         p.parent()
             .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            .map_or_else(|| cwd.clone(), |d| cwd.join(d))
     });
     Ok((cfg, dir))
 }

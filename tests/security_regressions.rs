@@ -767,7 +767,6 @@ fn main() -> int {{
 /// interpolation, upper-casing, len() and a comparison of a confidential text are all as
 /// confidential as the text, and none may be posted.
 #[test]
-#[ignore = "engine bug (reported to the lead): str(), interpolation and json.stringify of a record or list label the result with the container's label only, dropping the labels of the values inside (a confidential text posted as {v: secret})"]
 fn trusted_transformations_do_not_declassify() {
     let dir = temp_world("regress", "transform");
     let server = Server::start();
@@ -2231,7 +2230,6 @@ fn bytecode_beyond_its_manifest_is_invalid_row_37() {
 /// The authority to declassify to the public survives `aivm build`: bytecode holding a public
 /// readers constant (`declassify(x, null)`) decodes and runs like its source.
 #[test]
-#[ignore = "engine bug (reported to the lead): `aivm build` of `declassify(x, null)` writes bytecode that does not decode: truncated section `constants` (the public readers constant)"]
 fn bytecode_with_a_public_declassify_decodes() {
     let dir = temp_world("regress", "public-declassify");
     std::fs::write(
@@ -2435,7 +2433,6 @@ fn a_denied_call_is_answered_to_the_model_and_the_turn_goes_on() {
 /// when that file is found beside a program named by a relative path (or given as
 /// `--config aivm.toml`): the confidential file keeps its readers and cannot be posted.
 #[test]
-#[ignore = "engine bug (reported to the lead): [[labels]] read paths do not apply when aivm.toml is found beside a relatively named program or given as --config aivm.toml / ./aivm.toml (its folder is empty or `.`, never made absolute): the file keeps no readers and is posted"]
 fn labels_of_an_aivm_toml_named_relatively_apply() {
     let dir = temp_world("regress", "relative-config");
     let server = Server::start();

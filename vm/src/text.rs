@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::format::{Constant, Module};
 use crate::heap::{Dangling, Heap, Obj};
+use crate::label::Label;
 use crate::value::{Key, Kind, ObjId, Value};
 
 /// Collections nested deeper than this print as `...` (keeps printing off the Rust stack's edge).
@@ -42,6 +43,54 @@ pub(crate) fn text_of(heap: &Heap, module: &Module, v: Value) -> Result<String, 
     let mut out = String::with_capacity(24);
     write_text(&mut out, heap, module, v)?;
     Ok(out)
+}
+
+/// The labels of everything inside `v` that its text shows (items, values, keys of maps, at any
+/// depth; cycles visited once), not `v`'s own: the text of a collection is as secret and as
+/// untrusted as the most secret and least trusted thing it shows. Distinct non-public labels
+/// are appended to `out`.
+pub(crate) fn inner_labels(heap: &Heap, v: Value, out: &mut Vec<Label>) -> Result<(), Dangling> {
+    let Some(root) = container(v) else {
+        return Ok(());
+    };
+    let mut seen = vec![root];
+    let mut todo = vec![root];
+    let note = |l: Label, out: &mut Vec<Label>| {
+        if !l.is_public() && !out.contains(&l) {
+            out.push(l);
+        }
+    };
+    while let Some(o) = todo.pop() {
+        let mut visit = |item: Value, out: &mut Vec<Label>| {
+            note(item.label(), out);
+            if let Some(inner) = container(item) {
+                if !seen.contains(&inner) {
+                    seen.push(inner);
+                    todo.push(inner);
+                }
+            }
+        };
+        match heap.get(o)? {
+            Obj::List(items) => items.iter().for_each(|i| visit(*i, out)),
+            Obj::Map(m) => {
+                for e in m.entries.values() {
+                    note(e.key_label, out);
+                    visit(e.value, out);
+                }
+            }
+            Obj::Record(r) => r.vals.iter().for_each(|v| visit(*v, out)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The collection object a value shows the contents of, if it is one.
+fn container(v: Value) -> Option<ObjId> {
+    match v.kind() {
+        Kind::List(o) | Kind::Map(o) | Kind::Record(o) => Some(o),
+        _ => None,
+    }
 }
 
 /// Appends a float: `NaN`, `inf`, `-inf`, or ryu's shortest round-trip form (`1.0`, `1e16`).

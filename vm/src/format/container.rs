@@ -127,7 +127,8 @@ pub mod opt_tag {
 /// remaining bytes with these before allocating anything.
 pub mod min_size {
     pub const STRING: usize = 4;
-    pub const CONSTANT: usize = 5;
+    /// A public readers constant: its tag and the "none" tag.
+    pub const CONSTANT: usize = 2;
     pub const TYPE: usize = 1;
     pub const U32: usize = 4;
     pub const FUNCTION: usize = 4 + 4 + 4 + 2 + 2 + 1 + 1 + 4 + 4;

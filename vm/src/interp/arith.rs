@@ -198,7 +198,8 @@ impl Exec<'_> {
             return Ok(x);
         }
         let text = self.cx.text(x)?;
-        Ok(self.cx.new_str(text)?.labelled(x.label()))
+        let label = self.cx.text_label(x)?;
+        Ok(self.cx.new_str(text)?.labelled(label))
     }
 
     /// The concatenated texts of `parts`. When the first part is a whole unfrozen string buffer
@@ -208,7 +209,8 @@ impl Exec<'_> {
         let vals = &regs[start..start + parts.count as usize];
         let mut label = Label::PUBLIC;
         for v in vals {
-            label = self.join(label, v.label());
+            let shown = self.cx.text_label(*v)?;
+            label = self.join(label, shown);
         }
         let heap = &mut *self.cx.heap;
         let module = self.cx.module;

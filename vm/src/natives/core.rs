@@ -37,7 +37,8 @@ fn str(cx: &mut Ctx, args: &[Value]) -> R<Value> {
         return Ok(v);
     }
     let text = cx.text(v)?;
-    cx.new_str(text)
+    let label = cx.text_label(v)?;
+    Ok(cx.new_str(text)?.labelled(label))
 }
 
 /// A float as an int, truncating toward zero; NaN and out-of-range values are errors.

@@ -144,7 +144,8 @@ fn build(cx: &mut Ctx, doc: &serde_json::Value) -> R<Value> {
 fn stringify(cx: &mut Ctx, args: &[Value]) -> R<Value> {
     let mut stack = Vec::new();
     let doc = to_json(cx, arg(args, 0), &mut stack)?;
-    cx.new_str(doc.to_string())
+    let label = cx.text_label(arg(args, 0))?;
+    Ok(cx.new_str(doc.to_string())?.labelled(label))
 }
 
 fn to_json(cx: &Ctx, v: Value, stack: &mut Vec<ObjId>) -> R<serde_json::Value> {

@@ -143,7 +143,10 @@ fn join(cx: &mut Ctx, args: &[Value]) -> R<Value> {
         }
         write_text(&mut out, cx.heap, cx.module, *v)?;
     }
-    cx.new_str(out)
+    // The text shows every item: it is labelled with all of them (the list's own label and
+    // the separator's join in as for any native).
+    let label = cx.text_label(arg(args, 0))?;
+    Ok(cx.new_str(out)?.labelled(label))
 }
 
 fn concat(cx: &mut Ctx, args: &[Value]) -> R<Value> {

@@ -102,6 +102,16 @@ impl Ctx<'_> {
         Ok(crate::text::text_of(self.heap, self.module, v)?)
     }
 
+    /// `v`'s label joined with the label of everything its text shows (see
+    /// [`crate::text::inner_labels`]): the label of `str(v)`, of `v` interpolated, of its JSON.
+    pub fn text_label(&mut self, v: Value) -> R<crate::label::Label> {
+        let mut inner = Vec::new();
+        crate::text::inner_labels(self.heap, v, &mut inner)?;
+        Ok(inner
+            .into_iter()
+            .fold(v.label(), |acc, l| self.labels.join(acc, l)))
+    }
+
     /// Refuses an allocation of `bytes` that could never fit under the heap limit.
     pub fn reserve(&self, bytes: usize) -> R<()> {
         if self.heap.would_exceed(bytes) {

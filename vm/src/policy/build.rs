@@ -102,6 +102,9 @@ impl PolicyBuilder {
         base_dir: &Path,
         permissions: Option<&str>,
     ) -> Result<PolicyBuilder, PolicyError> {
+        // A relative folder is taken against the run's working directory, so that every path
+        // the policy holds is absolute (labels and roots are compared with absolute paths).
+        let base_dir = &self.cwd.join(base_dir);
         self.section(&cfg.policy, base_dir, "[policy]")?;
         if let Some(name) = permissions {
             let Some(set) = cfg.permissions.get(name) else {
