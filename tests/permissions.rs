@@ -91,3 +91,63 @@ fn main() {
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), "o\nPolicyDenied deny:read\nPolicyDenied\n");
 }
+
+#[test]
+fn a_replay_under_another_policy_diverges_at_the_decision() {
+    let dir = temp_dir("permissions", "replay");
+    std::fs::write(dir.join("a.txt"), "alpha").expect("write");
+    let program = dir.join("p.ail");
+    std::fs::write(&program, "fn main() {\n  print(read_file(\"a.txt\"))\n}\n")
+        .expect("write program");
+    let o = aivm_in(
+        &dir,
+        &["run", "--allow-read=.", "--trace", "j.jsonl", "p.ail"],
+    );
+    assert_exit(&o, 0);
+    let journal = std::fs::read_to_string(dir.join("j.jsonl")).expect("journal");
+    let decisions = journal
+        .lines()
+        .filter(|l| l.contains("\"event\":\"decision\""))
+        .count();
+    assert_eq!(
+        decisions, 2,
+        "one per effect (the read, the print):\n{journal}"
+    );
+    // The same grants replay byte for byte, without the file.
+    std::fs::remove_file(dir.join("a.txt")).expect("remove");
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--allow-read=.",
+            "--replay",
+            "j.jsonl",
+            "--trace",
+            "k.jsonl",
+            "p.ail",
+        ],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "alpha\n");
+    let again = std::fs::read_to_string(dir.join("k.jsonl")).expect("journal");
+    assert_eq!(again, journal);
+    // A policy that now judges the read otherwise is a divergence at the recorded decision.
+    // (Resource checks happen where a resource is touched, and a replay touches none.)
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--allow-read=.",
+            "--ask=fs.read",
+            "--replay",
+            "j.jsonl",
+            "p.ail",
+        ],
+    );
+    assert_exit(&o, 7);
+    let err = stderr(&o);
+    assert!(
+        err.contains("the policy said allow") && err.contains("now judges ask"),
+        "{err}"
+    );
+}

@@ -116,11 +116,36 @@ pub struct Blocked {
     pub reason: String,
 }
 
+/// The refusal an error records, if it is one (`PolicyDenied` with its `{tool, rule, reason}`
+/// payload, from the gate or from a tool that checked its resource).
+pub(crate) fn blocked(e: &HostError) -> Option<Blocked> {
+    if e.kind != policy::POLICY_DENIED {
+        return None;
+    }
+    let field = |name: &str| -> String {
+        match e.payload.as_deref().map(|p| &p.data) {
+            Some(HostData::Record(fields)) => fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            _ => String::new(),
+        }
+    };
+    Some(Blocked {
+        tool: field("tool"),
+        rule: field("rule"),
+        reason: field("reason"),
+    })
+}
+
 /// The verdict on one effect: whether it may happen (else the error the program gets), and the
-/// journal event that records it.
+/// journal event that records it (made only when someone reads it: a journal, or a replay
+/// comparing it).
 pub(crate) struct Judged {
     pub outcome: Result<(), HostError>,
-    pub event: DecisionEvent,
+    pub event: Option<DecisionEvent>,
 }
 
 /// The policy, the approver and the approvals of one run.
@@ -129,7 +154,6 @@ pub(crate) struct Gate {
     approver: Box<dyn Approver>,
     approvals: Approvals,
     run_id: String,
-    pub blocked: Vec<Blocked>,
 }
 
 impl Gate {
@@ -146,7 +170,6 @@ impl Gate {
             approver: Box::new(NoPrompt),
             approvals: Approvals::default(),
             run_id,
-            blocked: Vec::new(),
         }
     }
 
@@ -161,6 +184,7 @@ impl Gate {
         req: &EffectRequest,
         seq: u64,
         recorded: Option<&DecisionEvent>,
+        want_event: bool,
     ) -> Judged {
         let c = call_of(req);
         let decision = self.policy.decide(&Call {
@@ -170,13 +194,15 @@ impl Gate {
             native: c.native,
             audience: c.audience.as_deref(),
         });
-        let canonical = policy::canonical_args(&c.args).unwrap_or_else(|e| format!("!{e}"));
-        let labels: BTreeMap<String, String> = c
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.deep_label().to_string()))
-            .collect();
-        let mut event = DecisionEvent {
+        // The canonical arguments are what an approval binds and what the journal hashes;
+        // an allowed or denied call nobody records needs neither.
+        let needs_canonical = want_event || decision.verdict == Verdict::Ask;
+        let canonical = if needs_canonical {
+            policy::canonical_args(&c.args).unwrap_or_else(|e| format!("!{e}"))
+        } else {
+            String::new()
+        };
+        let mut event = want_event.then(|| DecisionEvent {
             task: req.task.0,
             seq,
             tool: c.tool.clone(),
@@ -184,10 +210,14 @@ impl Gate {
             rule: decision.rule.clone(),
             reason: decision.reason.clone(),
             args_hash: sha256_hex(&canonical),
-            labels,
+            labels: c
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.deep_label().to_string()))
+                .collect::<BTreeMap<_, _>>(),
             control: req.control.to_string(),
             approval: None,
-        };
+        });
         let outcome = match decision.verdict {
             Verdict::Allow => Ok(()),
             Verdict::Deny => Err(denial(&decision)),
@@ -196,7 +226,9 @@ impl Gate {
                     Some(r) => recorded_approval(r),
                     None => self.ask(&c, req, &canonical, &decision),
                 };
-                event.approval = Some(approval.as_str().to_string());
+                if let Some(e) = event.as_mut() {
+                    e.approval = Some(approval.as_str().to_string());
+                }
                 if approval.approved() {
                     Ok(())
                 } else {
@@ -207,14 +239,7 @@ impl Gate {
                 }
             }
         };
-        let outcome = outcome.map_err(|d| {
-            self.blocked.push(Blocked {
-                tool: c.tool.clone(),
-                rule: d.rule.clone(),
-                reason: d.reason.clone(),
-            });
-            d.into_host_error(&c.tool)
-        });
+        let outcome = outcome.map_err(|d| d.into_host_error(&c.tool));
         Judged { outcome, event }
     }
 

@@ -133,6 +133,7 @@ struct LlmDone {
 /// The host. Output and input are any writer and reader, so tests capture them.
 pub struct Host {
     gate: gate::Gate,
+    blocked: Vec<Blocked>,
     /// The native tools, their grants opened when the run starts.
     tools: Option<effects::Tools>,
     /// The most bytes one file read or input line takes in.
@@ -154,6 +155,7 @@ impl Host {
     pub fn new(policy: Policy, stdout: Box<dyn Write>, stdin: Box<dyn BufRead>) -> Host {
         Host {
             gate: gate::Gate::new(policy),
+            blocked: Vec::new(),
             tools: None,
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             stdout,
@@ -187,9 +189,10 @@ impl Host {
         &self.gate.policy
     }
 
-    /// The attempts the policy blocked so far, in order.
+    /// The attempts the policy blocked so far (at the gate, or where a resource was touched),
+    /// in the order the program got their refusals.
     pub fn blocked(&self) -> &[Blocked] {
-        &self.gate.blocked
+        &self.blocked
     }
 
     /// The same host, recording every effect into `sink`.
@@ -526,23 +529,24 @@ impl Host {
             .as_ref()
             .and_then(|r| r.decision(req.task.0, seq))
             .map(|(at, d)| (at, d.clone()));
-        let judged = self.gate.judge(req, seq, recorded.as_ref().map(|(_, d)| d));
-        if let Some((at, r)) = &recorded {
-            if (r.verdict.as_str(), r.rule.as_str())
-                != (judged.event.verdict.as_str(), judged.event.rule.as_str())
-            {
+        let want_event = !self.trace.is_off() || recorded.is_some();
+        let judged = self
+            .gate
+            .judge(req, seq, recorded.as_ref().map(|(_, d)| d), want_event);
+        if let (Some((at, r)), Some(now)) = (&recorded, &judged.event) {
+            if (r.verdict.as_str(), r.rule.as_str()) != (now.verdict.as_str(), now.rule.as_str()) {
                 return Err(RunError::ReplayDiverged(Divergence {
                     event: *at,
                     recorded: format!("the policy said {} (rule {})", r.verdict, r.rule),
                     asked: format!(
-                        "the policy now says {} (rule {}) for {}",
-                        judged.event.verdict, judged.event.rule, judged.event.tool
+                        "asked for {}, which the policy now judges {} (rule {})",
+                        now.tool, now.verdict, now.rule
                     ),
                 }));
             }
         }
-        if !self.trace.is_off() {
-            self.journal(Event::Decision(judged.event))?;
+        if let (false, Some(event)) = (self.trace.is_off(), judged.event) {
+            self.journal(Event::Decision(event))?;
         }
         Ok(judged.outcome)
     }
@@ -690,6 +694,11 @@ impl Host {
         outcome: Result<HostValue, HostError>,
         llm: Option<LlmRecord>,
     ) -> Result<(), RunError> {
+        if let Err(e) = &outcome {
+            if let Some(b) = gate::blocked(e) {
+                self.blocked.push(b);
+            }
+        }
         if !self.trace.is_off() {
             let mut ev = EffectEvent::asked(req, seq).with_outcome(&outcome);
             ev.llm = llm.map(Box::new);
