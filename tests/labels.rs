@@ -57,6 +57,25 @@ fn main(args: [string]) -> int {
 }
 "#;
 
+/// Runs `program` with reading granted under `root`, `input` as its argument, and a journal.
+fn run_reading(
+    root: &std::path::Path,
+    program: &std::path::Path,
+    input: &std::path::Path,
+    trace: &std::path::Path,
+) -> Output {
+    let allow = format!("--allow-read={}", path_str(root));
+    aivm(&[
+        "run",
+        &allow,
+        "--trace",
+        path_str(trace),
+        path_str(program),
+        "--",
+        path_str(input),
+    ])
+}
+
 #[test]
 fn values_derived_from_an_untrusted_file_are_untrusted() {
     let dir = temp_dir("flow");
@@ -68,16 +87,7 @@ fn values_derived_from_an_untrusted_file_are_untrusted() {
     std::fs::write(&program, PROGRAM).expect("write program");
     let trace = dir.join("trace.jsonl");
 
-    let allow = format!("--allow-read={}", path_str(&data));
-    let o = aivm(&[
-        "run",
-        &allow,
-        "--trace",
-        path_str(&trace),
-        path_str(&program),
-        "--",
-        path_str(&input),
-    ]);
+    let o = run_reading(&data, &program, &input, &trace);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
@@ -229,16 +239,7 @@ fn main(args: [string]) -> int {
     )
     .expect("write program");
     let trace = dir.join("trace.jsonl");
-    let allow = format!("--allow-read={}", path_str(&dir));
-    let o = aivm(&[
-        "run",
-        &allow,
-        "--trace",
-        path_str(&trace),
-        path_str(&program),
-        "--",
-        path_str(&input),
-    ]);
+    let o = run_reading(&dir, &program, &input, &trace);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert_eq!(out, "field untrusted\n");

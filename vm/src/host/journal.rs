@@ -498,21 +498,14 @@ impl Replayer {
     /// The policy refused `req` again: the recorded effect must be the next one, and it is
     /// passed over (the refusal is delivered at once, as when it was recorded).
     pub(crate) fn refused(&mut self, req: &EffectRequest, seq: u64) -> Result<(), Divergence> {
-        self.matching(req, seq)?;
-        self.next += 1;
-        self.skip_to_effect();
-        Ok(())
+        self.take_next(req, seq).map(|_| ())
     }
 
-    /// The position of the recorded event for `req`, which must be the next effect.
-    fn matching(&self, req: &EffectRequest, seq: u64) -> Result<usize, Divergence> {
-        let asked = EffectEvent::asked(req, seq);
-        let Some(&i) = self.by_request.get(&(asked.task, seq)) else {
-            return Err(Divergence {
-                event: self.next + 1,
-                recorded: self.recorded_next(),
-                asked: format!("asked for {}", asked.describe()),
-            });
+    /// The position of the recorded event for `req`, which must ask for the same effect with
+    /// the same arguments.
+    fn recorded_for(&self, asked: &EffectEvent) -> Result<usize, Divergence> {
+        let Some(&i) = self.by_request.get(&(asked.task, asked.seq)) else {
+            return Err(self.not_next(asked));
         };
         let Some(Event::Effect(recorded)) = self.events.get(i) else {
             return Err(Divergence {
@@ -521,69 +514,57 @@ impl Replayer {
                 asked: format!("asked for {}", asked.describe()),
             });
         };
-        if !recorded.same_request(&asked) {
-            let (recorded, asked) = recorded.contrast(&asked);
+        if !recorded.same_request(asked) {
+            let (recorded, asked) = recorded.contrast(asked);
             return Err(Divergence {
                 event: i + 1,
                 recorded,
                 asked: format!("asked for {asked}"),
-            });
-        }
-        if i != self.next {
-            return Err(Divergence {
-                event: self.next + 1,
-                recorded: self.recorded_next(),
-                asked: format!("asked for {}", asked.describe()),
             });
         }
         Ok(i)
     }
 
+    /// The divergence of asking for `asked` when the journal records something else next.
+    fn not_next(&self, asked: &EffectEvent) -> Divergence {
+        Divergence {
+            event: self.next + 1,
+            recorded: self.recorded_next(),
+            asked: format!("asked for {}", asked.describe()),
+        }
+    }
+
+    /// The recorded event for `req`, which must be the next one: the host performs every
+    /// effect but a model call the moment it is asked, so in a faithful replay it is always
+    /// the next one the journal recorded. Moves past it.
+    fn take_next(&mut self, req: &EffectRequest, seq: u64) -> Result<EffectEvent, Divergence> {
+        let asked = EffectEvent::asked(req, seq);
+        let i = self.recorded_for(&asked)?;
+        if i != self.next {
+            return Err(self.not_next(&asked));
+        }
+        let ev = match self.events.get(i) {
+            Some(Event::Effect(ev)) => ev.clone(),
+            _ => return Err(self.not_next(&asked)),
+        };
+        self.next += 1;
+        self.skip_to_effect();
+        Ok(ev)
+    }
+
     /// The program asks for `req` as its task's effect number `seq`.
     pub(crate) fn ask(&mut self, req: &EffectRequest, seq: u64) -> Result<Answer, Divergence> {
-        let asked = EffectEvent::asked(req, seq);
-        let Some(&i) = self.by_request.get(&(asked.task, seq)) else {
-            return Err(Divergence {
-                event: self.next + 1,
-                recorded: self.recorded_next(),
-                asked: format!("asked for {}", asked.describe()),
-            });
-        };
-        let Some(Event::Effect(recorded)) = self.events.get(i) else {
-            return Err(Divergence {
-                event: i + 1,
-                recorded: "an event that is not an effect".into(),
-                asked: format!("asked for {}", asked.describe()),
-            });
-        };
-        if !recorded.same_request(&asked) {
-            let (recorded, asked) = recorded.contrast(&asked);
-            return Err(Divergence {
-                event: i + 1,
-                recorded,
-                asked: format!("asked for {asked}"),
-            });
-        }
         if super::effects::is_async(&req.native) {
+            let asked = EffectEvent::asked(req, seq);
+            self.recorded_for(&asked)?;
             self.pending.insert((asked.task, seq), asked.describe());
             return Ok(Answer::Later);
         }
-        // The host performs every other effect the moment it is asked, so in a faithful
-        // replay it is always the next one the journal recorded.
-        if i != self.next {
-            return Err(Divergence {
-                event: self.next + 1,
-                recorded: self.recorded_next(),
-                asked: format!("asked for {}", asked.describe()),
-            });
-        }
-        let ev = Box::new(recorded.clone());
-        self.next += 1;
-        self.skip_to_effect();
+        let ev = self.take_next(req, seq)?;
         Ok(if super::effects::is_output(&req.native) {
             Answer::Perform
         } else {
-            Answer::Now(ev)
+            Answer::Now(Box::new(ev))
         })
     }
 
