@@ -151,3 +151,65 @@ fn a_replay_under_another_policy_diverges_at_the_decision() {
         "{err}"
     );
 }
+
+#[test]
+fn a_native_tool_offered_to_a_model_is_judged_at_the_gate_and_again_inside() {
+    let dir = temp_dir("permissions", "native-tool");
+    std::fs::create_dir_all(dir.join("docs")).expect("mkdir");
+    std::fs::write(dir.join("docs/a.txt"), "alpha").expect("write");
+    std::fs::write(dir.join("secret.txt"), "s3cret").expect("write");
+    std::fs::write(
+        dir.join("p.ail"),
+        "import std.fs\nmodel m = \"small\"\nfn main() {\n  print(llm m { user \"go\"; tools [fs.read] })\n}\n",
+    )
+    .expect("write program");
+    std::fs::write(
+        dir.join("p.script.json"),
+        r#"{"turns": [
+  {"when": "go", "tool_calls": [
+    {"name": "fs_read", "arguments": {"path": "docs/a.txt"}},
+    {"name": "fs_read", "arguments": {"path": "secret.txt"}}]},
+  {"when": "alpha", "content": "read one"}
+]}"#,
+    )
+    .expect("write transcript");
+    let o = aivm_in(
+        &dir,
+        &["run", "--allow-read=docs", "--trace", "j.jsonl", "p.ail"],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "read one\n");
+    let journal = std::fs::read_to_string(dir.join("j.jsonl")).expect("journal");
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    // The model was offered `fs_read`, described by the standard library's doc comment.
+    let first = events
+        .iter()
+        .find(|e| e["effect"] == "llm.call")
+        .expect("a model call");
+    let tool = &first["args"][1]["tools"][0];
+    assert_eq!(tool["name"], "fs_read");
+    assert!(
+        tool["description"].as_str().is_some_and(|d| !d.is_empty()),
+        "{tool}"
+    );
+    // Each call passed the gate as `fs_read`, and the read inside was judged as `fs.read`:
+    // the file outside the grant was refused where it was touched, the other one was read.
+    let gates = events
+        .iter()
+        .filter(|e| e["event"] == "decision" && e["tool"] == "fs_read")
+        .count();
+    assert_eq!(gates, 2);
+    let reads: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "effect" && e["effect"] == "fs.read")
+        .map(|e| e["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(reads, ["ok", "PolicyDenied"]);
+    assert!(
+        !journal.contains("s3cret"),
+        "the secret never entered the run"
+    );
+}

@@ -253,7 +253,7 @@ impl Lowerer<'_> {
                 });
             }
             d.help = Some(
-                "`tools` lists the program's top-level functions by name; their doc comments and parameter types describe them to the model".into(),
+                "`tools` lists the program's top-level functions and native bindings by name (`search`, `fs.read`); their doc comments and parameter types describe them to the model".into(),
             );
         };
         if let Some((_, _, origin)) = self.lookup_var(&id.name) {
@@ -263,18 +263,56 @@ impl Lowerer<'_> {
             not_fn(self, "a variable", None);
             return None;
         }
-        let idx = match self.lookup_global(&id.name) {
+        let def = match id.name.split_once('.') {
+            // `fs.read`: a member of an imported module.
+            Some((module, member)) => {
+                let m = match self.lookup_global(module).map(|d| d.global) {
+                    Some(Global::Module(m)) => m,
+                    Some(Global::Poison) => return None,
+                    _ => {
+                        let module_id = ast::Ident {
+                            name: module.to_string(),
+                            span: id.span,
+                        };
+                        self.undefined(&module_id);
+                        return None;
+                    }
+                };
+                let member_id = ast::Ident {
+                    name: member.to_string(),
+                    span: id.span,
+                };
+                match self.member(m, module, &member_id) {
+                    Some(def) => Some(def),
+                    None => return None, // Reported by `member`.
+                }
+            }
+            None => self.lookup_global(&id.name),
+        };
+        // A native binding is offered through the function that wraps it, under its name
+        // with `_` for `.` (model APIs allow no dots in tool names): the gate judges the
+        // offered call, and the native effect inside it is judged again.
+        let (idx, offered) = match def {
             Some(Def {
                 global: Global::Fn(idx),
                 ..
-            }) => idx,
+            }) => (idx, id.name.clone()),
+            Some(Def {
+                global: Global::Extern(e),
+                ..
+            }) => {
+                let f = self.extern_wrapper(e);
+                if let Some(sig) = self.extern_sigs.get(e as usize).cloned() {
+                    self.fn_sigs.entry(f).or_insert(sig);
+                }
+                (f, id.name.replace('.', "_"))
+            }
             Some(Def {
                 global: Global::Poison,
                 ..
             }) => return None,
             Some(def) => {
                 let what = match def.global {
-                    Global::Extern(_) => "a native binding",
                     Global::Module(_) => "a module",
                     Global::Type(_) => "a type",
                     Global::Model(_) => "a model",
@@ -288,7 +326,7 @@ impl Lowerer<'_> {
                 return None;
             }
         };
-        if !aivm_vm::format::is_tool_id(&id.name) {
+        if !aivm_vm::format::is_tool_id(&offered) {
             let d = self.error(
                 "E0216",
                 format!("`{}` is too long a name for a tool", id.name),
@@ -328,10 +366,10 @@ impl Lowerer<'_> {
             .map(|n| str_expr(n, id.span))
             .collect::<Vec<_>>();
         let adapter = self.tool_adapter(idx, &sig.names, id.span);
-        self.prog.needs.offered.insert(id.name.clone());
+        self.prog.needs.offered.insert(offered.clone());
         Some(record(
             vec![
-                ("name", str_expr(&id.name, id.span)),
+                ("name", str_expr(&offered, id.span)),
                 ("description", str_expr(&doc, id.span)),
                 ("parameters", parameters),
                 ("params", list_of(names, id.span)),

@@ -551,24 +551,34 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// The names of `tools [f, g]`, or `None` (reported) when the value is not a list of names.
+    /// The names of `tools [f, g, fs.read]` (a module's member as one dotted name), or `None`
+    /// (reported) when the value is not a list of names.
     fn tool_names(&mut self, value: Expr) -> Option<Vec<Ident>> {
-        let bad = |e: &Expr| !matches!(e.kind, ExprKind::Name(_));
+        let as_name = |e: Expr| -> Option<Ident> {
+            match e.kind {
+                ExprKind::Name(id) => Some(id),
+                ExprKind::Field(obj, field) => match obj.kind {
+                    ExprKind::Name(m) => Some(Ident {
+                        name: format!("{}.{}", m.name, field.name),
+                        span: e.span,
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let bad = |e: &Expr| match &e.kind {
+            ExprKind::Name(_) => false,
+            ExprKind::Field(obj, _) => !matches!(obj.kind, ExprKind::Name(_)),
+            _ => true,
+        };
         let at = match &value.kind {
             ExprKind::List(items) => match items.iter().find(|e| bad(e)) {
                 None => {
                     let ExprKind::List(items) = value.kind else {
                         return None;
                     };
-                    return Some(
-                        items
-                            .into_iter()
-                            .filter_map(|e| match e.kind {
-                                ExprKind::Name(id) => Some(id),
-                                _ => None,
-                            })
-                            .collect(),
-                    );
+                    return Some(items.into_iter().filter_map(as_name).collect());
                 }
                 Some(e) => e.span,
             },
@@ -580,7 +590,10 @@ impl<'s> Ctx<'s> {
             at,
             "not the name of a function",
         )
-        .help = Some("offer the program's functions by name: `tools [search, lookup]`".into());
+        .help = Some(
+            "offer the program's functions and native bindings by name: `tools [search, fs.read]`"
+                .into(),
+        );
         None
     }
 
