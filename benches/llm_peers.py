@@ -89,8 +89,10 @@ def commands(name, py, aivm, d, base_url, mode, n):
             inputs = os.path.join(d, f"inputs-{n}.jsonl")
             with open(inputs, "w") as f:
                 f.writelines(f'["{i}"]\n' for i in range(n))
-            return [aivm, "run", "--quiet", "--each", inputs, "--concurrency", str(max(n, 1)), "agent.ail"]
-        return [aivm, "run", "--quiet", prog, "--", str(n)]
+            return [aivm, "run", "--quiet", "--allow-model=bench", "--each", inputs,
+                    "--concurrency", str(max(n, 1)), "agent.ail"]
+        # The model goes over HTTP (to the fake server): it needs a grant.
+        return [aivm, "run", "--quiet", "--allow-model=bench", prog, "--", str(n)]
     return [py, os.path.join(LLM, PEERS[name]), base_url, mode, str(n)]
 
 

@@ -258,9 +258,8 @@ impl Tools {
                     hosts: self.confine.net.clone(),
                 };
                 let (policy, limits) = (self.policy.clone(), self.http.clone());
-                let host = super::gate::call_of(req)
-                    .audience
-                    .map(|a| a.trim_start_matches("net:").to_string());
+                let host =
+                    super::gate::audience_of(req).map(|a| a.trim_start_matches("net:").to_string());
                 Ok(Box::pin(async move {
                     let result = match &body {
                         None => net::get(&check, &limits, &url).await,

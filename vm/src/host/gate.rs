@@ -27,10 +27,10 @@ pub(crate) struct CallOf {
 }
 
 /// The call an effect makes. Natives name their arguments by the native table's parameter
-/// names; the tool gate judges the program's tool by its name and the fields of its
-/// arguments record; a model call is judged with the model as its audience, an HTTP request
-/// with its host.
-pub(crate) fn call_of(req: &EffectRequest) -> CallOf {
+/// names (the values are moved out of `req` and must be given back with [`restore`]); the tool
+/// gate judges the program's tool by its name and the fields of its arguments record; a model
+/// call is judged with the model as its audience, an HTTP request with its host.
+pub(crate) fn call_of(req: &mut EffectRequest) -> CallOf {
     if req.native == TOOL_GATE {
         let tool = req
             .args
@@ -67,29 +67,41 @@ pub(crate) fn call_of(req: &EffectRequest) -> CallOf {
             audience: None,
         };
     }
+    let audience = audience_of(req);
     let params: &[&str] = native_by_name(&req.native).map_or(&[], |(_, n)| n.params);
-    let args = req
-        .args
-        .iter()
+    let args = std::mem::take(&mut req.args)
+        .into_iter()
         .enumerate()
         .map(|(i, v)| {
             let name = params
                 .get(i)
                 .map_or_else(|| format!("arg{i}"), |p| p.to_string());
-            (name, v.clone())
+            (name, v)
         })
         .collect();
-    let first = req.args.first().and_then(HostValue::as_str);
-    let audience = match req.native.as_str() {
-        "llm.call" => first.map(|m| format!("model:{m}")),
-        "http.get" | "http.post" => first.and_then(url_host).map(|h| format!("net:{h}")),
-        _ => None,
-    };
     CallOf {
         tool: req.native.clone(),
         args,
         native: true,
         audience,
+    }
+}
+
+/// Gives `req` back the arguments [`call_of`] moved out of it.
+pub(crate) fn restore(req: &mut EffectRequest, c: CallOf) {
+    if c.native {
+        req.args = c.args.into_iter().map(|(_, v)| v).collect();
+    }
+}
+
+/// Who sees a native effect's arguments, when the host knows it: the model of a model call,
+/// the host of an HTTP request (as the network check names it).
+pub(crate) fn audience_of(req: &EffectRequest) -> Option<String> {
+    let first = req.args.first().and_then(HostValue::as_str);
+    match req.native.as_str() {
+        "llm.call" => first.map(|m| format!("model:{m}")),
+        "http.get" | "http.post" => first.and_then(url_host).map(|h| format!("net:{h}")),
+        _ => None,
     }
 }
 
@@ -181,7 +193,7 @@ impl Gate {
     /// its answer to an `ask` is used instead of asking again.
     pub fn judge(
         &mut self,
-        req: &EffectRequest,
+        req: &mut EffectRequest,
         seq: u64,
         recorded: Option<&DecisionEvent>,
         want_event: bool,
@@ -240,6 +252,7 @@ impl Gate {
             }
         };
         let outcome = outcome.map_err(|d| d.into_host_error(&c.tool));
+        restore(req, c);
         Judged { outcome, event }
     }
 

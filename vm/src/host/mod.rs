@@ -393,10 +393,10 @@ impl Host {
                     self.stdout.flush().map_err(RunError::Output)?;
                     return Ok(value);
                 }
-                Step::Effect(req) => {
+                Step::Effect(mut req) => {
                     self.journal_labels(vm)?;
                     let seq = self.next_seq(&req);
-                    if let Err(e) = self.judge(&req, seq)? {
+                    if let Err(e) = self.judge(&mut req, seq)? {
                         if let Some(r) = self.replay.as_mut() {
                             // The recorded effect was refused as well: pass its event over.
                             r.refused(&req, seq)?;
@@ -465,7 +465,8 @@ impl Host {
         req: &EffectRequest,
     ) -> Result<Result<HostValue, HostError>, RunError> {
         let seq = self.next_seq(req);
-        let outcome = match self.judge(req, seq)? {
+        let mut judged = req.clone();
+        let outcome = match self.judge(&mut judged, seq)? {
             Ok(()) => self.perform_inline(req)?,
             Err(e) => Err(e),
         };
@@ -523,7 +524,11 @@ impl Host {
 
     /// Judges an effect and writes the decision to the journal before anything else happens;
     /// the inner error is the `PolicyDenied` the program gets instead of the effect.
-    fn judge(&mut self, req: &EffectRequest, seq: u64) -> Result<Result<(), HostError>, RunError> {
+    fn judge(
+        &mut self,
+        req: &mut EffectRequest,
+        seq: u64,
+    ) -> Result<Result<(), HostError>, RunError> {
         let recorded = self
             .replay
             .as_ref()
