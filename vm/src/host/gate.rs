@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::approve::{Approval, ApprovalRequest, Approvals, Approver, NoPrompt};
 use super::journal::DecisionEvent;
 use crate::format::native_by_name;
@@ -221,7 +219,7 @@ impl Gate {
             verdict: decision.verdict.as_str().to_string(),
             rule: decision.rule.clone(),
             reason: decision.reason.clone(),
-            args_hash: sha256_hex(&canonical),
+            args_hash: policy::args_hash(&canonical),
             labels: c
                 .args
                 .iter()
@@ -319,14 +317,6 @@ fn recorded_approval(r: &DecisionEvent) -> Approval {
         Some("refused: --yes does not cover it") => Approval::Refused(Refusal::NotAutoApprovable),
         _ => Approval::Refused(Refusal::Person),
     }
-}
-
-/// SHA-256 of `text`, in lower-case hex.
-pub(crate) fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The error for an effect the host cannot perform at all.

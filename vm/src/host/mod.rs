@@ -512,14 +512,15 @@ impl Host {
     /// The native tools, opened on first use when the run did not link them (an embedder
     /// performing effects outside a run).
     fn tools(&mut self) -> Result<&effects::Tools, RunError> {
-        if self.tools.is_none() {
-            self.tools = Some(effects::Tools::new(
+        let tools = match self.tools.take() {
+            Some(t) => t,
+            None => effects::Tools::new(
                 &self.gate.policy,
                 &ManifestView::default(),
                 self.max_input_bytes,
-            )?);
-        }
-        Ok(self.tools.as_ref().expect("set just above"))
+            )?,
+        };
+        Ok(self.tools.insert(tools))
     }
 
     /// Judges an effect and writes the decision to the journal before anything else happens;

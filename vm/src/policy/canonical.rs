@@ -87,7 +87,16 @@ pub fn payload_hash(
         h.update((field.len() as u64).to_le_bytes());
         h.update(field.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
+}
+
+/// SHA-256 of canonical arguments, in lower-case hex: what a `decision` event records of them.
+pub fn args_hash(canonical_args: &str) -> String {
+    hex(&Sha256::digest(canonical_args.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 enum Item<'a> {

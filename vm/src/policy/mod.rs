@@ -27,7 +27,9 @@ use crate::host_value::{HostError, HostValue};
 use crate::label::LabelInfo;
 
 pub use build::PolicyBuilder;
-pub use canonical::{canonical_args, canonical_json, labels_json, payload_hash, CanonicalError};
+pub use canonical::{
+    args_hash, canonical_args, canonical_json, labels_json, payload_hash, CanonicalError,
+};
 pub use entry::{NetEntry, NetHost, PathText, Word};
 pub use file::{
     Action, ArgConfig, GrantValue, LabelCond, LabelConfig, LabelSelector, Lit, OnLabelViolation,
