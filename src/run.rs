@@ -71,7 +71,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     if !args.quiet {
         for b in host.blocked() {
-            eprintln!("aivm: blocked {} (rule {}): {}", b.tool, b.rule, b.reason);
+            // A user rule's reason ends by naming the rule; the line names it first.
+            let named = format!(" (rule `{}`)", b.rule);
+            let reason = b.reason.strip_suffix(&named).unwrap_or(&b.reason);
+            eprintln!("aivm: blocked {} (rule {}): {reason}", b.tool, b.rule);
         }
     }
     // `AIVM_JIT_STATS=1`: what the JIT compiled and how long it took, on stderr (benches).
