@@ -201,6 +201,22 @@ fn runaway_programs_hit_limits_with_exit_5() {
             vec!["--max-heap-mb", "16"],
             "heap",
         ),
+        // A spawn bomb (THREATS row 27): every task counts against the heap limit.
+        (
+            "bomb.ail",
+            "fn idle() {
+  return 0
+}
+fn main() {
+  let ts = []
+  while true {
+    push(ts, spawn idle())
+  }
+}
+",
+            vec!["--max-heap-mb", "16"],
+            "heap",
+        ),
     ];
     for (name, src, flags, needle) in cases {
         let file = dir.join(name);
