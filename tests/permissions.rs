@@ -213,3 +213,22 @@ fn a_native_tool_offered_to_a_model_is_judged_at_the_gate_and_again_inside() {
         "the secret never entered the run"
     );
 }
+
+#[test]
+fn allow_env_for_all_starts_beside_variables_no_program_could_name() {
+    let dir = temp_dir("permissions", "env-all");
+    std::fs::write(
+        dir.join("p.ail"),
+        "import std.env\nfn main() {\n  print(env.get(\"AIVM_TEST_VISIBLE\"))\n  try { print(env.get(\"AIVM_TEST_HIDDEN\")) } catch e { print(e.kind) }\n}\n",
+    )
+    .expect("write program");
+    let o = common::aivm_command(&dir)
+        .args(["run", "--allow-env", "--deny-env=AIVM_TEST_HIDDEN", "p.ail"])
+        .env("BASH_FUNC_helper%%", "() { :; }")
+        .env("AIVM_TEST_VISIBLE", "yes")
+        .env("AIVM_TEST_HIDDEN", "no")
+        .output()
+        .expect("aivm runs");
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "yes\nPolicyDenied\n");
+}

@@ -143,10 +143,12 @@ impl Tools {
             .with_max_bytes(max_input_bytes);
         let env = match policy.env_grants() {
             Some(names) => EnvGrants::only(&names)?,
+            // Every variable but the denied ones: those of this process, by name (a name no
+            // program could ask for, such as an exported shell function's, is left out).
             None => {
                 let names: Vec<String> = std::env::vars_os()
                     .filter_map(|(k, _)| k.into_string().ok())
-                    .filter(|k| policy.check_env(k).is_ok())
+                    .filter(|k| tools::env::valid_name(k) && policy.check_env(k).is_ok())
                     .collect();
                 EnvGrants::only(&names)?
             }

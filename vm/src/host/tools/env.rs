@@ -102,6 +102,6 @@ fn is_loader_var(name: &str) -> bool {
 }
 
 /// A name a process environment can hold: not empty, no `=`, no NUL.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['=', '\0'])
 }
