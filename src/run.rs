@@ -43,7 +43,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let mut host = Host::new(policy.clone(), stdout, stdin)
         .with_input_cap(input_cap(&args))
         .with_budget(budget)
-        .with_approver(approver(&policy));
+        .with_approver(approver(&policy, true));
     host = match &args.replay {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
@@ -118,13 +118,13 @@ fn policy(args: &RunArgs, cfg: &Config, cfg_dir: Option<&Path>) -> Result<Policy
 }
 
 /// Who answers the policy's asks: `--yes` approves what its rules let it; otherwise a person
-/// at the controlling terminal, if there is one and `--no-prompt` is not given; otherwise
-/// nobody, and every ask is refused.
-fn approver(policy: &Policy) -> Box<dyn approve::Approver> {
+/// at the controlling terminal, if the run may ask one (`interactive`), there is one and
+/// `--no-prompt` is not given; otherwise nobody, and every ask is refused.
+fn approver(policy: &Policy, interactive: bool) -> Box<dyn approve::Approver> {
     if policy.yes() {
         return Box::new(approve::AutoYes);
     }
-    if policy.no_prompt() {
+    if policy.no_prompt() || !interactive {
         return Box::new(approve::NoPrompt);
     }
     match approve::terminal() {
@@ -304,10 +304,13 @@ fn run_each(
         inputs,
         args.concurrency,
         |_, out| {
+            // Many runs at once cannot share a terminal.
+            let approver = approver(policy, false);
             Host::new(policy.clone(), out, Box::new(io::empty()))
                 .with_input_cap(input_cap(args))
                 .with_models(models.clone())
                 .with_budget(budget.clone())
+                .with_approver(approver)
         },
         |run| {
             done += 1;

@@ -18,8 +18,9 @@ fn main() {
 }
 "#;
 
-fn program() -> std::path::PathBuf {
-    let dir = temp_dir("approvals", "ask");
+/// The program, in a folder of its own for the test `name` (tests run in parallel).
+fn program(name: &str) -> std::path::PathBuf {
+    let dir = temp_dir("approvals", name);
     let path = dir.join("ask.ail");
     std::fs::write(&path, PROGRAM).expect("write program");
     path
@@ -56,7 +57,7 @@ fn on_terminal(args: &[&str], answers: &str) -> (String, i32) {
 
 #[test]
 fn a_person_approves_one_call_and_refuses_the_next() {
-    let p = program();
+    let p = program("person");
     let (shown, status) = on_terminal(
         &["run", "--ask=clock.now", p.to_str().expect("utf-8")],
         "y\nn\n",
@@ -80,7 +81,7 @@ fn a_person_approves_one_call_and_refuses_the_next() {
 
 #[test]
 fn without_a_terminal_every_ask_is_refused_and_yes_approves_what_its_rule_allows() {
-    let p = program();
+    let p = program("no-terminal");
     let path = p.to_str().expect("utf-8");
     let o = aivm(&["run", "--ask=clock.now", path]);
     assert_exit(&o, 1);
@@ -94,4 +95,26 @@ fn without_a_terminal_every_ask_is_refused_and_yes_approves_what_its_rule_allows
     let (shown, status) = on_terminal(&["run", "--ask=clock.now", "--no-prompt", path], "y\ny\n");
     assert!(!shown.contains("Allow this one call?"), "{shown}");
     assert_eq!(status, 1, "{shown}");
+}
+
+#[test]
+fn many_runs_at_once_never_prompt_and_yes_still_approves() {
+    let p = program("each");
+    let inputs = p.with_file_name("inputs.jsonl");
+    std::fs::write(&inputs, "\"a\"\n\"b\"\n").expect("write inputs");
+    let path = p.to_str().expect("utf-8");
+    let each = inputs.to_str().expect("utf-8");
+    // On a terminal too: runs in parallel cannot share it, so an ask is refused.
+    let (shown, status) = on_terminal(&["run", "--ask=clock.now", "--each", each, path], "y\ny\n");
+    assert!(!shown.contains("Allow this one call?"), "{shown}");
+    assert_eq!(shown.matches("no one to ask").count(), 2, "{shown}");
+    assert_eq!(status, 1, "{shown}");
+    let o = aivm(&["run", "--ask=clock.now", "--yes", "--each", each, path]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o).matches("second true").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
 }
