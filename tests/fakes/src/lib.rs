@@ -5,6 +5,7 @@
 //! shapes real servers send, quirks included (see shared/REAL-MODEL.md §3).
 
 pub mod anthropic;
+pub mod mcp;
 pub mod openai;
 
 use std::collections::VecDeque;
