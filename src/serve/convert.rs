@@ -85,7 +85,17 @@ impl Conv<'_> {
                 HostData::Record(out)
             }
             (TypeDesc::Optional(_), Json::Null) => HostData::Null,
-            (TypeDesc::Optional(inner), _) => return self.convert(*inner, v, path, depth + 1),
+            (TypeDesc::Optional(inner), _) => {
+                // A mismatch right here names the optional type; a deeper one its own place.
+                let here = format!("{path}: expected");
+                return self.convert(*inner, v, path, depth + 1).map_err(|e| {
+                    if e.starts_with(&here) {
+                        mismatch()
+                    } else {
+                        e
+                    }
+                });
+            }
             (TypeDesc::Named { ty: inner, .. }, _) => {
                 return self.convert(*inner, v, path, depth + 1)
             }
