@@ -87,6 +87,46 @@ pub enum Command {
         /// The bytecode or source file.
         file: PathBuf,
     },
+    /// Serve the program's exported functions as tools to other agents (MCP).
+    ///
+    /// Each `export fn` becomes a tool (schema from its types, description from its doc
+    /// comment); every call runs a fresh VM under the policy, limits and budgets given here.
+    /// Over stdio by default; `--http 127.0.0.1:PORT` serves Streamable HTTP at `/mcp`.
+    Serve(Box<ServeArgs>),
+}
+
+/// `aivm serve`: the protocol, where to listen, and the same grants and limits as `aivm run`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The program: `.ail` source or `.aib` bytecode.
+    pub file: PathBuf,
+
+    /// Speak the Model Context Protocol (required: the only protocol served for now).
+    #[arg(long, required = true)]
+    pub mcp: bool,
+
+    /// Serve Streamable HTTP at ADDR (e.g. 127.0.0.1:8080, path /mcp) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+
+    /// Let --http bind an address other than loopback (requests are still refused unless
+    /// their Host header names localhost, 127.0.0.1, ::1 or an --allowed-host).
+    #[arg(long = "allow-remote", requires = "http")]
+    pub allow_remote: bool,
+
+    /// With --http: accept this Host header value too (repeatable).
+    #[arg(long = "allowed-host", value_name = "HOST", requires = "http")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Write one journal per tool call into DIR (`call-N-TOOL.jsonl`, spec/journal.md).
+    #[arg(long, value_name = "DIR")]
+    pub trace: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Args, Debug)]
@@ -97,6 +137,40 @@ pub struct RunArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// Write the journal to FILE: every effect and its result as JSON Lines (spec/journal.md).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Re-run offline from a journal written by --trace: model calls and inputs are answered
+    /// from it, output is produced again; the first difference stops the run (exit 7).
+    #[arg(long, value_name = "FILE", conflicts_with = "each")]
+    pub replay: Option<PathBuf>,
+
+    /// Do not print the summary line (model calls, tokens, cost, time) on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Run main once per line of FILE (JSON Lines; each line's value is main's one argument)
+    /// and write one JSON result per line to stdout, in input order.
+    #[arg(long, value_name = "FILE", conflicts_with = "trace")]
+    pub each: Option<PathBuf>,
+
+    /// With --each: how many runs go at once.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "each")]
+    pub concurrency: usize,
+
+    /// Arguments passed to the program's `main`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// How each run is executed, shared by `aivm run` and `aivm serve`: the VM's limits, the
+/// models and their configuration, and the budgets.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
     /// Stop the program after this many instructions (default: no limit).
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
@@ -114,15 +188,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub jit: aivm_vm::JitMode,
 
-    /// Write the journal to FILE: every effect and its result as JSON Lines (spec/journal.md).
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-
-    /// Re-run offline from a journal written by --trace: model calls and inputs are answered
-    /// from it, output is produced again; the first difference stops the run (exit 7).
-    #[arg(long, value_name = "FILE", conflicts_with = "each")]
-    pub replay: Option<PathBuf>,
-
     /// Bind a model name the program declares to a provider, e.g. `smart=openai:gpt-4o-mini`,
     /// `fast=anthropic:claude-3-5-haiku-latest`, `x=scripted:answers.json` (repeatable;
     /// overrides aivm.toml).
@@ -133,10 +198,6 @@ pub struct RunArgs {
     /// working directory).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-
-    /// Do not print the summary line (model calls, tokens, cost, time) on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
 
     /// Stop model calls after N of them (the next raises BudgetExceeded).
     #[arg(long = "max-llm-calls", value_name = "N")]
@@ -158,19 +219,6 @@ pub struct RunArgs {
     /// Wall-time budget of the run in seconds; calls still in flight then get BudgetExceeded.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-
-    /// Run main once per line of FILE (JSON Lines; each line's value is main's one argument)
-    /// and write one JSON result per line to stdout, in input order.
-    #[arg(long, value_name = "FILE", conflicts_with = "trace")]
-    pub each: Option<PathBuf>,
-
-    /// With --each: how many runs go at once.
-    #[arg(long, value_name = "N", default_value_t = 16, requires = "each")]
-    pub concurrency: usize,
-
-    /// Arguments passed to the program's `main`.
-    #[arg(last = true)]
-    pub args: Vec<String>,
 }
 
 impl PolicyArgs {

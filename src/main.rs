@@ -4,6 +4,7 @@
 mod cli;
 mod errors;
 mod run;
+mod serve;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Run(args) => run::run(*args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Build { file, output } => {
             let module = compile(&file)?;
             let out = output.unwrap_or_else(|| file.with_extension("aib"));

@@ -17,31 +17,27 @@ use aivm_vm::host::{approve, declared_models, journal, Host, RunError, TraceSink
 use aivm_vm::policy::{Policy, PolicyBuilder};
 use aivm_vm::{Limits, Vm, VmError};
 
-use crate::cli::RunArgs;
+use crate::cli::{ExecArgs, PolicyArgs, RunArgs};
 use crate::errors::CliError;
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let module = crate::load_verified(&args.file)?;
-    let limits = Limits {
-        fuel: args.fuel,
-        max_depth: args.max_depth,
-        max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
-    };
-    let (config, config_dir) = load_config(&args)?;
-    let budget = budget_limits(&args, &config)?;
-    let policy = policy(&args, &config, config_dir.as_deref())?;
+    let limits = limits(&args.exec);
+    let (config, config_dir) = load_config(&args.file, &args.exec)?;
+    let budget = budget_limits(&args.exec, &config)?;
+    let policy = policy(&args.policy, &config, config_dir.as_deref())?;
     if let Some(inputs) = &args.each {
         return run_each(&args, &module, &limits, &config, &policy, budget, inputs);
     }
     let mut vm = Vm::new(&module, limits).map_err(CliError::Run)?;
-    vm.set_jit(args.jit);
+    vm.set_jit(args.exec.jit);
     vm.set_strict_flow(args.policy.strict_flow);
     vm.start_main(args.args.clone()).map_err(CliError::Run)?;
 
     let stdout = Box::new(LineWriter::new(io::stdout()));
     let stdin = Box::new(BufReader::new(io::stdin()));
     let mut host = Host::new(policy.clone(), stdout, stdin)
-        .with_input_cap(input_cap(&args))
+        .with_input_cap(input_cap(&args.exec))
         .with_budget(budget)
         .with_approver(approver(&policy, true));
     host = match &args.replay {
@@ -54,7 +50,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Replay(format!("{}: {e}", path.display())))?;
             host.with_replay(events)
         }
-        None => host.with_models(bind(&args, &module, &config)?),
+        None => host.with_models(bind(&args.file, &module, &config)?),
     };
     if let Some(path) = &args.trace {
         // Line by line, so that a run that fails or is killed leaves its journal so far.
@@ -99,28 +95,38 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     }
 }
 
+/// The VM's limits of each run.
+pub(crate) fn limits(args: &ExecArgs) -> Limits {
+    Limits {
+        fuel: args.fuel,
+        max_depth: args.max_depth,
+        max_heap_bytes: args.max_heap_mb.saturating_mul(1 << 20),
+    }
+}
+
 /// The policy: `[policy]` (and `[permissions.NAME]`, `[[labels]]`) of the configuration, then
 /// the flags; deny wins wherever they disagree.
-fn policy(args: &RunArgs, cfg: &Config, cfg_dir: Option<&Path>) -> Result<Policy, CliError> {
+pub(crate) fn policy(
+    args: &PolicyArgs,
+    cfg: &Config,
+    cfg_dir: Option<&Path>,
+) -> Result<Policy, CliError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let perm = |e: aivm_vm::policy::PolicyError| CliError::Permissions(e.to_string());
     let builder = PolicyBuilder::new(&cwd)
         .config(
             &cfg.policy,
             cfg_dir.unwrap_or(&cwd),
-            args.policy.permissions.as_deref(),
+            args.permissions.as_deref(),
         )
         .map_err(perm)?;
-    Ok(builder
-        .flags(&args.policy.grant_flags())
-        .map_err(perm)?
-        .build())
+    Ok(builder.flags(&args.grant_flags()).map_err(perm)?.build())
 }
 
 /// Who answers the policy's asks: `--yes` approves what its rules let it; otherwise a person
 /// at the controlling terminal, if the run may ask one (`interactive`), there is one and
 /// `--no-prompt` is not given; otherwise nobody, and every ask is refused.
-fn approver(policy: &Policy, interactive: bool) -> Box<dyn approve::Approver> {
+pub(crate) fn approver(policy: &Policy, interactive: bool) -> Box<dyn approve::Approver> {
     if policy.yes() {
         return Box::new(approve::AutoYes);
     }
@@ -134,19 +140,22 @@ fn approver(policy: &Policy, interactive: bool) -> Box<dyn approve::Approver> {
 }
 
 /// What is read becomes a string on the heap, so the heap limit bounds one read too.
-fn input_cap(args: &RunArgs) -> u64 {
+pub(crate) fn input_cap(args: &ExecArgs) -> u64 {
     args.max_heap_mb.saturating_mul(1 << 20) as u64
 }
 
 /// The configuration: `--config`, else `aivm.toml` beside the program or in the working
 /// directory, else none; then the `--model` overrides. With it, the folder of the file read
 /// (against which its relative paths are taken).
-fn load_config(args: &RunArgs) -> Result<(Config, Option<PathBuf>), CliError> {
+pub(crate) fn load_config(
+    file: &Path,
+    args: &ExecArgs,
+) -> Result<(Config, Option<PathBuf>), CliError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let path = args
         .config
         .clone()
-        .or_else(|| config::find_config(&args.file, &cwd));
+        .or_else(|| config::find_config(file, &cwd));
     let mut cfg = match &path {
         Some(p) => Config::load(p).map_err(|e| CliError::ModelConfig(e.to_string()))?,
         None => Config::default(),
@@ -165,7 +174,7 @@ fn load_config(args: &RunArgs) -> Result<(Config, Option<PathBuf>), CliError> {
 }
 
 /// The budgets of `[budget]` in the configuration, each overridden by its flag.
-fn budget_limits(args: &RunArgs, cfg: &Config) -> Result<BudgetLimits, CliError> {
+pub(crate) fn budget_limits(args: &ExecArgs, cfg: &Config) -> Result<BudgetLimits, CliError> {
     let b = &cfg.budget;
     let timeout = match args.timeout {
         Some(s) if !(s.is_finite() && s > 0.0) => {
@@ -195,14 +204,14 @@ fn budget_limits(args: &RunArgs, cfg: &Config) -> Result<BudgetLimits, CliError>
 }
 
 /// Binds every model the program declares, before it runs.
-fn bind(
-    args: &RunArgs,
+pub(crate) fn bind(
+    file: &Path,
     module: &VerifiedModule,
     cfg: &Config,
 ) -> Result<indexmap::IndexMap<String, config::ModelBinding>, CliError> {
     let names = declared_models(module);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    config::bind_models(cfg, &names, Some(&args.file), &config::process_env)
+    config::bind_models(cfg, &names, Some(file), &config::process_env)
         .map_err(|e| CliError::ModelConfig(e.to_string()))
 }
 
@@ -281,7 +290,7 @@ fn run_each(
         })?;
         inputs.push(value_from_json(&doc));
     }
-    let models = bind(args, module, cfg)?;
+    let models = bind(&args.file, module, cfg)?;
     let total = inputs.len();
     let progress = !args.quiet && io::stderr().is_terminal();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -297,7 +306,7 @@ fn run_each(
     let mut spent = Spent::default();
     let mut write_err: Option<io::Error> = None;
     let mut template = Vm::new(module, limits.clone()).map_err(CliError::Run)?;
-    template.set_jit(args.jit);
+    template.set_jit(args.exec.jit);
     template.set_strict_flow(args.policy.strict_flow);
     rt.block_on(run_many(
         &template,
@@ -307,7 +316,7 @@ fn run_each(
             // Many runs at once cannot share a terminal.
             let approver = approver(policy, false);
             Host::new(policy.clone(), out, Box::new(io::empty()))
-                .with_input_cap(input_cap(args))
+                .with_input_cap(input_cap(&args.exec))
                 .with_models(models.clone())
                 .with_budget(budget.clone())
                 .with_approver(approver)

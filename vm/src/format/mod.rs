@@ -10,6 +10,7 @@ mod inspect;
 mod module;
 mod natives;
 mod opcodes;
+pub mod schema;
 mod verify;
 
 pub use asm::{assemble, disassemble, AsmError};
