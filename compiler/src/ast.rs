@@ -49,6 +49,23 @@ pub enum Item {
     Type(TypeDecl),
     Model(ModelDecl),
     Needs(NeedsDecl),
+    McpTool(McpToolDecl),
+}
+
+/// `/// doc` `export`? `tool name(params) -> Ret from mcp "SERVER"` (or `"SERVER.TOOL"`): a
+/// function whose body calls the tool of an MCP server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct McpToolDecl {
+    pub doc: Option<String>,
+    pub exported: bool,
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    /// The tool id `SERVER.TOOL`, checked by the parser (E0122).
+    pub id: String,
+    /// The span of the `from mcp "..."` part (of the whole item when it is missing).
+    pub source_span: Span,
+    pub span: Span,
 }
 
 /// `needs read "./data"`, `needs declassify`, ...: a line of the module's capability manifest.

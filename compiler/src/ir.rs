@@ -26,6 +26,8 @@ pub struct Program {
     /// Record shapes the module must hold although no literal builds them: `schema.conform`
     /// makes records only of shapes the module has (the records of `llm` output types).
     pub shapes: Vec<Vec<String>>,
+    /// The MCP tool id each `tool` item's function calls (`SERVER.TOOL`), by function.
+    pub mcp_tools: std::collections::BTreeMap<FuncIdx, String>,
     /// What every module declared with `needs`, and the functions offered to models: the
     /// parts of the capability manifest that the code alone does not show.
     pub needs: Needs,

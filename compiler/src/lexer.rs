@@ -81,6 +81,9 @@ pub enum Tok<'s> {
     Model,
     /// `needs` starting a top-level item (`needs read "./data"`); elsewhere `needs` is a name.
     Needs,
+    /// `tool` starting a top-level item (`tool read(path: string) from mcp "files"`);
+    /// elsewhere `tool` is a name (`tool.fn`, `let tool = ...`).
+    ToolItem,
     /// `endorse` alone on its line (an item of an `llm` body); elsewhere `endorse` is a name
     /// (the builtin `endorse(x)`).
     EndorseItem,
@@ -385,6 +388,7 @@ impl Tok<'_> {
             Tok::Null => "null",
             Tok::Model => "model",
             Tok::Needs => "needs",
+            Tok::ToolItem => "tool",
             Tok::EndorseItem => "endorse",
             Tok::Llm => "llm",
             Tok::Spawn => "spawn",
@@ -559,10 +563,11 @@ fn foreign_keywords(file: FileId, tokens: &mut Vec<Spanned<'_>>, diags: &mut Vec
     }
 }
 
-/// Turns the words `model`, `needs`, `llm`, `spawn`, `await` and `endorse` into keywords where
-/// only the keyword makes sense, so they stay usable as names everywhere else (`resp.model`,
-/// `let llm = ...`): `model` and `needs` at the top level of a file before a name (`model
-/// smart = "large"`, `needs read "./data"`); `llm`, `spawn` and `await` before a name on the
+/// Turns the words `model`, `needs`, `tool`, `llm`, `spawn`, `await` and `endorse` into
+/// keywords where only the keyword makes sense, so they stay usable as names everywhere else
+/// (`resp.model`, `let llm = ...`, `tool.fn`): `model`, `needs` and `tool` at the top level
+/// of a file before a name (`model smart = "large"`, `needs read "./data"`, `tool read(...)
+/// from mcp "files"`); `llm`, `spawn` and `await` before a name on the
 /// same line (a name followed by a name is never valid); `endorse` alone on its line inside
 /// braces (the bare item of an `llm` body: a name alone is never a useful statement). Never
 /// after `.`, where a word is always a field name.
@@ -602,6 +607,7 @@ fn contextual_keywords(src: &str, base: usize, context: Context, tokens: &mut [S
                 let keyword = match *word {
                     "model" if depth == 0 && matches!(context, Context::File) => Tok::Model,
                     "needs" if depth == 0 && matches!(context, Context::File) => Tok::Needs,
+                    "tool" if depth == 0 && matches!(context, Context::File) => Tok::ToolItem,
                     "llm" if same_line(end, next_start) => Tok::Llm,
                     "spawn" if same_line(end, next_start) => Tok::Spawn,
                     "await" if same_line(end, next_start) => Tok::Await,
@@ -680,7 +686,7 @@ fn lex_error<'s>(
 }
 
 /// Joins consecutive `///` lines into one token, and drops doc comments that do not come
-/// right before an item that keeps them (`fn name`, `export`, `extern`, `type`): elsewhere
+/// right before an item that keeps them (`fn name`, `tool name`, `export`, `extern`, `type`): elsewhere
 /// `///` is an ordinary comment.
 fn merge_docs(tokens: &mut Vec<Spanned<'_>>) {
     let old = std::mem::take(tokens);
@@ -699,8 +705,9 @@ fn merge_docs(tokens: &mut Vec<Spanned<'_>>) {
         }
         let documents_item = match iter.peek() {
             Some((_, Tok::Export | Tok::Extern | Tok::Type, _)) => true,
-            Some((_, Tok::Fn, _)) => {
-                // `fn name` is an item; `fn(` is a lambda, which has no doc.
+            // `fn name` is an item; `fn(` is a lambda, which has no doc. `tool name` is an
+            // MCP tool item (`tool` is still a plain word here: see `contextual_keywords`).
+            Some((_, Tok::Fn | Tok::Ident("tool"), _)) => {
                 let mut ahead = iter.clone();
                 ahead.next();
                 matches!(ahead.peek(), Some((_, Tok::Ident(_), _)))

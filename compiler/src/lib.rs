@@ -91,8 +91,16 @@ fn compile_loaded(loaded: load::Loaded) -> Result<Compiled, Diagnostics> {
             return Err(out);
         }
     };
-    prune::unreachable_functions(&mut module);
-    manifest::fill(&mut module, &lowered.program.needs);
+    let kept = prune::unreachable_functions(&mut module);
+    // The MCP tools the kept code can call; a `tool` item nothing reaches asks nothing.
+    let mcp_tools: std::collections::BTreeSet<String> = lowered
+        .program
+        .mcp_tools
+        .iter()
+        .filter(|(f, _)| kept.get(**f as usize).copied().unwrap_or(false))
+        .map(|(_, id)| id.clone())
+        .collect();
+    manifest::fill(&mut module, &lowered.program.needs, &mcp_tools);
     Ok(Compiled {
         module,
         warnings: out,

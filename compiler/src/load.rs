@@ -13,6 +13,8 @@ use crate::resolve::{suggest, ModId};
 
 /// The standard module that runs `llm` expressions.
 const AGENT: &str = "std.agent";
+/// The standard module whose `call` and `output` the bodies of `tool` items use.
+const MCP: &str = "std.mcp";
 
 /// The parser's entry point (see `parse.rs`).
 pub type ParseFn = fn(FileId, &str) -> Result<SourceModule, Vec<Diagnostic>>;
@@ -162,6 +164,12 @@ impl Loader {
         } else {
             None
         };
+        // `tool` items compile to calls of `std.mcp`'s `call` and `output`.
+        let mcp = if ast.items.iter().any(|i| matches!(i, ast::Item::McpTool(_))) {
+            self.std_module(MCP, file, Span::default())
+        } else {
+            None
+        };
         self.stack.pop();
         if let Some(slot) = self.modules.get_mut(id as usize) {
             *slot = Some(ModuleSrc {
@@ -169,6 +177,7 @@ impl Loader {
                 ast,
                 imports,
                 agent,
+                mcp,
                 sees_prelude,
                 entry,
             });

@@ -21,6 +21,8 @@ use crate::types::{Alias, Conf, Ty, TypeTable};
 mod agent;
 #[path = "lower_labels.rs"]
 mod labels;
+#[path = "lower_mcp.rs"]
+mod mcp;
 
 /// One parsed module, with its imports already loaded.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub struct ModuleSrc {
     pub imports: Vec<Option<ModId>>,
     /// `std.agent`, loaded for a module with `llm` expressions.
     pub agent: Option<ModId>,
+    /// `std.mcp`, loaded for a module with `tool` items.
+    pub mcp: Option<ModId>,
     /// Whether the prelude's names are visible (false for the prelude itself).
     pub sees_prelude: bool,
     /// The entry file: its `main` and `export fn`s go into the module header.
@@ -257,6 +261,20 @@ impl Lowerer<'_> {
                         if f.exported {
                             self.prog.exports.push((f.name.name.clone(), idx));
                         }
+                    }
+                }
+                ast::Item::McpTool(t) => {
+                    let idx = self.prog.funcs.len() as FuncIdx;
+                    self.prog.funcs.push(placeholder(
+                        &t.name.name,
+                        src.file,
+                        t.span,
+                        t.doc.clone(),
+                    ));
+                    self.define(m, &t.name.name, t.name.span, Global::Fn(idx));
+                    self.prog.mcp_tools.insert(idx, t.id.clone());
+                    if src.entry && t.exported {
+                        self.prog.exports.push((t.name.name.clone(), idx));
                     }
                 }
                 ast::Item::Extern(e) => {
@@ -621,31 +639,8 @@ impl Lowerer<'_> {
         let mods = self.mods;
         for item in &mods[m as usize].ast.items {
             match item {
-                ast::Item::Fn(f) => {
-                    let Some(Def {
-                        global: Global::Fn(idx),
-                        ..
-                    }) = self.ns[m as usize].get(&f.name.name)
-                    else {
-                        continue;
-                    };
-                    if self.fn_sigs.contains_key(&idx) {
-                        continue;
-                    }
-                    let params = self.resolve_params(&f.params);
-                    let ret = f.ret.as_ref().map_or(Ty::Any, |t| self.resolve_type(t));
-                    self.fn_sigs.insert(
-                        idx,
-                        Sig {
-                            name: f.name.name.clone(),
-                            params,
-                            names: f.params.iter().map(|p| p.name.name.clone()).collect(),
-                            ret,
-                            file: self.file,
-                            span: f.name.span,
-                        },
-                    );
-                }
+                ast::Item::Fn(f) => self.fn_signature(m, &f.name, &f.params, f.ret.as_ref()),
+                ast::Item::McpTool(t) => self.fn_signature(m, &t.name, &t.params, t.ret.as_ref()),
                 ast::Item::Extern(e) => {
                     let Some(Def {
                         global: Global::Extern(idx),
@@ -671,29 +666,69 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The signature of the top-level function `name` of module `m` (a `fn` or a `tool`).
+    fn fn_signature(
+        &mut self,
+        m: ModId,
+        name: &ast::Ident,
+        params: &[ast::Param],
+        ret: Option<&ast::TypeExpr>,
+    ) {
+        let Some(Def {
+            global: Global::Fn(idx),
+            ..
+        }) = self.ns[m as usize].get(&name.name)
+        else {
+            return;
+        };
+        if self.fn_sigs.contains_key(&idx) {
+            return;
+        }
+        let param_tys = self.resolve_params(params);
+        let ret = ret.map_or(Ty::Any, |t| self.resolve_type(t));
+        self.fn_sigs.insert(
+            idx,
+            Sig {
+                name: name.name.clone(),
+                params: param_tys,
+                names: params.iter().map(|p| p.name.name.clone()).collect(),
+                ret,
+                file: self.file,
+                span: name.span,
+            },
+        );
+    }
+
     fn lower_bodies(&mut self, m: ModId) {
         self.module = m;
         self.file = self.mods[m as usize].file;
         let mods = self.mods;
         for item in &mods[m as usize].ast.items {
-            if let ast::Item::Fn(f) = item {
-                let Some(Def {
-                    global: Global::Fn(idx),
-                    span,
-                    ..
-                }) = self.ns[m as usize].get(&f.name.name)
-                else {
-                    continue;
-                };
-                // A duplicate definition was reported; only the first one is compiled.
-                if span != f.name.span {
-                    continue;
-                }
-                let Some(sig) = self.fn_sigs.get(&idx).cloned() else {
-                    continue;
-                };
-                let tys = sig.params.iter().map(|(t, _)| t.clone()).collect();
-                self.lower_function(idx, f, tys, sig.ret);
+            let name = match item {
+                ast::Item::Fn(f) => &f.name,
+                ast::Item::McpTool(t) => &t.name,
+                _ => continue,
+            };
+            let Some(Def {
+                global: Global::Fn(idx),
+                span,
+                ..
+            }) = self.ns[m as usize].get(&name.name)
+            else {
+                continue;
+            };
+            // A duplicate definition was reported; only the first one is compiled.
+            if span != name.span {
+                continue;
+            }
+            let Some(sig) = self.fn_sigs.get(&idx).cloned() else {
+                continue;
+            };
+            let tys = sig.params.iter().map(|(t, _)| t.clone()).collect();
+            match item {
+                ast::Item::Fn(f) => self.lower_function(idx, f, tys, sig.ret),
+                ast::Item::McpTool(t) => self.lower_mcp_tool(idx, t, tys, sig.ret),
+                _ => {}
             }
         }
     }

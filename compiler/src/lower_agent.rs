@@ -234,7 +234,8 @@ impl Lowerer<'_> {
     }
 
     /// `{name, description, parameters, params, fn}` for the function `id` names, where `fn`
-    /// takes the arguments record (see [`Self::tool_adapter`]).
+    /// takes the arguments record (see [`Self::tool_adapter`]); an MCP tool's record also has
+    /// `mcp`, its id `SERVER.TOOL`.
     fn tool(&mut self, id: &ast::Ident) -> Option<Expr> {
         let not_fn = |this: &mut Self,
                       what: &str,
@@ -367,16 +368,19 @@ impl Lowerer<'_> {
             .collect::<Vec<_>>();
         let adapter = self.tool_adapter(idx, &sig.names, id.span);
         self.prog.needs.offered.insert(offered.clone());
-        Some(record(
-            vec![
-                ("name", str_expr(&offered, id.span)),
-                ("description", str_expr(&doc, id.span)),
-                ("parameters", parameters),
-                ("params", list_of(names, id.span)),
-                ("fn", Expr::new(ExprKind::Func(adapter), Ty::Func, id.span)),
-            ],
-            id.span,
-        ))
+        let mut fields = vec![
+            ("name", str_expr(&offered, id.span)),
+            ("description", str_expr(&doc, id.span)),
+            ("parameters", parameters),
+            ("params", list_of(names, id.span)),
+            ("fn", Expr::new(ExprKind::Func(adapter), Ty::Func, id.span)),
+        ];
+        // An MCP tool says which: the host may describe it with the server's description
+        // and input schema (only this field tells it apart from a function).
+        if let Some(mcp) = self.prog.mcp_tools.get(&idx) {
+            fields.push(("mcp", str_expr(mcp, id.span)));
+        }
+        Some(record(fields, id.span))
     }
 
     /// A function of one argument, the arguments record a model sent, that calls `f` with its

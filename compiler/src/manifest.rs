@@ -1,6 +1,6 @@
 //! The capability manifest of a compiled module (spec/bytecode.md, "Manifest"): the tools are
-//! every effect native the final (pruned) module's code asks for with `Effect` and the
-//! functions it offers to models; the resources and authority are what its modules declared
+//! every effect native the final (pruned) module's code asks for with `Effect`, the functions
+//! it offers to models and the MCP tools (`SERVER.TOOL`) its `tool` items call; the resources and authority are what its modules declared
 //! with `needs`. Every list sorted by text, each entry once, as the verifier requires.
 
 use std::collections::{BTreeSet, HashMap};
@@ -9,9 +9,9 @@ use aivm_vm::format::{native_by_name, Instr, Module, StrId, LLM_CALL};
 
 use crate::ir::Needs;
 
-/// Fills `module.manifest` from its code and `needs`. Runs after pruning, so that a tool only
-/// dead code used is not asked of the host.
-pub(crate) fn fill(module: &mut Module, needs: &Needs) {
+/// Fills `module.manifest` from its code, `needs` and the MCP tool ids of the kept `tool`
+/// items. Runs after pruning, so that a tool only dead code used is not asked of the host.
+pub(crate) fn fill(module: &mut Module, needs: &Needs, mcp_tools: &BTreeSet<String>) {
     let mut used = vec![false; module.natives.len()];
     for f in &module.functions {
         for i in &f.code {
@@ -33,6 +33,7 @@ pub(crate) fn fill(module: &mut Module, needs: &Needs) {
         })
         .collect();
     tools.extend(needs.offered.iter().cloned());
+    tools.extend(mcp_tools.iter().cloned());
 
     let mut pool: HashMap<String, StrId> = HashMap::new();
     for (i, s) in module.strings.iter().enumerate() {

@@ -422,6 +422,102 @@ impl<'s> Ctx<'s> {
         NeedsDecl { need, span }
     }
 
+    /// `tool name(params) -> T from mcp "S"` / `"S.T"`: checks the source's words and the
+    /// tool id by the MCP name rules (E0122): the id is `S.name` or `S.T`.
+    pub(crate) fn mcp_tool(
+        &mut self,
+        doc: Option<String>,
+        exported: bool,
+        l: usize,
+        (name, params, ret, source, r): ToolParts<'s>,
+    ) -> McpToolDecl {
+        let span = span(l, r);
+        let example = format!("write `tool {}(...) from mcp \"SERVER\"`, where SERVER is a server of aivm.toml's [mcp.servers], or `from mcp \"SERVER.TOOL\"` when the server names the tool otherwise", name.name);
+        let mut decl = McpToolDecl {
+            doc,
+            exported,
+            name,
+            params,
+            ret,
+            id: String::new(),
+            source_span: span,
+            span,
+        };
+        let Some(src) = source else {
+            let at = Span::new(span.end as usize, span.end as usize);
+            self.error(
+                "E0122",
+                format!(
+                    "`tool {}` does not say where the tool comes from",
+                    decl.name.name
+                ),
+                at,
+                "expected `from mcp \"SERVER\"` here",
+            )
+            .help = Some(example);
+            return decl;
+        };
+        decl.source_span = src.span;
+        let words_ok =
+            src.from.name == "from" && src.kind.as_ref().is_some_and(|k| k.name == "mcp");
+        if !words_ok {
+            let at = src
+                .kind
+                .as_ref()
+                .map_or(src.from.span, |k| src.from.span.to(k.span));
+            self.error(
+                "E0122",
+                "expected `from mcp` before the server",
+                at,
+                "not `from mcp`",
+            )
+            .help = Some(example);
+            return decl;
+        }
+        let text = self.plain_string(src.s, "an MCP tool's source");
+        let (server, remote) = match text.split_once('.') {
+            Some((s, t)) => (s, t),
+            None => (text.as_str(), decl.name.name.as_str()),
+        };
+        let fault = if server.is_empty() {
+            Some(("the server name is empty".to_string(), example.clone()))
+        } else if aivm_vm::format::is_native_family(server) {
+            Some((
+                format!("`{server}` is a family of VM natives (`{server}.…`), not a server name"),
+                "rename the server in aivm.toml (and here): an MCP tool id must never look like a native's".to_string(),
+            ))
+        } else if !aivm_vm::format::is_mcp_server_name(server) {
+            Some((
+                format!("`{}` is not a server name", server.escape_debug()),
+                "a server name is 1 to 64 of A-Z a-z 0-9 _ -".to_string(),
+            ))
+        } else if !is_mcp_tool_name(remote) {
+            Some((
+                format!("`{}` is not an MCP tool name", remote.escape_debug()),
+                "a tool name is 1 to 128 of A-Z a-z 0-9 _ . -".to_string(),
+            ))
+        } else {
+            None
+        };
+        let id = format!("{server}.{remote}");
+        let fault = fault.or_else(|| {
+            (!aivm_vm::format::is_tool_id(&id)).then(|| {
+                (
+                    format!("the tool id `{id}` is {} bytes long", id.len()),
+                    "a tool id `SERVER.TOOL` is at most 128 bytes: shorten the server name in aivm.toml".to_string(),
+                )
+            })
+        });
+        match fault {
+            Some((label, help)) => {
+                self.error("E0122", "invalid MCP tool source", src.s.span, label)
+                    .help = Some(help);
+            }
+            None => decl.id = id,
+        }
+        decl
+    }
+
     /// `spawn e`: `e` must be a call, which the new task runs.
     pub(crate) fn spawn(&mut self, e: Expr, span: Span) -> Expr {
         if !matches!(e.kind, ExprKind::Call(..)) {
@@ -1012,6 +1108,15 @@ fn nested_string_len(b: &[u8]) -> usize {
     lexer::string_len(b).unwrap_or(b.len())
 }
 
+/// Whether `name` may be the name of a server's tool (MCP-CONTRACT §1): 1 to 128 of
+/// `A-Z a-z 0-9 _ . -`.
+fn is_mcp_tool_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// Turns a lalrpop error into a diagnostic: "expected X, found Y" with a hint where we can guess.
 fn syntax_diagnostic(file: FileId, e: SyntaxError<'_>) -> Diagnostic {
     match e {
@@ -1160,6 +1265,7 @@ const ITEM_START: &[&str] = &[
     "doc comment",
     "model",
     "needs",
+    "tool",
 ];
 const OPERATORS: &[&str] = &[
     "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", ".", "(", "[",
@@ -1314,6 +1420,23 @@ pub(crate) fn lambda(
 }
 
 pub(crate) type FnParts = (Ident, Vec<Param>, Option<TypeExpr>, Block, usize);
+
+/// `tool name(params) -> T SOURCE`, and where it ends.
+pub(crate) type ToolParts<'s> = (
+    Ident,
+    Vec<Param>,
+    Option<TypeExpr>,
+    Option<ToolSource<'s>>,
+    usize,
+);
+
+/// The `from mcp "..."` part of a `tool` item, before its words are checked.
+pub(crate) struct ToolSource<'s> {
+    pub from: Ident,
+    pub kind: Option<Ident>,
+    pub s: StrTok<'s>,
+    pub span: Span,
+}
 
 pub(crate) fn fn_decl(
     doc: Option<String>,

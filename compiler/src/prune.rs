@@ -6,9 +6,11 @@
 
 use aivm_vm::format::{Instr, Module, Operand};
 
-pub(crate) fn unreachable_functions(module: &mut Module) {
+/// Drops the unreachable functions; returns, for each function before pruning, whether it
+/// was kept.
+pub(crate) fn unreachable_functions(module: &mut Module) -> Vec<bool> {
     if module.entry.is_none() && module.exports.is_empty() {
-        return;
+        return vec![true; module.functions.len()];
     }
     let n = module.functions.len();
     let mut live = vec![false; n];
@@ -35,7 +37,7 @@ pub(crate) fn unreachable_functions(module: &mut Module) {
         }
     }
     if live.iter().all(|&l| l) {
-        return;
+        return live;
     }
     // New index of each surviving function.
     let mut renumber = vec![u32::MAX; n];
@@ -60,6 +62,7 @@ pub(crate) fn unreachable_functions(module: &mut Module) {
     for e in &mut module.exports {
         e.func = map(e.func);
     }
+    live
 }
 
 /// The instruction with its function operands passed through `map`.

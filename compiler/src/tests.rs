@@ -90,6 +90,7 @@ fn compile_items(items: Vec<Item>) -> Result<Module, Vec<Diagnostic>> {
         },
         imports: vec![],
         agent: None,
+        mcp: None,
         sees_prelude: false,
         entry: true,
     }];

@@ -248,6 +248,21 @@ fn item(i: &Item) -> String {
         Item::Type(t) => format!("{}type {} = {}", doc(&t.doc), t.name.name, ty(&t.ty)),
         Item::Model(m) => format!("model {} = {:?}", m.name.name, m.logical),
         Item::Needs(n) => format!("needs {:?}", n.need),
+        Item::McpTool(t) => {
+            let ret = t
+                .ret
+                .as_ref()
+                .map_or(String::new(), |r| format!(" -> {}", ty(r)));
+            format!(
+                "{}{}tool {}({}){} from mcp {:?}",
+                doc(&t.doc),
+                if t.exported { "export " } else { "" },
+                t.name.name,
+                params(&t.params),
+                ret,
+                t.id
+            )
+        }
     }
 }
 
@@ -616,6 +631,29 @@ fn agent_syntax() {
     assert_eq!(expr("\"{await t}\""), "(interp (await t))");
     assert_eq!(body("let model = r.model"), ["let model = (. r model)"]);
     assert_eq!(error_codes("fn f() { spawn x.y }"), ["E0120"]);
+}
+
+#[test]
+fn mcp_tool_items() {
+    assert_eq!(
+        module(
+            "/// Reads.\ntool read(path: string) -> string from mcp \"files\"\nexport tool sum(a: int, b) from mcp \"everything.get-sum\""
+        ),
+        "/// \"Reads.\"\ntool read(path: string) -> string from mcp \"files.read\"\nexport tool sum(a: int, b) from mcp \"everything.get-sum\""
+    );
+    // `tool` is a name everywhere else, `type` may be a field name.
+    assert_eq!(
+        body("let tool = t; tool.fn(tool.type)"),
+        ["let tool = t", "(call (. tool fn) (. tool type))"]
+    );
+    assert_eq!(error_codes("tool read(path: string)"), ["E0122"]);
+    assert_eq!(error_codes("tool read(path) from mcp \"fs\""), ["E0122"]);
+    assert_eq!(error_codes("tool read(path) from mcp \"a b\""), ["E0122"]);
+    assert_eq!(
+        error_codes("tool read(path) from mcp \"files.a/b\""),
+        ["E0122"]
+    );
+    assert_eq!(error_codes("tool read(path) from \"files\""), ["E0122"]);
 }
 
 #[test]

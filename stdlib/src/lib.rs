@@ -15,6 +15,7 @@ pub const MODULES: &[&str] = &[
     "std.proc",
     "std.env",
     "std.io",
+    "std.mcp",
 ];
 
 /// The source text of a standard module, by its dotted name (`"std.strings"`).
@@ -32,6 +33,7 @@ pub fn source(module: &str) -> Option<&'static str> {
         "std.proc" => include_str!("../std/proc.ail"),
         "std.env" => include_str!("../std/env.ail"),
         "std.io" => include_str!("../std/io.ail"),
+        "std.mcp" => include_str!("../std/mcp.ail"),
         _ => return None,
     })
 }

@@ -15,6 +15,7 @@ fn alias(src: &str, name: &str) -> (TypeTable, Ty) {
         ast,
         imports: vec![],
         agent: None,
+        mcp: None,
         sees_prelude: false,
         entry: true,
     }];

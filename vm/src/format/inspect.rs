@@ -5,9 +5,12 @@
 use std::fmt::Write as _;
 
 use super::module::{Module, StrId};
+use super::natives::native_by_name;
 
 /// The manifest of `m` as text: one section per kind, each entry on its own indented line,
-/// `(none)` for an empty section. Names are printed as they are (tool ids and model names are
+/// `(none)` for an empty section. The tools are split three ways: natives, MCP tools
+/// (`SERVER.TOOL`: dotted, not a native; their section only when there are some), and the
+/// program's functions offered to models (no dot). Names are printed as they are (tool ids and model names are
 /// plain); resources and logical model names are quoted with escapes, so no byte of the module
 /// can forge a line.
 pub fn manifest_text(m: &Module) -> String {
@@ -29,10 +32,16 @@ pub fn manifest_text(m: &Module) -> String {
         .collect();
     section(&mut out, "models", models);
     let man = &m.manifest;
-    let (native, offered): (Vec<StrId>, Vec<StrId>) =
+    let (dotted, offered): (Vec<StrId>, Vec<StrId>) =
         man.tools.iter().partition(|&&t| m.str(t).contains('.'));
+    let (native, mcp): (Vec<StrId>, Vec<StrId>) = dotted
+        .into_iter()
+        .partition(|&t| native_by_name(m.str(t)).is_some());
     let names = |ids: &[StrId]| ids.iter().map(|&t| m.str(t).to_string()).collect();
     section(&mut out, "tools", names(&native));
+    if !mcp.is_empty() {
+        section(&mut out, "mcp tools", names(&mcp));
+    }
     section(&mut out, "offered to models", names(&offered));
     for (what, list) in man.resources() {
         section(

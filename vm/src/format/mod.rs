@@ -18,7 +18,9 @@ pub use decode::{decode, DecodeError, DecodeErrorKind};
 pub use encode::encode;
 pub use inspect::manifest_text;
 pub use module::*;
-pub use natives::{native_by_name, NativeInfo, LLM_CALL, NATIVES};
+pub use natives::{
+    is_mcp_server_name, is_native_family, native_by_name, NativeInfo, LLM_CALL, MCP_CALL, NATIVES,
+};
 pub use opcodes::{
     EffectClass, Flow, Instr, OpInfo, Opcode, Operand, OperandKind, Reg, RegRange, OPCODES,
 };

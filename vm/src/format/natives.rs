@@ -51,6 +51,7 @@ natives! {
     "http.get"(url), effect: "An HTTP GET of a granted host; {status, headers, body}.";
     "http.post"(url, body, content_type), effect: "An HTTP POST of a text body with a content type to a granted host; {status, headers, body}.";
     "tool.call"(name, args), effect: "The gate before the program runs a tool a model asked for (tool name, arguments); the host checks budgets and journals it, and answers null or raises.";
+    "mcp.call"(tool, arguments), effect: "Calls the MCP tool SERVER.TOOL with an arguments record or map; {content, structured}, or ToolError / McpError.";
 
     // Core.
     "core.len"(value): "Length of a string (in characters), list or map.";
@@ -122,6 +123,31 @@ natives! {
 /// The effect `CallLlm` yields; the verifier rejects it in `Effect` (rule V13).
 pub const LLM_CALL: &str = "llm.call";
 
+/// The effect that calls a tool of an MCP server (spec/natives.md); the gate judges it as the
+/// MCP tool it names, not as a native.
+pub const MCP_CALL: &str = "mcp.call";
+
+/// Whether `prefix` is a native family: the part before the dot of some native's name (`fs`,
+/// `llm`, `mcp`, ...). An MCP server may not be named like one, so that no MCP tool id can be
+/// mistaken for a native.
+pub fn is_native_family(prefix: &str) -> bool {
+    NATIVES.iter().any(|n| {
+        n.name
+            .split_once('.')
+            .is_some_and(|(family, _)| family == prefix)
+    })
+}
+
+/// Whether `name` may name an MCP server: 1 to 64 of `A-Z a-z 0-9 _ -`, and not a native
+/// family.
+pub fn is_mcp_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        && !is_native_family(name)
+}
+
 /// The native with this name, if the VM has one.
 pub fn native_by_name(name: &str) -> Option<(usize, &'static NativeInfo)> {
     NATIVES.iter().enumerate().find(|(_, n)| n.name == name)
@@ -159,5 +185,29 @@ mod tests {
         assert_eq!(write, Some(&["path", "text"][..]));
         let post = native_by_name("http.post").map(|(_, n)| n.params);
         assert_eq!(post, Some(&["url", "body", "content_type"][..]));
+        let mcp = native_by_name(MCP_CALL).map(|(_, n)| (n.params, n.effect));
+        assert_eq!(mcp, Some((&["tool", "arguments"][..], true)));
+    }
+
+    #[test]
+    fn server_names_exclude_native_families() {
+        for ok in ["files", "everything", "my-server_2", "A"] {
+            assert!(is_mcp_server_name(ok), "{ok}");
+        }
+        let long = "x".repeat(65);
+        for bad in [
+            "",
+            "fs",
+            "mcp",
+            "llm",
+            "tool",
+            "a.b",
+            "caf\u{e9}",
+            "a b",
+            long.as_str(),
+        ] {
+            assert!(!is_mcp_server_name(bad), "{bad}");
+        }
+        assert!(is_native_family("string") && !is_native_family("files"));
     }
 }

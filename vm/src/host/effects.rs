@@ -27,7 +27,10 @@ pub(crate) fn is_output(effect: &str) -> bool {
 /// result delivered in completion order, and released in journal order by a replay) rather
 /// than at once.
 pub(crate) fn is_async(effect: &str) -> bool {
-    matches!(effect, "llm.call" | "http.get" | "http.post" | "proc.run")
+    matches!(
+        effect,
+        "llm.call" | "http.get" | "http.post" | "proc.run" | "mcp.call"
+    )
 }
 
 /// The native tools of one run, with their grants opened once at its start.

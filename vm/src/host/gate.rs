@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::approve::{Approval, ApprovalRequest, Approvals, Approver, NoPrompt};
 use super::journal::DecisionEvent;
-use crate::format::native_by_name;
+use crate::format::{native_by_name, MCP_CALL};
 use crate::host_value::{HostData, HostError, HostValue};
 use crate::interp::EffectRequest;
 use crate::policy::{self, Call, Decision, Denial, Policy, Verdict};
@@ -26,10 +26,12 @@ pub(crate) struct CallOf {
 
 /// The call an effect makes. Natives name their arguments by the native table's parameter
 /// names (the values are moved out of `req` and must be given back with [`restore`]); the tool
-/// gate judges the program's tool by its name and the fields of its arguments record; a model
-/// call is judged with the model as its audience, an HTTP request with its host.
+/// gate and an MCP call are judged as the tool they name (arg 0: the program's tool, or the
+/// MCP tool `SERVER.TOOL`) with the fields of their arguments record (arg 1) as its
+/// arguments; a model call is judged with the model as its audience, an HTTP request with its
+/// host, an MCP call with its tool.
 pub(crate) fn call_of(req: &mut EffectRequest) -> CallOf {
-    if req.native == TOOL_GATE {
+    if req.native == TOOL_GATE || req.native == MCP_CALL {
         let tool = req
             .args
             .first()
@@ -62,7 +64,7 @@ pub(crate) fn call_of(req: &mut EffectRequest) -> CallOf {
             tool,
             args,
             native: false,
-            audience: None,
+            audience: audience_of(req),
         };
     }
     let audience = audience_of(req);
@@ -92,12 +94,13 @@ pub(crate) fn restore(req: &mut EffectRequest, c: CallOf) {
     }
 }
 
-/// Who sees a native effect's arguments, when the host knows it: the model of a model call,
-/// the host of an HTTP request (as the network check names it).
+/// Who sees an effect's arguments, when the host knows it: the model of a model call, the
+/// host of an HTTP request (as the network check names it), the tool of an MCP call.
 pub(crate) fn audience_of(req: &EffectRequest) -> Option<String> {
     let first = req.args.first().and_then(HostValue::as_str);
     match req.native.as_str() {
         "llm.call" => first.map(|m| format!("model:{m}")),
+        MCP_CALL => first.map(|t| format!("tool:{t}")),
         "http.get" | "http.post" => first.and_then(url_host).map(|h| format!("net:{h}")),
         _ => None,
     }
@@ -326,4 +329,78 @@ pub(crate) fn unknown_effect(effect: &str) -> HostError {
         format!("this host does not perform the effect {effect}"),
     )
     .into_host_error(effect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::TaskId;
+    use crate::label::LabelInfo;
+    use crate::policy::{GrantFlags, PolicyBuilder};
+
+    /// `mcp.call("files.read_text_file", {path})` with an untrusted arguments record.
+    fn mcp_request() -> EffectRequest {
+        let args = HostValue::new(HostData::Record(vec![
+            ("path".into(), HostValue::str("/etc/passwd")),
+            ("tail".into(), HostValue::int(3)),
+        ]))
+        .labelled(LabelInfo::untrusted());
+        EffectRequest {
+            task: TaskId(0),
+            native: MCP_CALL.into(),
+            args: vec![HostValue::str("files.read_text_file"), args],
+            control: LabelInfo::default(),
+        }
+    }
+
+    #[test]
+    fn an_mcp_call_is_judged_as_its_tool_with_the_record_fields_as_arguments() {
+        let mut req = mcp_request();
+        let c = call_of(&mut req);
+        assert_eq!(c.tool, "files.read_text_file");
+        assert!(!c.native);
+        assert_eq!(c.audience.as_deref(), Some("tool:files.read_text_file"));
+        let names: Vec<&str> = c.args.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["path", "tail"]);
+        // Each field carries the record's label, as reading it in the program would.
+        assert!(c
+            .args
+            .iter()
+            .all(|(_, v)| v.label == LabelInfo::untrusted()));
+        restore(&mut req, c);
+        assert_eq!(req.args.len(), 2, "the request keeps its arguments");
+    }
+
+    #[test]
+    fn a_denied_mcp_tool_is_refused_with_its_id_and_arguments_in_the_decision() {
+        let mut gate = Gate::new(Policy::default());
+        let mut req = mcp_request();
+        let judged = gate.judge(&mut req, 7, None, true);
+        let err = judged
+            .outcome
+            .expect_err("an MCP tool is denied unless granted");
+        assert_eq!(err.kind, policy::POLICY_DENIED);
+        let blocked = blocked(&err).expect("a policy refusal");
+        assert_eq!(blocked.tool, "files.read_text_file");
+        let event = judged.event.expect("an event was asked for");
+        assert_eq!(event.tool, "files.read_text_file");
+        assert_eq!(event.verdict, "deny");
+        let labelled: Vec<&str> = event.labels.keys().map(String::as_str).collect();
+        assert_eq!(labelled, ["path", "tail"]);
+        assert_eq!(req.args.len(), 2);
+
+        // Granted by id, the same call passes; another server's tool still does not.
+        let flags = GrantFlags {
+            allow_tool: Some(vec!["files.read_text_file".into()]),
+            ..GrantFlags::default()
+        };
+        let policy = PolicyBuilder::new("/")
+            .flags(&flags)
+            .expect("valid flags")
+            .build();
+        let mut gate = Gate::new(policy);
+        assert!(gate.judge(&mut req, 8, None, false).outcome.is_ok());
+        req.args[0] = HostValue::str("other.read_text_file");
+        assert!(gate.judge(&mut req, 9, None, false).outcome.is_err());
+    }
 }
