@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::llm::{Provider, ProviderError, Usage};
+use super::mcp::McpConfig;
 use super::providers::anthropic::{self, AnthropicProvider};
 use super::providers::openai::{self, OpenAiProvider};
 use super::providers::retry::RetryRule;
@@ -214,6 +215,9 @@ struct RawConfig {
     permissions: IndexMap<String, PolicySection>,
     #[serde(default)]
     labels: Vec<LabelConfig>,
+    // `[mcp.servers.NAME]` (spec/mcp.md); checked as it is read.
+    #[serde(default)]
+    mcp: McpConfig,
 }
 
 /// A parsed `aivm.toml` plus `--model` overrides.
@@ -229,6 +233,8 @@ pub struct Config {
     /// The config file's folder: relative transcript paths are taken from here (else from
     /// the working directory).
     pub base_dir: Option<PathBuf>,
+    /// `[mcp.servers.NAME]`: the MCP servers a program may call.
+    pub mcp: McpConfig,
 }
 
 impl Config {
@@ -266,6 +272,7 @@ impl Config {
                 labels: raw.labels,
             },
             base_dir: path.parent().map(Path::to_path_buf),
+            mcp: raw.mcp,
         })
     }
 
