@@ -376,6 +376,16 @@ impl McpHub {
             }
         };
         let info = service.peer_info();
+        // rmcp takes whatever version the server names; a version no SDK speaks means the two
+        // sides cannot agree on the messages.
+        if let Some(v) = info.as_ref().map(|i| &i.protocol_version) {
+            if !ProtocolVersion::KNOWN_VERSIONS.contains(v) {
+                return Err(format!(
+                    "the server answered protocol version {v:?}, which aivm does not speak (it asked for {})",
+                    ProtocolVersion::V_2025_11_25
+                ));
+            }
+        }
         let conn = Conn {
             server: server.to_string(),
             peer: service.peer().clone(),
