@@ -195,6 +195,9 @@ async fn everything_over_stdio() {
     assert!(alive(pid));
     hub.shutdown().await;
     assert!(!alive(pid), "the child {pid} is still alive");
+    // Nothing starts again after the end.
+    let late = hub.call("ev.echo", args(json!({"message": "late"}))).await;
+    assert!(matches!(late, Err(McpError::Start { .. })), "{late:?}");
 
     let events = hub.drain_events();
     let k = kinds(&events);
@@ -356,7 +359,7 @@ async fn everything_over_streamable_http() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[mcp.servers.web]\nurl = \"http://127.0.0.1:{port}/mcp\"\nheaders = {{ X-Test = \"${{PATH}}\" }}\n"
+        "[mcp.servers.web]\nurl = \"http://127.0.0.1:{port}/mcp\"\nheaders = {{ X-Test = \"${{PATH}}\" }}\n\n[mcp.servers.small]\nurl = \"http://127.0.0.1:{port}/mcp\"\nmax_result_bytes = 60000\ntimeout_secs = 5\n"
     );
     let hub = hub(dir.path(), &config, None, vec![]);
     let t0 = Instant::now();
@@ -377,9 +380,20 @@ async fn everything_over_streamable_http() {
         .iter()
         .any(|t| t.id == "web.echo"));
     assert_eq!(hub.child_pid("web"), None);
+    let t1 = Instant::now();
+    let big = hub
+        .call("small.echo", args(json!({"message": "x".repeat(100_000)})))
+        .await
+        .unwrap_err();
+    // rmcp's HTTP transport closes without saying why; the reason names the cap.
+    assert!(
+        matches!(&big, McpError::Call { reason, .. } if reason.contains("max_result_bytes (60000)")),
+        "{big:?}"
+    );
+    assert!(t1.elapsed() < Duration::from_secs(2), "{:?}", t1.elapsed());
     hub.shutdown().await;
     let events = hub.drain_events();
-    assert_eq!(kinds(&events), ["start", "stop"]);
+    assert_eq!(kinds(&events), ["start", "start", "stop", "stop"]);
     let Some(Event::McpStop(stop)) = events.last() else {
         unreachable!()
     };
@@ -606,6 +620,12 @@ const tools = () => mode === 'badnames'
   ? ['ok', 'bad name', 'Dup', 'dup', 're\u0430d'].map((name) => ({name, inputSchema: schema}))
   : [{name: 'add', description: desc, inputSchema: schema}];
 process.stderr.write('hostile server up\n');
+if (mode === 'spawner') {
+  // A grandchild in the server's process group, and a flood of stderr.
+  require('child_process').spawn('sleep', ['29.6631'], {stdio: 'ignore'});
+  process.stderr.write('y'.repeat(5000) + '\n');
+  for (let i = 0; i < 1200; i++) process.stderr.write('line ' + i + '\n');
+}
 require('readline').createInterface({input: process.stdin}).on('line', (line) => {
   const m = JSON.parse(line);
   if (m.method === 'initialize') {
@@ -739,4 +759,30 @@ async fn misbehaving_servers_give_typed_errors() {
     assert!(events.iter().any(
         |e| matches!(e, Event::McpStderr(s) if s.server == "crash" && s.line == "hostile server up")
     ));
+}
+
+#[tokio::test]
+async fn the_whole_process_group_goes_and_stderr_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hostile_config(dir.path(), &["spawner"]);
+    let hub = hub(dir.path(), &config, None, vec![]);
+    let tools = hub.tools("spawner").await.expect("it starts");
+    assert_eq!(tools.len(), 1);
+    // Let the flood arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(processes_with("29.6631").len(), 1, "the grandchild runs");
+    hub.shutdown().await;
+    assert_eq!(processes_with("29.6631"), Vec::<u32>::new());
+    let lines: Vec<String> = hub
+        .drain_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::McpStderr(s) => Some(s.line),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 1000);
+    assert_eq!(lines[0], "hostile server up");
+    assert_eq!(lines[1], "y".repeat(1024));
+    assert_eq!(lines[999], "line 997");
 }

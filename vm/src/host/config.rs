@@ -668,6 +668,7 @@ max_cost = 0.5
             ("[model]\n", "model"),
             ("[models]\nx = { provider = \"openai\", model = \"m\", base_url = \"not a url\" }\n", "not a URL"),
             ("[models]\nx = { provider = \"openai\", model = \"m\", price = { input = -1.0, output = 1.0 } }\n", "non-negative"),
+            ("[mcp.servers.files]\ncommand = \"node\"\ncolour = 1\n", "colour"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();
@@ -680,6 +681,12 @@ max_cost = 0.5
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 3"), "{e}");
+        let e = parse("[mcp.servers.files]\nurl = \"http://127.0.0.1:9/mcp\"\nenv = {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("`command`"), "{e}");
+        let ok = parse("[mcp.servers.files]\ncommand = \"node\"\n").unwrap();
+        assert_eq!(ok.mcp.servers.keys().collect::<Vec<_>>(), ["files"]);
     }
 
     #[test]

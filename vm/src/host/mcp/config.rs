@@ -125,15 +125,13 @@ impl<'de> Deserialize<'de> for ServerName {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
+    // Options, so that a key given empty still counts as given for the wrong transport.
     command: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    env: IndexMap<String, String>,
+    args: Option<Vec<String>>,
+    env: Option<IndexMap<String, String>>,
     cwd: Option<PathBuf>,
     url: Option<String>,
-    #[serde(default)]
-    headers: IndexMap<String, String>,
+    headers: Option<IndexMap<String, String>>,
     timeout_secs: Option<u64>,
     max_result_bytes: Option<u64>,
     #[serde(default)]
@@ -146,7 +144,7 @@ impl TryFrom<RawServer> for ServerConfig {
     type Error = String;
 
     fn try_from(r: RawServer) -> Result<Self, String> {
-        let stdio_only = !r.args.is_empty() || !r.env.is_empty() || r.cwd.is_some();
+        let stdio_only = r.args.is_some() || r.env.is_some() || r.cwd.is_some();
         let transport = match (r.command, r.url) {
             (Some(_), Some(_)) => return Err("give either `command` or `url`, not both".into()),
             (None, None) => {
@@ -156,18 +154,19 @@ impl TryFrom<RawServer> for ServerConfig {
                 if command.trim().is_empty() {
                     return Err("`command` must not be empty".into());
                 }
-                if !r.headers.is_empty() {
+                if r.headers.is_some() {
                     return Err("`headers` is for a server with a `url`".into());
                 }
-                for k in r.env.keys() {
+                let env = r.env.unwrap_or_default();
+                for k in env.keys() {
                     if k.is_empty() || k.contains('=') || k.contains('\0') {
                         return Err(format!("`env` has an invalid variable name {k:?}"));
                     }
                 }
                 Transport::Stdio {
                     command,
-                    args: r.args,
-                    env: r.env,
+                    args: r.args.unwrap_or_default(),
+                    env,
                     cwd: r.cwd,
                 }
             }
@@ -180,14 +179,12 @@ impl TryFrom<RawServer> for ServerConfig {
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(format!("url {url:?}: expected http:// or https://"));
                 }
-                for k in r.headers.keys() {
+                let headers = r.headers.unwrap_or_default();
+                for k in headers.keys() {
                     reqwest::header::HeaderName::from_bytes(k.as_bytes())
                         .map_err(|_| format!("`headers` has an invalid header name {k:?}"))?;
                 }
-                Transport::Http {
-                    url,
-                    headers: r.headers,
-                }
+                Transport::Http { url, headers }
             }
         };
         let timeout = match r.timeout_secs {
@@ -318,6 +315,21 @@ trust_label_hints = true
                 1,
             ),
             ("[mcp.server.a]\ncommand = \"x\"\n", "server", 1),
+            (
+                "[mcp.servers.a]\nurl = \"http://h/\"\nargs = []\n",
+                "`command`",
+                1,
+            ),
+            (
+                "[mcp.servers.a]\ncommand = \"x\"\nheaders = {}\n",
+                "`url`",
+                1,
+            ),
+            (
+                "[mcp.servers.a]\nurl = \"http://h/\"\nheaders = { \"a b\" = \"v\" }\n",
+                "header name",
+                1,
+            ),
         ];
         for (text, want, line) in cases {
             let e = parse(text).unwrap_err();

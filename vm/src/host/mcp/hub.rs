@@ -85,6 +85,8 @@ struct Inner {
     events: Arc<Mutex<Vec<Event>>>,
     /// Server → its one start (the error of a failed start is kept: it is not retried).
     conns: Mutex<HashMap<String, Start>>,
+    /// Set by `shutdown`: no server starts after it.
+    shut: AtomicBool,
 }
 
 impl McpHub {
@@ -120,6 +122,7 @@ impl McpHub {
                 opts,
                 events: Arc::default(),
                 conns: Mutex::default(),
+                shut: AtomicBool::new(false),
             }),
         }
     }
@@ -187,6 +190,7 @@ impl McpHub {
     /// Stops every started server: closes the connection (a child's stdin), waits up to
     /// 300 ms, then kills the child's process group; records `mcp.stop` for each.
     pub async fn shutdown(&self) {
+        self.inner.shut.store(true, Ordering::SeqCst);
         let cells: Vec<_> = lock_or_recover(&self.inner.conns)
             .drain()
             .map(|(_, c)| c)
@@ -229,6 +233,13 @@ impl McpHub {
                 tool: tool.to_string(),
             });
         };
+        if self.inner.shut.load(Ordering::SeqCst) {
+            return Err(McpError::Start {
+                server: server.to_string(),
+                tool: tool.to_string(),
+                reason: "the run's MCP servers were shut down".into(),
+            });
+        }
         let cell = lock_or_recover(&self.inner.conns)
             .entry(server.to_string())
             .or_default()
@@ -632,19 +643,24 @@ impl Conn {
         let result = match answer {
             Err(_) | Ok(Err(ServiceError::Timeout { .. })) => return Err(deadline()),
             Ok(Err(e)) => {
-                let text = e.to_string();
-                if self.over_cap.load(Ordering::SeqCst) || text.contains("exceeded the maximum") {
+                if self.over_cap.load(Ordering::SeqCst) {
                     return Err(McpError::TooLarge {
                         server: self.server.clone(),
                         tool: tool.to_string(),
                         limit: self.cap,
                     });
                 }
-                let note = match self.child.lock().await.as_mut() {
-                    Some(c) => c.exit_note().await,
-                    None => String::new(),
+                let reason = match self.child.lock().await.as_mut() {
+                    Some(c) => format!("{}{}", self.describe(e), c.exit_note().await),
+                    // rmcp's HTTP transport ends without saying why (a body over the cap is
+                    // one reason it gives up).
+                    None if matches!(e, ServiceError::TransportClosed) => format!(
+                        "the HTTP connection closed: the server went away, or sent a message over max_result_bytes ({})",
+                        self.cap
+                    ),
+                    None => self.describe(e),
                 };
-                return Err(fail(format!("{}{note}", self.describe(e))));
+                return Err(fail(reason));
             }
             Ok(Ok(ServerResult::CallToolResult(r))) => r,
             Ok(Ok(other)) => {
