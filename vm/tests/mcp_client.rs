@@ -622,7 +622,7 @@ const tools = () => mode === 'badnames'
 process.stderr.write('hostile server up\n');
 if (mode === 'spawner') {
   // A grandchild in the server's process group, and a flood of stderr.
-  require('child_process').spawn('sleep', ['29.6631'], {stdio: 'ignore'});
+  require('child_process').spawn('sleep', [process.argv[3]], {stdio: 'ignore'});
   process.stderr.write('y'.repeat(5000) + '\n');
   for (let i = 0; i < 1200; i++) process.stderr.write('line ' + i + '\n');
 }
@@ -764,15 +764,20 @@ async fn misbehaving_servers_give_typed_errors() {
 #[tokio::test]
 async fn the_whole_process_group_goes_and_stderr_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = hostile_config(dir.path(), &["spawner"]);
+    let config = hostile_config(dir.path(), &["spawner"])
+        .replace("\"spawner\"]", "\"spawner\", \"29.6631\"]");
     let hub = hub(dir.path(), &config, None, vec![]);
     let tools = hub.tools("spawner").await.expect("it starts");
     assert_eq!(tools.len(), 1);
     // Let the flood arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(processes_with("29.6631").len(), 1, "the grandchild runs");
+    assert_eq!(
+        processes_with("sleep\u{0}29.6631").len(),
+        1,
+        "the grandchild runs"
+    );
     hub.shutdown().await;
-    assert_eq!(processes_with("29.6631"), Vec::<u32>::new());
+    assert_eq!(processes_with("sleep\u{0}29.6631"), Vec::<u32>::new());
     let lines: Vec<String> = hub
         .drain_events()
         .into_iter()
@@ -785,4 +790,24 @@ async fn the_whole_process_group_goes_and_stderr_is_bounded() {
     assert_eq!(lines[0], "hostile server up");
     assert_eq!(lines[1], "y".repeat(1024));
     assert_eq!(lines[999], "line 997");
+}
+
+#[tokio::test]
+async fn dropping_the_hub_kills_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hostile_config(dir.path(), &["spawner"])
+        .replace("\"spawner\"]", "\"spawner\", \"29.5521\"]");
+    let hub = hub(dir.path(), &config, None, vec![]);
+    hub.tools("spawner").await.expect("it starts");
+    let pid = hub.child_pid("spawner").expect("a child");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        processes_with("sleep\u{0}29.5521").len(),
+        1,
+        "the grandchild runs"
+    );
+    drop(hub);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(pid), "{pid} outlived its hub");
+    assert_eq!(processes_with("sleep\u{0}29.5521"), Vec::<u32>::new());
 }
