@@ -98,6 +98,7 @@ fn inline_effects_run_in_order_and_are_journalled_between_start_and_end() {
             Event::RunEnd(end) => format!("end:{}", end.outcome),
             Event::Decision(d) => format!("decision:{}#{}", d.tool, d.seq),
             Event::Label(l) => format!("label:{}", l.op),
+            other => format!("{other:?}"),
         })
         .collect();
     assert_eq!(

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::llm::{Provider, ProviderError, Usage};
+use super::mcp::McpConfig;
 use super::providers::anthropic::{self, AnthropicProvider};
 use super::providers::openai::{self, OpenAiProvider};
 use super::providers::retry::RetryRule;
@@ -214,6 +215,9 @@ struct RawConfig {
     permissions: IndexMap<String, PolicySection>,
     #[serde(default)]
     labels: Vec<LabelConfig>,
+    // `[mcp.servers.NAME]` (spec/mcp.md); checked as it is read.
+    #[serde(default)]
+    mcp: McpConfig,
 }
 
 /// A parsed `aivm.toml` plus `--model` overrides.
@@ -229,6 +233,8 @@ pub struct Config {
     /// The config file's folder: relative transcript paths are taken from here (else from
     /// the working directory).
     pub base_dir: Option<PathBuf>,
+    /// `[mcp.servers.NAME]`: the MCP servers a program may call.
+    pub mcp: McpConfig,
 }
 
 impl Config {
@@ -266,6 +272,7 @@ impl Config {
                 labels: raw.labels,
             },
             base_dir: path.parent().map(Path::to_path_buf),
+            mcp: raw.mcp,
         })
     }
 
@@ -661,6 +668,7 @@ max_cost = 0.5
             ("[model]\n", "model"),
             ("[models]\nx = { provider = \"openai\", model = \"m\", base_url = \"not a url\" }\n", "not a URL"),
             ("[models]\nx = { provider = \"openai\", model = \"m\", price = { input = -1.0, output = 1.0 } }\n", "non-negative"),
+            ("[mcp.servers.files]\ncommand = \"node\"\ncolour = 1\n", "colour"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();
@@ -673,6 +681,12 @@ max_cost = 0.5
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 3"), "{e}");
+        let e = parse("[mcp.servers.files]\nurl = \"http://127.0.0.1:9/mcp\"\nenv = {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("`command`"), "{e}");
+        let ok = parse("[mcp.servers.files]\ncommand = \"node\"\n").unwrap();
+        assert_eq!(ok.mcp.servers.keys().collect::<Vec<_>>(), ["files"]);
     }
 
     #[test]

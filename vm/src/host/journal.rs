@@ -28,7 +28,60 @@ pub enum Event {
     Effect(EffectEvent),
     /// A label lowered by `declassify`/`endorse` (spec/security.md).
     Label(LabelEvent),
+    /// An MCP server started (spec/mcp.md): not matched by a replay, which starts none.
+    #[serde(rename = "mcp.start")]
+    McpStart(McpStart),
+    /// A line an MCP server's child wrote on its stderr.
+    #[serde(rename = "mcp.stderr")]
+    McpStderr(McpStderr),
+    /// A progress notification of an MCP tool call.
+    #[serde(rename = "mcp.progress")]
+    McpProgress(McpProgress),
+    /// An MCP server stopped.
+    #[serde(rename = "mcp.stop")]
+    McpStop(McpStop),
     RunEnd(RunEnd),
+}
+
+/// An MCP server ready for calls: what it answered `initialize` and `tools/list` with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpStart {
+    pub server: String,
+    /// The protocol version the server chose.
+    pub protocol: String,
+    /// Its `serverInfo`: name and version.
+    pub server_info: String,
+    /// How many of its tools were accepted.
+    pub tools: u64,
+    /// Milliseconds from spawn (or connect) to the tool list.
+    pub ms: u64,
+    /// Tools left out for their names (§Names), each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
+/// One stderr line of an MCP server's child (cut at 1 KiB; at most 1000 per server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpStderr {
+    pub server: String,
+    pub line: String,
+}
+
+/// `notifications/progress` of a call in flight.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpProgress {
+    pub server: String,
+    pub tool: String,
+    pub progress: f64,
+    pub total: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// How an MCP server ended: `exit N`, `signal N`, `killed`, or `closed` (HTTP).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpStop {
+    pub server: String,
+    pub status: String,
 }
 
 /// What the policy decided about one effect the program asked for.

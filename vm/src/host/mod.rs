@@ -13,6 +13,7 @@ pub mod journal;
 pub mod llm;
 pub mod llm_value;
 pub mod many;
+pub mod mcp;
 pub mod net;
 pub mod providers;
 pub mod tools;
