@@ -87,6 +87,9 @@ pub enum Command {
         /// The bytecode or source file.
         file: PathBuf,
     },
+    /// Review and try the MCP servers configured in aivm.toml: list their tools, pin them in
+    /// aivm.lock, call one.
+    Mcp(Box<McpArgs>),
     /// Serve the program's exported functions as tools to other agents (MCP).
     ///
     /// Each `export fn` becomes a tool (schema from its types, description from its doc
@@ -127,6 +130,51 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// The configuration file (default: aivm.toml in the working directory).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: McpCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum McpCommand {
+    /// List the tools of the configured servers (all, or those named), each with its status in
+    /// aivm.lock: pinned, CHANGED since it was pinned (refused until pinned again), or new.
+    List {
+        /// The servers to list (default: all).
+        servers: Vec<String>,
+        /// Print JSON: every tool with its schemas, annotations and hash.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what changed in the servers' tools since the last review, and pin them in
+    /// aivm.lock (asks first; programs may call only pinned tools).
+    Lock {
+        /// The servers to review (default: all).
+        servers: Vec<String>,
+        /// Pin without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Call one tool (SERVER.TOOL) with a JSON object of arguments, as a program would: the
+    /// policy judges the call first (grant it with --allow-tool=SERVER.TOOL).
+    Call {
+        /// The tool, as SERVER.TOOL.
+        tool: String,
+        /// The arguments, a JSON object (default: {}).
+        arguments: Option<String>,
+        #[command(flatten)]
+        policy: Box<PolicyArgs>,
+        /// Write the journal of the call (decision, MCP events, result) to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

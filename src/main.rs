@@ -3,6 +3,7 @@
 
 mod cli;
 mod errors;
+mod mcp;
 mod run;
 mod serve;
 
@@ -45,6 +46,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Run(args) => run::run(*args),
         Command::Serve(args) => serve::serve(*args),
+        Command::Mcp(args) => mcp::mcp(*args),
         Command::Build { file, output } => {
             let module = compile(&file)?;
             let out = output.unwrap_or_else(|| file.with_extension("aib"));

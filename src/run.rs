@@ -13,6 +13,7 @@ use aivm_vm::host::budget::{BudgetLimits, Spent};
 use aivm_vm::host::config::{self, Config};
 use aivm_vm::host::llm_value::value_from_json;
 use aivm_vm::host::many::{run_many, ManyRun};
+use aivm_vm::host::mcp::{Lock, McpHub, LOCK_FILE};
 use aivm_vm::host::{approve, declared_models, journal, Host, RunError, TraceSink};
 use aivm_vm::policy::{Policy, PolicyBuilder};
 use aivm_vm::{Limits, Vm, VmError};
@@ -50,7 +51,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Replay(format!("{}: {e}", path.display())))?;
             host.with_replay(events)
         }
-        None => host.with_models(bind(&args.file, &module, &config)?),
+        None => {
+            let host = host.with_models(bind(&args.file, &module, &config)?);
+            match mcp_hub(&config, &policy)? {
+                Some(hub) => host.with_mcp(hub),
+                None => host,
+            }
+        }
     };
     if let Some(path) = &args.trace {
         // Line by line, so that a run that fails or is killed leaves its journal so far.
@@ -121,6 +128,26 @@ pub(crate) fn policy(
         )
         .map_err(perm)?;
     Ok(builder.flags(&args.grant_flags()).map_err(perm)?.build())
+}
+
+/// The MCP servers of the configuration, if it names any: started on first use, checked
+/// against `aivm.lock` beside the configuration, answering `roots/list` with the granted
+/// read roots.
+pub(crate) fn mcp_hub(cfg: &Config, policy: &Policy) -> Result<Option<McpHub>, CliError> {
+    if cfg.mcp.servers.is_empty() {
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    // Absolute, so that a server's folder does not depend on where a run happens to be.
+    let dir = cfg
+        .base_dir
+        .as_deref()
+        .map_or_else(|| cwd.clone(), |d| cwd.join(d));
+    let dir = dir.as_path();
+    let lock =
+        Lock::load(&dir.join(LOCK_FILE)).map_err(|e| CliError::Permissions(e.to_string()))?;
+    let roots = policy.fs_grants().read.roots;
+    Ok(Some(McpHub::new(&cfg.mcp, dir, lock, roots)))
 }
 
 /// Who answers the policy's asks: `--yes` approves what its rules let it; otherwise a person
@@ -291,6 +318,7 @@ fn run_each(
         inputs.push(value_from_json(&doc));
     }
     let models = bind(&args.file, module, cfg)?;
+    let hub = mcp_hub(cfg, policy)?;
     let total = inputs.len();
     let progress = !args.quiet && io::stderr().is_terminal();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -315,11 +343,15 @@ fn run_each(
         |_, out| {
             // Many runs at once cannot share a terminal.
             let approver = approver(policy, false);
-            Host::new(policy.clone(), out, Box::new(io::empty()))
+            let host = Host::new(policy.clone(), out, Box::new(io::empty()))
                 .with_input_cap(input_cap(&args.exec))
                 .with_models(models.clone())
                 .with_budget(budget.clone())
-                .with_approver(approver)
+                .with_approver(approver);
+            match &hub {
+                Some(hub) => host.with_shared_mcp(hub.clone()),
+                None => host,
+            }
         },
         |run| {
             done += 1;
@@ -341,6 +373,9 @@ fn run_each(
             }
         },
     ));
+    if let Some(hub) = &hub {
+        rt.block_on(hub.shutdown());
+    }
     if progress {
         eprintln!();
     }

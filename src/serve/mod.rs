@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use aivm_vm::format::{self, FuncId, VerifiedModule};
 use aivm_vm::host::budget::BudgetLimits;
 use aivm_vm::host::config::ModelBinding;
+use aivm_vm::host::mcp::McpHub;
 use aivm_vm::host::{Host, RunError, TraceSink};
 use aivm_vm::policy::Policy;
 use aivm_vm::{JitMode, LabelInfo, Limits, Vm, VmError};
@@ -57,6 +58,9 @@ struct Shared {
     input_cap: u64,
     trace_dir: Option<PathBuf>,
     calls: AtomicU64,
+    /// The MCP servers the program may use; each call starts its own (its VM runs on a
+    /// runtime of its own).
+    mcp: Option<McpHub>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
@@ -65,6 +69,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let budget = run::budget_limits(&args.exec, &config)?;
     let policy = run::policy(&args.policy, &config, config_dir.as_deref())?;
     let models = run::bind(&args.file, &module, &config)?;
+    let mcp = run::mcp_hub(&config, &policy)?;
     if let Some(dir) = &args.trace {
         std::fs::create_dir_all(dir).map_err(|e| CliError::Io {
             path: dir.clone(),
@@ -92,6 +97,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         trace_dir: args.trace.clone(),
         calls: AtomicU64::new(0),
         module,
+        mcp,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -440,6 +446,9 @@ fn run_call(
         .with_models(shared.models.clone())
         // Nobody is at a terminal for a served call: asks are refused unless --yes.
         .with_approver(run::approver(&shared.policy, false));
+    if let Some(hub) = &shared.mcp {
+        host = host.with_mcp(hub.fresh());
+    }
     if let Some(dir) = &shared.trace_dir {
         let path = dir.join(format!("call-{n:04}-{}.jsonl", tool.name));
         let file = std::fs::File::create(&path).map_err(RunError::Trace)?;

@@ -454,9 +454,10 @@ async fn filesystem_reads_a_granted_folder() {
         },
         write: PathGrants::default(),
     };
-    let sneaky = args(json!({"path": "data/../secret.txt"}));
+    // Paths are taken from the run's working directory, so these are absolute here.
+    let mut sneaky = args(json!({"path": format!("{}/data/../secret.txt", root.display())}));
     let d = hub
-        .check_paths("files.read_text_file", &sneaky, &grants)
+        .check_paths("files.read_text_file", &mut sneaky, &grants)
         .unwrap_err();
     assert_eq!(d.rule, "fs");
     assert!(
@@ -464,11 +465,14 @@ async fn filesystem_reads_a_granted_folder() {
         "{}",
         d.reason
     );
-    let fine = args(json!({"path": "data/a.txt"}));
+    let mut fine = args(json!({"path": format!("{}/data/./a.txt", root.display())}));
     assert_eq!(
-        hub.check_paths("files.read_text_file", &fine, &grants),
+        hub.check_paths("files.read_text_file", &mut fine, &grants),
         Ok(())
     );
+    // The server is sent the path that was checked: absolute, resolved.
+    let checked = std::fs::canonicalize(data.join("a.txt")).unwrap();
+    assert_eq!(fine["path"], json!(checked.display().to_string()));
     hub.shutdown().await;
 }
 

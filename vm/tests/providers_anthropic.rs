@@ -45,6 +45,7 @@ fn weather_tool() -> ToolSpec {
         name: "get_weather".into(),
         description: "Weather in a city".into(),
         parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        mcp: None,
     }
 }
 

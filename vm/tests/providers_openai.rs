@@ -42,6 +42,7 @@ fn weather_tool() -> ToolSpec {
         description: "Weather in a city".into(),
         parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
                            "required": ["city"], "additionalProperties": false}),
+        mcp: None,
     }
 }
 

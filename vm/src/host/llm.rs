@@ -68,6 +68,11 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the arguments object.
     pub parameters: serde_json::Value,
+    /// The MCP tool (`SERVER.TOOL`) this one calls, if any: the host sends the server's
+    /// input schema, and its description when the program gives none (spec/mcp.md §Language).
+    /// Not part of the provider contract.
+    #[serde(skip)]
+    pub mcp: Option<String>,
 }
 
 /// The structured output asked for: the answer's content must be JSON valid against `schema`.

@@ -282,10 +282,15 @@ fn tool(v: &HostValue, path: &str) -> Result<ToolSpec, HostError> {
             }
         },
     };
+    let mcp = match f.get("mcp") {
+        Some(m) if !is_null(m) => Some(string(m, &format!("{path}.mcp"))?.to_string()),
+        _ => None,
+    };
     Ok(ToolSpec {
         name,
         description,
         parameters,
+        mcp,
     })
 }
 

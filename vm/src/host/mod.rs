@@ -31,7 +31,7 @@ use crate::format::Module;
 use crate::host_value::{HostError, HostValue};
 use crate::interp::{EffectRequest, Step, Vm};
 use crate::label::LabelInfo;
-use crate::policy::{ManifestView, Policy};
+use crate::policy::{ManifestView, Missing, Policy};
 use budget::{Budget, BudgetLimits, Spent};
 use config::{ModelBinding, Price};
 pub use gate::Blocked;
@@ -131,6 +131,44 @@ struct LlmDone {
     latency: Duration,
 }
 
+/// Gives each offered MCP tool the server's description where the program wrote none, and
+/// the server's input schema (with its property descriptions and constraints) where the
+/// program declares exactly its properties — else the program's own, which its agent loop
+/// checks calls against. Tools the lock does not pin as listed, and servers that fail to
+/// start, keep what the program declared: calling them is refused or fails anyway, with the
+/// reason given to the model.
+async fn offer_mcp_tools(hub: &mcp::McpHub, tools: &mut [llm::ToolSpec]) {
+    for t in tools.iter_mut() {
+        let Some((server, _)) = t.mcp.as_deref().and_then(mcp::split_id) else {
+            continue;
+        };
+        let Ok(listed) = hub.tools(server).await else {
+            continue;
+        };
+        let found = listed
+            .into_iter()
+            .find(|l| Some(&l.id) == t.mcp.as_ref() && l.status == mcp::LockStatus::Pinned);
+        if let Some(l) = found {
+            let names = |schema: &serde_json::Value| -> Option<std::collections::BTreeSet<String>> {
+                Some(
+                    schema
+                        .get("properties")?
+                        .as_object()?
+                        .keys()
+                        .cloned()
+                        .collect(),
+                )
+            };
+            if names(&t.parameters).is_some() && names(&t.parameters) == names(&l.input_schema) {
+                t.parameters = l.input_schema;
+            }
+            if t.description.is_empty() {
+                t.description = l.description;
+            }
+        }
+    }
+}
+
 /// The host. Output and input are any writer and reader, so tests capture them.
 pub struct Host {
     gate: gate::Gate,
@@ -149,6 +187,13 @@ pub struct Host {
     /// Each task's next effect number.
     seqs: HashMap<u32, u64>,
     started: Instant,
+    /// The MCP servers of the configuration (started on first use), if any, and whether the
+    /// run stops them when it ends (else whoever shares the hub does).
+    mcp: Option<mcp::McpHub>,
+    mcp_owned: bool,
+    /// The MCP tool ids the manifest names: when it names any, the program is confined to
+    /// them (a computed id passed to `std.mcp.call` is refused).
+    mcp_ids: Option<Vec<String>>,
 }
 
 impl Host {
@@ -168,7 +213,26 @@ impl Host {
             replay: None,
             seqs: HashMap::new(),
             started: Instant::now(),
+            mcp: None,
+            mcp_owned: false,
+            mcp_ids: None,
         }
+    }
+
+    /// The same host, with `mcp.call` effects going to the servers of `hub`. The run stops
+    /// every server it started when it ends.
+    pub fn with_mcp(mut self, hub: mcp::McpHub) -> Host {
+        self.mcp = Some(hub);
+        self.mcp_owned = true;
+        self
+    }
+
+    /// The same host, using the servers of `hub` without stopping them when the run ends:
+    /// for many runs sharing one set of servers, whose owner calls [`mcp::McpHub::shutdown`].
+    pub fn with_shared_mcp(mut self, hub: mcp::McpHub) -> Host {
+        self.mcp = Some(hub);
+        self.mcp_owned = false;
+        self
     }
 
     /// The same host, taking in at most `bytes` per file read or input line (more is an
@@ -274,6 +338,11 @@ impl Host {
             models,
         }))?;
         let result = self.drive(vm).await;
+        if let (Some(hub), true) = (&self.mcp, self.mcp_owned) {
+            hub.shutdown().await;
+        }
+        let stopped = self.journal_mcp();
+        let result = result.and_then(|v| stopped.map(|()| v));
         if let Err(e @ RunError::Trace(_)) = &result {
             // The journal itself is broken: there is nowhere to write its end.
             return Err(RunError::Trace(std::io::Error::other(e.to_string())));
@@ -307,16 +376,63 @@ impl Host {
     /// recorded in the journal), and opens the native tools' grants.
     fn link(&mut self, module: &Module) -> Result<(), RunError> {
         let view = self.manifest_view(module);
-        let missing = self.gate.policy.link(&view);
+        let mut missing = self.gate.policy.link(&view);
+        let mcp_ids: Vec<String> = view
+            .tools
+            .iter()
+            .filter(|t| mcp::split_id(t).is_some() && crate::format::native_by_name(t).is_none())
+            .cloned()
+            .collect();
+        if self.replay.is_none() {
+            missing.extend(self.link_mcp(&mcp_ids));
+        }
         if !missing.is_empty() {
             return Err(RunError::Unlinkable(missing));
         }
+        self.mcp_ids = (!mcp_ids.is_empty()).then_some(mcp_ids);
         self.tools = Some(effects::Tools::new(
             &self.gate.policy,
             &view,
             self.max_input_bytes,
         )?);
         self.link_models(module)
+    }
+
+    /// What the MCP tools the manifest names need beyond the policy: each server configured,
+    /// and its tools reviewed into the lockfile (spec/mcp.md §Lockfile). The servers start on
+    /// first use; a tool the lock does not pin as listed is refused then.
+    fn link_mcp(&self, ids: &[String]) -> Vec<Missing> {
+        let mut servers: Vec<&str> = ids
+            .iter()
+            .filter_map(|t| mcp::split_id(t))
+            .map(|(s, _)| s)
+            .collect();
+        servers.sort_unstable();
+        servers.dedup();
+        let mut out = Vec::new();
+        for s in servers {
+            let need = format!("the MCP server {s}");
+            match &self.mcp {
+                Some(hub) if hub.server_config(s).is_some() => {
+                    if !hub.lock().has_server(s) {
+                        out.push(Missing {
+                            need,
+                            rule: mcp::LOCK_RULE.into(),
+                            fix: format!(
+                                "review its tools and pin them: run `aivm mcp lock {s}` (writes {})",
+                                mcp::LOCK_FILE
+                            ),
+                        });
+                    }
+                }
+                _ => out.push(Missing {
+                    need,
+                    rule: "mcp-config".into(),
+                    fix: format!("configure it: add [mcp.servers.{s}] to aivm.toml"),
+                }),
+            }
+        }
+        out
     }
 
     /// The module's manifest as the policy reads it. Models bound to a network provider need a
@@ -477,6 +593,44 @@ impl Host {
         Ok(outcome)
     }
 
+    /// Judges and performs one effect of any kind (an asynchronous one awaited at once), and
+    /// records it, outside a run: `aivm mcp call`, embedders. A model call is not performed
+    /// this way (its request needs a run's bindings and budget): it is refused.
+    pub async fn perform_async(
+        &mut self,
+        req: &EffectRequest,
+    ) -> Result<Result<HostValue, HostError>, RunError> {
+        if !effects::is_async(&req.native) {
+            return self.perform(req);
+        }
+        let seq = self.next_seq(req);
+        let mut judged = req.clone();
+        let outcome = match self.judge(&mut judged, seq)? {
+            Err(e) => Err(e),
+            Ok(()) if req.native == "llm.call" => Err(HostError::new(
+                MODEL_ERROR,
+                "a model call is performed only within a run",
+            )),
+            Ok(()) => match self.start_async(req, seq) {
+                Err(e) => Err(e),
+                Ok(fut) => match fut.await.done {
+                    Done::Tool(outcome) => outcome,
+                    Done::Llm(_) => Err(HostError::new(MODEL_ERROR, "unexpected model call")),
+                },
+            },
+        };
+        if let Err(e) = &outcome {
+            if let Some(b) = gate::blocked(e) {
+                self.blocked.push(b);
+            }
+        }
+        self.journal_mcp()?;
+        self.journal(Event::Effect(
+            EffectEvent::asked(req, seq).with_outcome(&outcome),
+        ))?;
+        Ok(outcome)
+    }
+
     fn next_seq(&mut self, req: &EffectRequest) -> u64 {
         let n = self.seqs.entry(req.task.0).or_insert(0);
         let seq = *n;
@@ -588,6 +742,9 @@ impl Host {
             return self.start_llm(req, seq);
         }
         self.budget.check_time().map_err(|e| e.to_host_error())?;
+        if req.native == crate::format::MCP_CALL {
+            return self.start_mcp(req, seq);
+        }
         let fut = self
             .tools()
             .map_err(|e| HostError::new("IoError", e.to_string()))?
@@ -598,6 +755,65 @@ impl Host {
                 req,
                 seq,
                 done: Done::Tool(fut.await),
+            }
+        }))
+    }
+
+    /// Starts an MCP tool call the gate allowed: the manifest's confinement, the `paths`
+    /// arguments against the file grants (before the server sees anything), then the call;
+    /// the result is labelled by the policy (and the server's hint, spec/mcp.md §Labels).
+    fn start_mcp(&mut self, req: &EffectRequest, seq: u64) -> Result<InFlight, HostError> {
+        let id = req
+            .args
+            .first()
+            .and_then(HostValue::as_str)
+            .unwrap_or("")
+            .to_string();
+        let Some(hub) = self.mcp.clone() else {
+            let (server, tool) = mcp::split_id(&id).unwrap_or((&id, ""));
+            let e = mcp::McpError::NotConfigured {
+                server: server.to_string(),
+                tool: tool.to_string(),
+            };
+            return Err(e.into_host_error(&LabelInfo::default()));
+        };
+        if let Some(ids) = &self.mcp_ids {
+            if !ids.contains(&id) {
+                let reason = format!(
+                    "the program's manifest does not name the MCP tool {id:?} (declare it with \
+                     a `tool ... from mcp` item)"
+                );
+                return Err(crate::policy::Denial::new("manifest", reason).into_host_error(&id));
+            }
+        }
+        let mut args = match req.args.get(1).map(HostValue::to_json) {
+            Some(serde_json::Value::Object(m)) => m,
+            Some(serde_json::Value::Null) | None => serde_json::Map::new(),
+            Some(other) => {
+                return Err(HostError::new(
+                    "TypeError",
+                    format!(
+                        "mcp.call: the arguments of {id} must be a record or a map, not {other}"
+                    ),
+                ))
+            }
+        };
+        hub.check_paths(&id, &mut args, &self.gate.policy.fs_grants())
+            .map_err(|d| d.into_host_error(&id))?;
+        let label = self.gate.policy.output_label(&id, None);
+        let trust = mcp::split_id(&id)
+            .and_then(|(s, _)| hub.server_config(s))
+            .is_some_and(|c| c.trust_label_hints);
+        let req = req.clone();
+        Ok(Box::pin(async move {
+            let outcome = match hub.call(&id, args).await {
+                Ok(out) => Ok(out.labelled(&label, trust)),
+                Err(e) => Err(e.into_host_error(&label)),
+            };
+            Completion {
+                req,
+                seq,
+                done: Done::Tool(outcome),
             }
         }))
     }
@@ -626,8 +842,12 @@ impl Host {
             .map_err(|e| e.to_host_error())?;
         let model = model.to_string();
         let req = req.clone();
+        let hub = self.mcp.clone();
         Ok(Box::pin(async move {
             let t0 = Instant::now();
+            if let Some(hub) = &hub {
+                offer_mcp_tools(hub, &mut mreq.tools).await;
+            }
             let provider = binding.provider.name().to_string();
             let (result, attempts) =
                 providers::retry::call_with_retries(&*binding.provider, &mreq, &binding.retry)
@@ -706,6 +926,7 @@ impl Host {
                 self.blocked.push(b);
             }
         }
+        self.journal_mcp()?;
         if !self.trace.is_off() {
             let mut ev = EffectEvent::asked(req, seq).with_outcome(&outcome);
             ev.llm = llm.map(Box::new);
@@ -783,6 +1004,18 @@ impl Host {
         );
         self.journal(Event::Effect(ev))?;
         vm.resume(req.task, outcome)?;
+        Ok(())
+    }
+
+    /// Writes what the MCP servers did since the last look (starts, stderr lines, progress,
+    /// stops), so that it precedes the effect it belongs to.
+    fn journal_mcp(&mut self) -> Result<(), RunError> {
+        let Some(hub) = &self.mcp else {
+            return Ok(());
+        };
+        for ev in hub.drain_events() {
+            self.journal(ev)?;
+        }
         Ok(())
     }
 

@@ -58,10 +58,10 @@ pub(crate) fn native_grant(tool: &str) -> Option<NativeGrant> {
         // A model call is granted when its model is (the host links models before the run);
         // the confidentiality rule still judges what the request shows the model. The tool
         // gate is the mechanism by which a program's own tools are judged: the host judges
-        // each call through it as the program tool it names.
-        "io.print" | "io.read_line" | "io.ask" | "clock.now" | "llm.call" | "tool.call" => {
-            NativeGrant::Default
-        }
+        // each call through it as the program tool it names, and `mcp.call` likewise as the
+        // MCP tool it names (`SERVER.TOOL`, which needs its own grant).
+        "io.print" | "io.read_line" | "io.ask" | "clock.now" | "llm.call" | "tool.call"
+        | "mcp.call" => NativeGrant::Default,
         "fs.read" | "fs.list" => NativeGrant::Resource(Kind::Read),
         "fs.write" => NativeGrant::Resource(Kind::Write),
         "http.get" | "http.post" => NativeGrant::Resource(Kind::Net),

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub transport: Transport,
     /// The deadline of one `tools/call`.
     pub timeout: Duration,
+    /// The deadline of the start (spawn or connect, `initialize`, `tools/list`); `None`: the
+    /// hub's ([`super::DEFAULT_START_TIMEOUT`] in a run).
+    pub start_timeout: Option<Duration>,
     /// The largest message (one stdio line, one HTTP body or SSE event) accepted from it.
     pub max_result_bytes: usize,
     /// `"TOOL.ARG"` → the access the argument's path needs, checked against the file grants
@@ -133,6 +136,7 @@ struct RawServer {
     url: Option<String>,
     headers: Option<IndexMap<String, String>>,
     timeout_secs: Option<u64>,
+    start_timeout_secs: Option<u64>,
     max_result_bytes: Option<u64>,
     #[serde(default)]
     paths: IndexMap<String, PathAccess>,
@@ -192,6 +196,10 @@ impl TryFrom<RawServer> for ServerConfig {
             Some(s) => Duration::from_secs(s),
             None => DEFAULT_TIMEOUT,
         };
+        let start_timeout = match r.start_timeout_secs {
+            Some(0) => return Err("start_timeout_secs must be at least 1".into()),
+            s => s.map(Duration::from_secs),
+        };
         let max_result_bytes = match r.max_result_bytes {
             Some(0) => return Err("max_result_bytes must be at least 1".into()),
             Some(n) => usize::try_from(n).map_err(|_| "max_result_bytes is too large")?,
@@ -209,6 +217,7 @@ impl TryFrom<RawServer> for ServerConfig {
         Ok(ServerConfig {
             transport,
             timeout,
+            start_timeout,
             max_result_bytes,
             paths: r.paths,
             trust_label_hints: r.trust_label_hints,

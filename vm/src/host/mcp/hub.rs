@@ -127,6 +127,29 @@ impl McpHub {
         }
     }
 
+    /// A hub with the same servers, lock and roots that has started none of them: for runs
+    /// that each need their own connections (each on a runtime of its own).
+    pub fn fresh(&self) -> McpHub {
+        let i = &self.inner;
+        McpHub {
+            inner: Arc::new(Inner {
+                cfg: i.cfg.clone(),
+                base_dir: i.base_dir.clone(),
+                lock: i.lock.clone(),
+                roots: i.roots.clone(),
+                opts: i.opts.clone(),
+                events: Arc::default(),
+                conns: Mutex::default(),
+                shut: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The lockfile the hub checks tools against.
+    pub fn lock(&self) -> &Lock {
+        &self.inner.lock
+    }
+
     /// The configuration of a server.
     pub fn server_config(&self, server: &str) -> Option<&ServerConfig> {
         self.inner.cfg.servers.get(server)
@@ -143,12 +166,14 @@ impl McpHub {
     }
 
     /// Checks the `paths` arguments of a call of `id` against the file grants (spec/mcp.md
-    /// §Client), before anything is sent: a refusal is `PolicyDenied` with rule `fs`. Ids of
-    /// servers not configured pass (the call then fails with `McpError`).
+    /// §Client), before anything is sent, and makes each the absolute path it checked
+    /// (relative ones are taken from the run's working directory): a refusal is
+    /// `PolicyDenied` with rule `fs`. Ids of servers not configured pass (the call then fails
+    /// with `McpError`).
     pub fn check_paths(
         &self,
         id: &str,
-        args: &serde_json::Map<String, serde_json::Value>,
+        args: &mut serde_json::Map<String, serde_json::Value>,
         grants: &FsGrantLists,
     ) -> Result<(), Denial> {
         let Some((server, tool)) = split_id(id) else {
@@ -157,7 +182,8 @@ impl McpHub {
         let Some(cfg) = self.server_config(server) else {
             return Ok(());
         };
-        check_paths(cfg, id, tool, &self.cwd_of(cfg), args, grants)
+        let cwd = std::env::current_dir().unwrap_or_else(|_| self.inner.base_dir.clone());
+        check_paths(cfg, id, tool, &cwd, args, grants)
     }
 
     /// Calls the tool `id` (`SERVER.TOOL`) with `args`. The tool must be listed and (unless
@@ -246,7 +272,7 @@ impl McpHub {
             .clone();
         let started = cell
             .get_or_init(|| async {
-                let timeout = self.inner.opts.start_timeout;
+                let timeout = cfg.start_timeout.unwrap_or(self.inner.opts.start_timeout);
                 match tokio::time::timeout(timeout, self.start(server, cfg)).await {
                     Ok(r) => r.map(Arc::new),
                     Err(_) => Err(format!(
@@ -357,7 +383,16 @@ impl McpHub {
                     AsyncRwTransport::new_client(capped, stdin).with_max_line_length(usize::MAX);
                 match rmcp::serve_client(handler, transport).await {
                     Ok(s) => (s, Some(guard)),
-                    Err(e) => return Err(format!("{e}{}", guard.exit_note().await)),
+                    Err(e) => {
+                        let note = guard.exit_note().await;
+                        // rmcp's error names its own types; what a person needs is that the
+                        // server went away, and how.
+                        return Err(if note.is_empty() {
+                            format!("initialize failed: {e}")
+                        } else {
+                            format!("the server closed the connection before answering initialize{note}")
+                        });
+                    }
                 }
             }
             Transport::Http { url, headers } => {
@@ -640,15 +675,23 @@ impl Conn {
             tool: tool.to_string(),
             secs: self.timeout.as_secs(),
         };
+        // A message over the cap ends the connection; rmcp may then leave the call to its
+        // deadline, so the cap is looked at first.
+        let too_large = || McpError::TooLarge {
+            server: self.server.clone(),
+            tool: tool.to_string(),
+            limit: self.cap,
+        };
         let result = match answer {
+            Err(_) | Ok(Err(ServiceError::Timeout { .. }))
+                if self.over_cap.load(Ordering::SeqCst) =>
+            {
+                return Err(too_large())
+            }
             Err(_) | Ok(Err(ServiceError::Timeout { .. })) => return Err(deadline()),
             Ok(Err(e)) => {
                 if self.over_cap.load(Ordering::SeqCst) {
-                    return Err(McpError::TooLarge {
-                        server: self.server.clone(),
-                        tool: tool.to_string(),
-                        limit: self.cap,
-                    });
+                    return Err(too_large());
                 }
                 let reason = match self.child.lock().await.as_mut() {
                     Some(c) => format!("{}{}", self.describe(e), c.exit_note().await),

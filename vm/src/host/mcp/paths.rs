@@ -13,34 +13,36 @@ use crate::policy::{Denial, FsGrantLists, PathGrants};
 /// The rule of a refusal.
 pub const RULE: &str = "fs";
 
-/// Checks the path arguments of a call of `tool` (as the server names it). `cwd` is the
-/// folder relative paths are taken from (the server's working directory). An argument that
-/// is absent is not checked; one that is not a string (or a list of strings) is refused.
+/// Checks the path arguments of a call of `tool` (as the server names it), and replaces each
+/// by the absolute, resolved path it checked, so that the server opens exactly that (and a
+/// relative path means what it means to the program). `cwd` is the folder relative paths are
+/// taken from (the run's working directory). An argument that is absent is not checked; one
+/// that is not a string (or a list of strings) is refused.
 pub fn check_paths(
     server: &ServerConfig,
     id: &str,
     tool: &str,
     cwd: &Path,
-    args: &serde_json::Map<String, J>,
+    args: &mut serde_json::Map<String, J>,
     grants: &FsGrantLists,
 ) -> Result<(), Denial> {
     for (arg, access) in server.path_args(tool) {
-        let paths: Vec<&str> = match args.get(arg) {
-            None | Some(J::Null) => continue,
-            Some(J::String(s)) => vec![s.as_str()],
-            Some(J::Array(items)) => items
-                .iter()
-                .map(J::as_str)
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| not_a_path(id, arg))?,
-            Some(_) => return Err(not_a_path(id, arg)),
-        };
         let (list, kind) = match access {
             PathAccess::Read => (&grants.read, "read"),
             PathAccess::Write => (&grants.write, "write"),
         };
-        for p in paths {
-            check_one(id, arg, p, cwd, list, kind)?;
+        let mut check = |p: &mut J| -> Result<(), Denial> {
+            let J::String(text) = p else {
+                return Err(not_a_path(id, arg));
+            };
+            let resolved = check_one(id, arg, text, cwd, list, kind)?;
+            *p = J::String(resolved.to_string_lossy().into_owned());
+            Ok(())
+        };
+        match args.get_mut(arg) {
+            None | Some(J::Null) => continue,
+            Some(J::Array(items)) => items.iter_mut().try_for_each(&mut check)?,
+            Some(p) => check(p)?,
         }
     }
     Ok(())
@@ -60,7 +62,7 @@ fn check_one(
     cwd: &Path,
     grants: &PathGrants,
     kind: &str,
-) -> Result<(), Denial> {
+) -> Result<PathBuf, Denial> {
     // Quoted and escaped: a path may hold anything.
     let shown = format!("{text:?}");
     let Some(path) = resolve(&cwd.join(text)) else {
@@ -87,7 +89,7 @@ fn check_one(
             .iter()
             .any(|r| path.starts_with(resolve(r).unwrap_or_else(|| r.clone())));
     if granted {
-        Ok(())
+        Ok(path)
     } else {
         Err(Denial::new(
             RULE,
@@ -172,13 +174,15 @@ paths = { "read_text_file.path" = "read", "write_file.path" = "write", "read_mul
     }
 
     fn check(f: &Fixture, tool: &str, args: J) -> Result<(), Denial> {
-        let J::Object(map) = args else { unreachable!() };
+        let J::Object(mut map) = args else {
+            unreachable!()
+        };
         check_paths(
             &f.server,
             "files.x",
             tool,
             &f.root.join("granted"),
-            &map,
+            &mut map,
             &grants(f),
         )
     }

@@ -619,6 +619,7 @@ mod tests {
                 name: "Ticket".into(),
                 description: "".into(),
                 parameters: json!({}),
+                mcp: None,
             }],
             ..req
         };

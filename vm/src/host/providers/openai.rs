@@ -520,6 +520,7 @@ mod tests {
                 name: "f".into(),
                 description: "d".into(),
                 parameters: json!({"type": "object"}),
+                mcp: None,
             }],
             output: Some(OutputSchema {
                 name: "T".into(),
