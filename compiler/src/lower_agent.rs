@@ -290,14 +290,16 @@ impl Lowerer<'_> {
             }
             None => self.lookup_global(&id.name),
         };
-        // A native binding is offered through the function that wraps it, under its name
-        // with `_` for `.` (model APIs allow no dots in tool names): the gate judges the
-        // offered call, and the native effect inside it is judged again.
+        // Tools are offered under their name with `_` for `.` (model APIs allow no dots in
+        // tool names, and a dotted id would be judged as a native or MCP tool): a function
+        // of an imported module as `util_helper`; a native binding through the function that
+        // wraps it, so that the gate judges the offered call and the native effect inside it
+        // is judged again.
         let (idx, offered) = match def {
             Some(Def {
                 global: Global::Fn(idx),
                 ..
-            }) => (idx, id.name.clone()),
+            }) => (idx, id.name.replace('.', "_")),
             Some(Def {
                 global: Global::Extern(e),
                 ..
