@@ -335,3 +335,56 @@ fn content_item(item: &Json) -> Option<Json> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_items_map_to_mcp_content() {
+        assert_eq!(
+            content_item(&json!({"type": "audio", "data": "AA==", "mime_type": "audio/wav"})),
+            Some(json!({"type": "audio", "data": "AA==", "mimeType": "audio/wav"}))
+        );
+        // A null mime type is left out; text wins over a blob.
+        assert_eq!(
+            content_item(&json!({"type": "resource", "uri": "u", "mime_type": null,
+                                 "text": "t", "blob": "AA=="})),
+            Some(json!({"type": "resource", "resource": {"uri": "u", "text": "t"}}))
+        );
+        for bad in [
+            json!({"type": "resource", "uri": "u", "mime_type": null, "text": null, "blob": null}),
+            json!({"type": "image", "data": "AA=="}),
+            json!({"type": "resource_link", "uri": "u"}),
+            json!("text"),
+        ] {
+            assert_eq!(content_item(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_std_mcp_content_is_content() {
+        let src = "import std.mcp\n\ntype Content = {type: string, text: string}\n\
+                   type Item = {type: \"text\", text: string}\n\
+                   fn a() -> mcp.Content { return mcp.text(\"x\") }\n\
+                   fn b() -> [mcp.Content] { return [] }\n\
+                   fn c() -> Content { return {type: \"text\", text: \"x\"} }\n\
+                   fn d() -> Item { return {type: \"text\", text: \"x\"} }\n\
+                   fn main() { print(a()); print(b()); print(c()); print(d()) }\n";
+        let module = aivm_compiler::compile_source("content.ail", src)
+            .expect("compiles")
+            .module;
+        let ret = |name: &str| {
+            let f = module
+                .functions
+                .iter()
+                .find(|f| module.str(f.name) == name)
+                .expect("the function");
+            Output::of(&module, f.ret)
+        };
+        assert!(matches!(ret("a"), Output::Content));
+        assert!(matches!(ret("b"), Output::Content));
+        assert!(matches!(ret("c"), Output::Object(_)));
+        assert!(matches!(ret("d"), Output::Object(_)));
+    }
+}

@@ -98,7 +98,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         input_cap: run::input_cap(&args.exec),
         trace_dir: args.trace.clone(),
         calls: AtomicU64::new(0),
-        running: Arc::new(Semaphore::new(args.max_concurrent_calls.max(1))),
+        running: Arc::new(Semaphore::new(args.max_concurrent_calls)),
         module,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
