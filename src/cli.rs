@@ -125,6 +125,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub trace: Option<PathBuf>,
 
+    /// Run at most N tool calls at once; more wait for a free slot.
+    #[arg(long = "max-concurrent-calls", value_name = "N", default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_calls: usize,
+
     #[command(flatten)]
     pub policy: PolicyArgs,
 

@@ -181,6 +181,8 @@ pub enum Output {
     /// Untyped (`any`): a string as text, anything else as JSON text, and an object value
     /// also as structured content.
     Untyped,
+    /// `-> mcp.Content` (one item) or `-> [mcp.Content]` (several): the items themselves.
+    Content,
 }
 
 impl Output {
@@ -188,6 +190,13 @@ impl Output {
     pub fn of(module: &Module, ty: TypeId) -> Output {
         if matches!(module.types.get(ty as usize), Some(TypeDesc::Str)) {
             return Output::Text;
+        }
+        let item = match module.types.get(ty as usize) {
+            Some(TypeDesc::List(item)) => *item,
+            _ => ty,
+        };
+        if is_content(module, item) {
+            return Output::Content;
         }
         match aivm_vm::format::schema::schema(module, ty) {
             Ok(Json::Object(s)) if s.is_empty() => Output::Untyped,
@@ -214,20 +223,33 @@ impl Output {
     pub fn schema(&self) -> Option<&Map<String, Json>> {
         match self {
             Output::Object(s) | Output::Wrapped(s) => Some(s),
-            Output::Text | Output::Untyped => None,
+            Output::Text | Output::Untyped | Output::Content => None,
         }
     }
 
     /// The `tools/call` result of a returned value: `{content, structuredContent?}`.
     pub fn result(&self, value: &HostValue) -> Json {
         let doc = value.to_json();
+        if let Output::Content = self {
+            let items = match doc {
+                Json::Array(items) => items,
+                one => vec![one],
+            };
+            return match items.iter().map(content_item).collect::<Option<Vec<_>>>() {
+                Some(content) => json!({ "content": content }),
+                None => error_result(
+                    "HostError",
+                    "a content item the program returned is malformed",
+                ),
+            };
+        }
         let text = match &doc {
             Json::String(s) => s.clone(),
             other => other.to_string(),
         };
         let content = json!([{"type": "text", "text": text}]);
         let structured = match self {
-            Output::Text => None,
+            Output::Text | Output::Content => None,
             Output::Object(_) => Some(doc),
             Output::Wrapped(_) => Some(json!({ "result": doc })),
             Output::Untyped => doc.is_object().then_some(doc),
@@ -245,4 +267,124 @@ pub fn error_result(kind: &str, message: &str) -> Json {
         "content": [{"type": "text", "text": format!("{kind}: {message}")}],
         "isError": true,
     })
+}
+
+/// The content kinds of std.mcp's `Content`, by the `type` field of their records.
+const CONTENT_KINDS: [&str; 4] = ["text", "image", "audio", "resource"];
+
+/// Whether `ty` is std.mcp's `Content`: a type named `Content` that is a union of records
+/// each tagged by a `type` field with one of the content kinds. The name alone is not
+/// enough (a program may name its own type so), nor the shape alone (an ordinary record is
+/// a value, never content).
+fn is_content(module: &Module, ty: TypeId) -> bool {
+    let Some(TypeDesc::Named {
+        name, ty: inner, ..
+    }) = module.types.get(ty as usize)
+    else {
+        return false;
+    };
+    if module.str(*name) != "Content" {
+        return false;
+    }
+    let Some(TypeDesc::Union(members)) = module.types.get(*inner as usize) else {
+        return false;
+    };
+    let tag = |t: TypeId| -> Option<&str> {
+        let mut t = t;
+        // A member is a named record (`Text`, `Image`...): one alias to look through.
+        if let Some(TypeDesc::Named { ty, .. }) = module.types.get(t as usize) {
+            t = *ty;
+        }
+        let Some(TypeDesc::Record(fields)) = module.types.get(t as usize) else {
+            return None;
+        };
+        let f = fields.iter().find(|f| module.str(f.name) == "type")?;
+        match module.types.get(f.ty as usize) {
+            Some(TypeDesc::StrLit(s)) => Some(module.str(*s)),
+            _ => None,
+        }
+    };
+    let tags: Option<Vec<&str>> = members.iter().map(|m| tag(*m)).collect();
+    tags.is_some_and(|tags| !tags.is_empty() && tags.iter().all(|t| CONTENT_KINDS.contains(t)))
+}
+
+/// One item of std.mcp's `Content` as MCP content (camelCase, absent fields left out), or
+/// `None` when it is not one.
+fn content_item(item: &Json) -> Option<Json> {
+    let str_of = |k: &str| item.get(k).and_then(Json::as_str);
+    Some(match str_of("type")? {
+        "text" => json!({"type": "text", "text": str_of("text")?}),
+        kind @ ("image" | "audio") => json!({
+            "type": kind,
+            "data": str_of("data")?,
+            "mimeType": str_of("mime_type")?,
+        }),
+        "resource" => {
+            let mut r = Map::new();
+            r.insert("uri".into(), json!(str_of("uri")?));
+            if let Some(m) = str_of("mime_type") {
+                r.insert("mimeType".into(), json!(m));
+            }
+            match (str_of("text"), str_of("blob")) {
+                (Some(t), _) => r.insert("text".into(), json!(t)),
+                (None, Some(b)) => r.insert("blob".into(), json!(b)),
+                (None, None) => return None,
+            };
+            json!({"type": "resource", "resource": r})
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_items_map_to_mcp_content() {
+        assert_eq!(
+            content_item(&json!({"type": "audio", "data": "AA==", "mime_type": "audio/wav"})),
+            Some(json!({"type": "audio", "data": "AA==", "mimeType": "audio/wav"}))
+        );
+        // A null mime type is left out; text wins over a blob.
+        assert_eq!(
+            content_item(&json!({"type": "resource", "uri": "u", "mime_type": null,
+                                 "text": "t", "blob": "AA=="})),
+            Some(json!({"type": "resource", "resource": {"uri": "u", "text": "t"}}))
+        );
+        for bad in [
+            json!({"type": "resource", "uri": "u", "mime_type": null, "text": null, "blob": null}),
+            json!({"type": "image", "data": "AA=="}),
+            json!({"type": "resource_link", "uri": "u"}),
+            json!("text"),
+        ] {
+            assert_eq!(content_item(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_std_mcp_content_is_content() {
+        let src = "import std.mcp\n\ntype Content = {type: string, text: string}\n\
+                   type Item = {type: \"text\", text: string}\n\
+                   fn a() -> mcp.Content { return mcp.text(\"x\") }\n\
+                   fn b() -> [mcp.Content] { return [] }\n\
+                   fn c() -> Content { return {type: \"text\", text: \"x\"} }\n\
+                   fn d() -> Item { return {type: \"text\", text: \"x\"} }\n\
+                   fn main() { print(a()); print(b()); print(c()); print(d()) }\n";
+        let module = aivm_compiler::compile_source("content.ail", src)
+            .expect("compiles")
+            .module;
+        let ret = |name: &str| {
+            let f = module
+                .functions
+                .iter()
+                .find(|f| module.str(f.name) == name)
+                .expect("the function");
+            Output::of(&module, f.ret)
+        };
+        assert!(matches!(ret("a"), Output::Content));
+        assert!(matches!(ret("b"), Output::Content));
+        assert!(matches!(ret("c"), Output::Object(_)));
+        assert!(matches!(ret("d"), Output::Object(_)));
+    }
 }

@@ -3,22 +3,26 @@
 //! own thread under the policy, limits, budgets and models the server was started with;
 //! `print` output becomes log notifications, never bytes on the protocol's stdout.
 
+mod client;
 mod convert;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aivm_vm::format::{self, FuncId, VerifiedModule};
 use aivm_vm::host::budget::BudgetLimits;
 use aivm_vm::host::config::ModelBinding;
+use aivm_vm::host::embed::Embedder;
 use aivm_vm::host::mcp::McpHub;
+use aivm_vm::host::providers::client::is_client_model;
 use aivm_vm::host::{Host, RunError, TraceSink};
 use aivm_vm::policy::Policy;
-use aivm_vm::{JitMode, LabelInfo, Limits, Vm, VmError};
+use aivm_vm::{EffectRequest, HostError, HostValue, JitMode, LabelInfo, Limits, Vm, VmError};
 use indexmap::IndexMap;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
@@ -27,7 +31,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{json, Value as Json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::cli::ServeArgs;
 use crate::errors::CliError;
@@ -61,6 +65,9 @@ struct Shared {
     /// The MCP servers the program may use; each call starts its own (its VM runs on a
     /// runtime of its own).
     mcp: Option<McpHub>,
+    /// Calls running at once, at most `--max-concurrent-calls`; a permit is held by the call's
+    /// thread until it ends (a cancelled call still computing keeps it).
+    running: Arc<Semaphore>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
@@ -96,6 +103,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         input_cap: run::input_cap(&args.exec),
         trace_dir: args.trace.clone(),
         calls: AtomicU64::new(0),
+        running: Arc::new(Semaphore::new(args.max_concurrent_calls)),
         module,
         mcp,
     });
@@ -332,41 +340,131 @@ impl Server {
             Ok(a) => a,
             Err(message) => return convert::error_result("ValueError", &message),
         };
+        // Wait for a free slot, unless the client gives up first.
+        let permit = tokio::select! {
+            p = shared.running.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return convert::error_result("HostError", "the server is closing"),
+            },
+            _ = context.ct.cancelled() => return cancelled_result(),
+        };
         let n = shared.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
         let (done_tx, mut done_rx) = oneshot::channel();
+        // Dropped or sent, this ends the run at its next await (see run_call).
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let embedder = CallEmbedder {
+            out: out_tx.clone(),
+            cancelled: cancelled.clone(),
+            can_elicit: client::can_elicit(&context.peer),
+        };
+        let models = call_models(&shared.models, &context.peer);
         let worker = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("aivm-call-{n}"))
             .spawn(move || {
-                let outcome = run_call(&worker, index, args, n, lines_tx);
+                let call = Call {
+                    index,
+                    args,
+                    n,
+                    models,
+                    out: out_tx,
+                    embedder,
+                };
+                let outcome = run_call(&worker, call, cancel_rx);
+                drop(permit);
                 // The session may be gone; then nobody wants the result.
                 let _ = done_tx.send(outcome);
             });
         if let Err(e) = spawned {
             return convert::error_result("HostError", &format!("cannot start the call: {e}"));
         }
+        let progress = context
+            .meta
+            .get_progress_token()
+            .and_then(|t| serde_json::to_value(t).ok());
         let outcome = loop {
             tokio::select! {
-                line = lines_rx.recv() => match line {
-                    Some(line) => self.log_line(context, line).await,
+                msg = out_rx.recv() => match msg {
+                    Some(msg) => self.forward(context, progress.as_ref(), &cancelled, msg).await,
                     // The run's output is closed: only its outcome is left.
                     None => break (&mut done_rx).await,
                 },
                 outcome = &mut done_rx => break outcome,
+                _ = context.ct.cancelled() => {
+                    // The client cancelled the request or went away: the run stops at its next
+                    // step or await; its thread ends (and frees its slot) when it sees that.
+                    cancelled.store(true, Ordering::SeqCst);
+                    let _ = cancel_tx.send(());
+                    return cancelled_result();
+                }
             }
         };
-        while let Ok(line) = lines_rx.try_recv() {
-            self.log_line(context, line).await;
+        while let Ok(msg) = out_rx.try_recv() {
+            self.forward(context, progress.as_ref(), &cancelled, msg)
+                .await;
         }
         match outcome {
             Ok(Ok(value)) => tool.output.result(&value),
+            Ok(Err(RunError::Cancelled)) => cancelled_result(),
             Ok(Err(e)) => {
                 let (kind, message) = failure(&e);
                 convert::error_result(&kind, &message)
             }
             Err(_) => {
                 convert::error_result("HostError", "the call's thread ended without a result")
+            }
+        }
+    }
+
+    /// Sends what the run produced to the client: a printed line as a log notification,
+    /// progress as a progress notification (only when the request carried a progress
+    /// token), a question as an elicitation whose answer goes back to the run.
+    async fn forward(
+        &self,
+        context: &RequestContext<RoleServer>,
+        token: Option<&Json>,
+        cancelled: &AtomicBool,
+        msg: Out,
+    ) {
+        match msg {
+            Out::Line(line) => self.log_line(context, line).await,
+            Out::Progress {
+                done,
+                total,
+                message,
+            } => {
+                let Some(token) = token else { return };
+                let mut p = json!({"progressToken": token, "progress": done});
+                if let Json::Object(o) = &mut p {
+                    if let Some(t) = total {
+                        o.insert("total".into(), json!(t));
+                    }
+                    if let Some(m) = message {
+                        o.insert("message".into(), json!(m));
+                    }
+                }
+                let n: Result<rmcp::model::ServerNotification, _> = serde_json::from_value(
+                    json!({"method": "notifications/progress", "params": p}),
+                );
+                if let Ok(n) = n {
+                    // A client that went away misses it; the call goes on.
+                    let _ = context.peer.send_notification(n).await;
+                }
+            }
+            Out::Ask { question, reply } => {
+                let answer = tokio::select! {
+                    a = client::elicit(&context.peer, &question) => a,
+                    _ = context.ct.cancelled() => {
+                        // Flagged first, so that the run stops rather than go on with the
+                        // refusal.
+                        cancelled.store(true, Ordering::SeqCst);
+                        Err(HostError::new("IoError", "io.ask: no answer: the call was cancelled"))
+                    }
+                };
+                // The run may have ended meanwhile; then nobody waits for the answer.
+                let _ = reply.send(answer);
             }
         }
     }
@@ -382,6 +480,122 @@ impl Server {
         if let Ok(p) = param {
             // A client that went away misses the line; the call goes on.
             let _ = context.peer.notify_logging_message(p).await;
+        }
+    }
+}
+
+/// The result of a cancelled call (sent only if the transport still wants it).
+fn cancelled_result() -> Json {
+    convert::error_result("Cancelled", "the client cancelled the call")
+}
+
+/// The server's model bindings for one call: those bound to `mcp-client:` answered by this
+/// call's client.
+fn call_models(
+    models: &IndexMap<String, ModelBinding>,
+    peer: &rmcp::service::Peer<RoleServer>,
+) -> IndexMap<String, ModelBinding> {
+    models
+        .iter()
+        .map(|(k, b)| {
+            let mut b = b.clone();
+            if is_client_model(b.provider.name()) {
+                b.provider = Arc::new(client::ClientModel::new(b.provider.name(), peer.clone()));
+            }
+            (k.clone(), b)
+        })
+        .collect()
+}
+
+/// What a call's thread sends to the request's handler, in the order the program did it.
+enum Out {
+    /// A line the program printed.
+    Line(String),
+    /// `mcp.progress(done, total, message)`.
+    Progress {
+        done: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    },
+    /// `io.ask(question)`, to be put to the client's user; the answer goes to `reply`.
+    Ask {
+        question: String,
+        reply: std::sync::mpsc::Sender<Result<HostValue, HostError>>,
+    },
+}
+
+/// The served call's part in its host: progress and questions go to the client, and the run
+/// stops when the client cancels.
+struct CallEmbedder {
+    out: mpsc::UnboundedSender<Out>,
+    cancelled: Arc<AtomicBool>,
+    /// Whether the client declared elicitation; if not, `io.ask` sees the end of input.
+    can_elicit: bool,
+}
+
+impl Embedder for CallEmbedder {
+    fn perform(&mut self, req: &EffectRequest) -> Option<Result<HostValue, HostError>> {
+        match req.native.as_str() {
+            "mcp.progress" => Some(self.progress(&req.args)),
+            "io.ask" if self.can_elicit => Some(self.ask(&req.args)),
+            _ => None,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+impl CallEmbedder {
+    fn progress(&self, args: &[HostValue]) -> Result<HostValue, HostError> {
+        let number = |v: Option<&HostValue>| match v.map(|v| &v.data) {
+            Some(aivm_vm::HostData::Int(i)) => Some(*i as f64),
+            Some(aivm_vm::HostData::Float(f)) if f.is_finite() => Some(*f),
+            _ => None,
+        };
+        let Some(done) = number(args.first()) else {
+            return Err(HostError::new(
+                "ValueError",
+                "mcp.progress: `done` must be a finite number",
+            ));
+        };
+        let total = number(args.get(1));
+        let message = args.get(2).and_then(HostValue::as_str).map(str::to_string);
+        // The handler is gone only when the call is: nobody to tell.
+        let _ = self.out.send(Out::Progress {
+            done,
+            total,
+            message,
+        });
+        Ok(HostValue::null())
+    }
+
+    fn ask(&self, args: &[HostValue]) -> Result<HostValue, HostError> {
+        let question = args.first().and_then(HostValue::as_str).unwrap_or("");
+        let (reply, answer) = std::sync::mpsc::channel();
+        let asked = self.out.send(Out::Ask {
+            question: question.to_string(),
+            reply,
+        });
+        if asked.is_err() {
+            return Err(HostError::new(
+                "IoError",
+                "io.ask: no answer: the call has ended",
+            ));
+        }
+        // The VM's thread waits for the person; it looks up now and then for a cancellation.
+        loop {
+            match answer.recv_timeout(Duration::from_millis(100)) {
+                Ok(a) => return a,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !self.cancelled() => {}
+                Err(_) => {
+                    return Err(HostError::new(
+                        "IoError",
+                        "io.ask: no answer: the call was cancelled",
+                    ))
+                }
+            }
         }
     }
 }
@@ -421,40 +635,59 @@ fn check_arguments(
     Ok(out)
 }
 
-/// One call on its own thread: a fresh VM and host, run to the end.
+/// One call's run, handed to its thread.
+struct Call {
+    index: usize,
+    args: Vec<HostValue>,
+    n: u64,
+    models: IndexMap<String, ModelBinding>,
+    out: mpsc::UnboundedSender<Out>,
+    embedder: CallEmbedder,
+}
+
+/// One call on its own thread: a fresh VM and host, run to the end or until `cancel`
+/// resolves (sent or dropped), which drops the run at its next await.
 fn run_call(
     shared: &Shared,
-    index: usize,
-    args: Vec<aivm_vm::HostValue>,
-    n: u64,
-    lines: mpsc::UnboundedSender<String>,
-) -> Result<aivm_vm::HostValue, RunError> {
-    let Some(tool) = shared.tools.get(index) else {
+    call: Call,
+    cancel: oneshot::Receiver<()>,
+) -> Result<HostValue, RunError> {
+    let Some(tool) = shared.tools.get(call.index) else {
         return Err(RunError::Link("no such tool".into()));
     };
     let mut vm = Vm::new(&shared.module, shared.limits.clone())?;
     vm.set_jit(shared.jit);
     vm.set_strict_flow(shared.strict_flow);
-    vm.start(tool.func, args)?;
+    vm.start(tool.func, call.args)?;
     let out = Box::new(Lines {
         buf: Vec::new(),
-        tx: lines,
+        tx: call.out,
     });
     let mut host = Host::new(shared.policy.clone(), out, Box::new(io::empty()))
         .with_input_cap(shared.input_cap)
         .with_budget(shared.budget.clone())
-        .with_models(shared.models.clone())
+        .with_models(call.models)
         // Nobody is at a terminal for a served call: asks are refused unless --yes.
-        .with_approver(run::approver(&shared.policy, false));
+        .with_approver(run::approver(&shared.policy, false))
+        .with_embedder(Box::new(call.embedder));
     if let Some(hub) = &shared.mcp {
         host = host.with_mcp(hub.fresh());
     }
     if let Some(dir) = &shared.trace_dir {
-        let path = dir.join(format!("call-{n:04}-{}.jsonl", tool.name));
+        let path = dir.join(format!("call-{:04}-{}.jsonl", call.n, tool.name));
         let file = std::fs::File::create(&path).map_err(RunError::Trace)?;
         host = host.with_trace(TraceSink::JsonLines(Box::new(io::LineWriter::new(file))));
     }
-    host.run_to_end(&mut vm)
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    rt.block_on(async {
+        tokio::select! {
+            r = host.run(&mut vm) => r,
+            _ = cancel => Err(RunError::Cancelled),
+        }
+    })
 }
 
 /// The error kind and message of a failed call.
@@ -478,7 +711,7 @@ fn short(e: &VmError) -> String {
 /// The program's standard output, cut into lines for log notifications.
 struct Lines {
     buf: Vec<u8>,
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<Out>,
 }
 
 impl Write for Lines {
@@ -488,7 +721,7 @@ impl Write for Lines {
             let line: Vec<u8> = self.buf.drain(..=i).collect();
             let text = String::from_utf8_lossy(&line[..i]).into_owned();
             // The receiver is gone only when the session is: the output has nowhere to go.
-            let _ = self.tx.send(text);
+            let _ = self.tx.send(Out::Line(text));
         }
         Ok(bytes.len())
     }
@@ -503,7 +736,7 @@ impl Drop for Lines {
         if !self.buf.is_empty() {
             let _ = self
                 .tx
-                .send(String::from_utf8_lossy(&self.buf).into_owned());
+                .send(Out::Line(String::from_utf8_lossy(&self.buf).into_owned()));
         }
     }
 }

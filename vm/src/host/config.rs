@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::llm::{Provider, ProviderError, Usage};
 use super::mcp::McpConfig;
 use super::providers::anthropic::{self, AnthropicProvider};
+use super::providers::client;
 use super::providers::openai::{self, OpenAiProvider};
 use super::providers::retry::RetryRule;
 use super::providers::scripted::{transcript_path, ScriptedProvider};
@@ -52,6 +53,10 @@ pub enum ProviderKind {
     Anthropic,
     /// A transcript file (the model id is its path).
     Scripted,
+    /// The model of the MCP client that called a served tool (`aivm serve`), reached by
+    /// `sampling/createMessage`; the id, which may be empty, is a hint of which model.
+    #[serde(rename = "mcp-client")]
+    McpClient,
 }
 
 impl ProviderKind {
@@ -60,6 +65,7 @@ impl ProviderKind {
             "openai" => Some(ProviderKind::OpenAi),
             "anthropic" => Some(ProviderKind::Anthropic),
             "scripted" => Some(ProviderKind::Scripted),
+            "mcp-client" => Some(ProviderKind::McpClient),
             _ => None,
         }
     }
@@ -69,6 +75,7 @@ impl ProviderKind {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Scripted => "scripted",
+            ProviderKind::McpClient => "mcp-client",
         }
     }
 }
@@ -143,9 +150,12 @@ impl ModelConfig {
             ));
         };
         let provider = ProviderKind::parse(kind).ok_or_else(|| {
-            format!("unknown provider kind `{kind}` (expected openai, anthropic or scripted)")
+            format!(
+                "unknown provider kind `{kind}` (expected openai, anthropic, scripted or mcp-client)"
+            )
         })?;
-        if id.is_empty() {
+        // The client's model needs no id: which model answers is the client's choice.
+        if id.is_empty() && provider != ProviderKind::McpClient {
             return Err(format!("no model id after `{kind}:`"));
         }
         Ok(ModelConfig::new(provider, id))
@@ -352,7 +362,8 @@ fn check_model(name: &str, m: &ModelConfig) -> Result<(), String> {
     if name.is_empty() {
         return Err("a model name must not be empty".into());
     }
-    if m.model.is_empty() {
+    // The client's model may go without an id (which model answers is the client's choice).
+    if m.model.is_empty() && m.provider != ProviderKind::McpClient {
         return Err("`model` must not be empty".into());
     }
     if let Some(p) = &m.price {
@@ -445,6 +456,7 @@ pub fn build_provider(
             };
             Arc::new(ScriptedProvider::load(&path)?)
         }
+        ProviderKind::McpClient => Arc::new(client::Unattached::new(name)),
         ProviderKind::OpenAi => {
             let (base_url, api_key) = endpoint(
                 logical,

@@ -186,6 +186,9 @@ impl Tools {
                 writeln!(stdout, "{text}")?;
                 Ok(HostValue::null())
             }
+            // Progress has nobody to go to outside `aivm serve` (whose embedder performs it):
+            // the journal records it, nothing else happens.
+            "mcp.progress" => Ok(HostValue::null()),
             "io.read_line" => {
                 // A prompt printed just before must be visible before we block on input.
                 stdout.flush()?;

@@ -8,6 +8,7 @@ pub mod approve;
 pub mod budget;
 pub mod config;
 mod effects;
+pub mod embed;
 mod gate;
 pub mod journal;
 pub mod llm;
@@ -67,6 +68,9 @@ pub enum RunError {
     /// The policy's grants could not be opened (a granted command that does not exist...).
     #[error("{0}")]
     Grants(#[from] tools::ToolSetupError),
+    /// The embedder stopped the run ([`embed::Embedder::cancelled`]).
+    #[error("the run was cancelled")]
+    Cancelled,
 }
 
 /// The effect events of a journal kept in memory (its `run_start` and `run_end` left out).
@@ -194,6 +198,7 @@ pub struct Host {
     /// The MCP tool ids the manifest names: when it names any, the program is confined to
     /// them (a computed id passed to `std.mcp.call` is refused).
     mcp_ids: Option<Vec<String>>,
+    embedder: Option<Box<dyn embed::Embedder>>,
 }
 
 impl Host {
@@ -216,6 +221,7 @@ impl Host {
             mcp: None,
             mcp_owned: false,
             mcp_ids: None,
+            embedder: None,
         }
     }
 
@@ -246,6 +252,12 @@ impl Host {
     /// is asked and every ask is refused).
     pub fn with_approver(mut self, approver: Box<dyn approve::Approver>) -> Host {
         self.gate.set_approver(approver);
+        self
+    }
+
+    /// The same host, letting `embedder` perform inline effects and stop the run.
+    pub fn with_embedder(mut self, embedder: Box<dyn embed::Embedder>) -> Host {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -498,6 +510,9 @@ impl Host {
         // Calls cut off by the time budget, given their error one at a time like completions.
         let mut expired: VecDeque<(EffectRequest, u64)> = VecDeque::new();
         loop {
+            if self.embedder.as_ref().is_some_and(|e| e.cancelled()) {
+                return Err(RunError::Cancelled);
+            }
             let step = vm.run()?;
             if !matches!(step, Step::Effect(_)) {
                 self.journal_labels(vm)?;
@@ -654,6 +669,9 @@ impl Host {
             if !effects::is_output(&req.native) {
                 return Ok(Err(e.to_host_error()));
             }
+        }
+        if let Some(outcome) = self.embedder.as_mut().and_then(|e| e.perform(req)) {
+            return Ok(outcome);
         }
         self.tools()?;
         let Some(tools) = self.tools.as_ref() else {

@@ -59,9 +59,10 @@ pub(crate) fn native_grant(tool: &str) -> Option<NativeGrant> {
         // the confidentiality rule still judges what the request shows the model. The tool
         // gate is the mechanism by which a program's own tools are judged: the host judges
         // each call through it as the program tool it names, and `mcp.call` likewise as the
-        // MCP tool it names (`SERVER.TOOL`, which needs its own grant).
+        // MCP tool it names (`SERVER.TOOL`, which needs its own grant). `mcp.progress` only
+        // reports to whoever called a served program.
         "io.print" | "io.read_line" | "io.ask" | "clock.now" | "llm.call" | "tool.call"
-        | "mcp.call" => NativeGrant::Default,
+        | "mcp.call" | "mcp.progress" => NativeGrant::Default,
         "fs.read" | "fs.list" => NativeGrant::Resource(Kind::Read),
         "fs.write" => NativeGrant::Resource(Kind::Write),
         "http.get" | "http.post" => NativeGrant::Resource(Kind::Net),
@@ -490,7 +491,7 @@ fn audience<'c>(
         }
     }
     Ok(vec![match call.tool {
-        "io.print" | "io.ask" | "io.read_line" => Cow::Borrowed("user"),
+        "io.print" | "io.ask" | "io.read_line" | "mcp.progress" => Cow::Borrowed("user"),
         t => Cow::Owned(format!("tool:{t}")),
     }])
 }

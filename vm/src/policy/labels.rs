@@ -32,7 +32,9 @@ pub(crate) enum Selector {
 /// The default integrity of a tool's output.
 fn default_integrity(tool: &str) -> Integrity {
     match tool {
-        "env.get" | "io.ask" | "io.read_line" | "clock.now" | "io.print" => Integrity::Trusted,
+        "env.get" | "io.ask" | "io.read_line" | "clock.now" | "io.print" | "mcp.progress" => {
+            Integrity::Trusted
+        }
         // Program functions: the VM labels their results itself.
         t if !t.contains('.') => Integrity::Trusted,
         // Files, the web, commands, MCP servers and anything else outside.

@@ -4,6 +4,7 @@
 //! [`retry`]; building a provider from configuration is `host::config::build_provider`.
 
 pub mod anthropic;
+pub mod client;
 pub mod openai;
 pub mod retry;
 pub mod scripted;
