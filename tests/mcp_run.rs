@@ -374,7 +374,7 @@ fn misbehaving(mode: &str) -> (String, Duration, PathBuf) {
     .unwrap();
     std::fs::write(dir.join("prog.ail"), CATCHING).unwrap();
     lock(&dir);
-    let toml = hostile_server("h", mode, &dir, ", \"--bytes\", \"50000000\"");
+    let toml = hostile_server("h", mode, &dir, ", \"--bytes\", \"5000000\"");
     std::fs::write(
         dir.join("aivm.toml"),
         toml.replace(
