@@ -82,10 +82,19 @@ pub enum Command {
     /// Print what a program may ask of the world: its capability manifest (models, tools,
     /// files, hosts, commands, environment variables, authority to lower labels).
     ///
-    /// FILE is `.ail` source (compiled in memory) or `.aib` bytecode (verified first).
+    /// FILE is `.ail` source (compiled in memory) or `.aib` bytecode (verified first). The MCP
+    /// servers of the configuration beside it are listed too (with --mcp, started and asked
+    /// for their tools).
     Inspect {
         /// The bytecode or source file.
         file: PathBuf,
+        /// Start the configured MCP servers and list their tools with their lock status.
+        #[arg(long)]
+        mcp: bool,
+        /// The configuration file (default: aivm.toml beside the program, else in the working
+        /// directory).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Review and try the MCP servers configured in aivm.toml: list their tools, pin them in
     /// aivm.lock, call one.

@@ -76,10 +76,10 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             write(&out, &format::encode(&module))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { file } => {
+        Command::Inspect { file, mcp, config } => {
             let module = load_verified(&file)?;
             write_stdout(format::manifest_text(&module).as_bytes())?;
-            Ok(ExitCode::SUCCESS)
+            mcp::inspect(&file, config.as_deref(), mcp)
         }
         Command::Verify { file } => {
             let module = decode(&file)?;

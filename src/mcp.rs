@@ -24,10 +24,7 @@ const DESCRIPTION_SHOWN: usize = 100;
 
 pub fn mcp(args: McpArgs) -> Result<ExitCode, CliError> {
     let (cfg, dir) = config(args.config.as_deref())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Host(aivm_vm::host::RunError::Runtime(e)))?;
+    let rt = runtime()?;
     match args.command {
         McpCommand::List { servers, json } => {
             let hub = review_hub(&cfg, &dir)?;
@@ -90,6 +87,48 @@ pub fn mcp(args: McpArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
+}
+
+/// The MCP part of `aivm inspect FILE`: the servers of the configuration beside the program
+/// (how each is reached, how many tools the lock pins), and with `--mcp` their tools as listed
+/// now.
+pub fn inspect(file: &Path, config: Option<&Path>, start: bool) -> Result<ExitCode, CliError> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let Some(path) = config
+        .map(Path::to_path_buf)
+        .or_else(|| aivm_vm::host::config::find_config(file, &cwd))
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (cfg, dir) = self::config(Some(&path))?;
+    if cfg.mcp.servers.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::from("mcp servers:\n");
+    let lock = read_lock(&dir)?;
+    for name in cfg.mcp.servers.keys() {
+        out.push_str(&format!(
+            "  {name} ({}): {} tools pinned in {LOCK_FILE}\n",
+            reached(&cfg, name),
+            lock.tool_names(name).len()
+        ));
+    }
+    crate::write_stdout(out.as_bytes())?;
+    if !start {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = runtime()?;
+    let hub = review_hub(&cfg, &dir)?;
+    let listed = rt.block_on(list(&hub, &cfg, &[], false));
+    rt.block_on(hub.shutdown());
+    listed
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Host(aivm_vm::host::RunError::Runtime(e)))
 }
 
 /// `--config`, else `aivm.toml` in the working directory; with its folder (absolute).

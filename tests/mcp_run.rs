@@ -513,3 +513,20 @@ fn a_replay_answers_mcp_calls_from_the_journal_without_starting_a_server() {
     assert_eq!(stdout(&o), "Echo: hi\n");
     assert!(!dir.join("h.log").exists(), "the replay started the server");
 }
+
+#[test]
+fn inspect_lists_the_configured_servers_and_with_mcp_their_tools() {
+    aivm_fakes::mcp::installed();
+    let root = common::root();
+    let o = aivm_in(&root, &["inspect", "examples/notes/notes.ail"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("mcp tools:\n  files.list_directory\n  files.read_text_file\n  files.write_file\n"), "{out}");
+    assert!(out.contains("mcp servers:\n  files (stdio: node ../../tests/mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js notes): 14 tools pinned in aivm.lock\n"), "{out}");
+    let o = aivm_in(&root, &["inspect", "--mcp", "examples/notes/notes.ail"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("files.read_text_file"), "{out}");
+    let listed = out.lines().filter(|l| l.starts_with("  files.") && l.contains(" pinned ")).count();
+    assert_eq!(listed, 14, "{out}");
+}
