@@ -236,7 +236,15 @@ pub(crate) fn bind(
     module: &VerifiedModule,
     cfg: &Config,
 ) -> Result<indexmap::IndexMap<String, config::ModelBinding>, CliError> {
-    let names = declared_models(module);
+    let mut names = declared_models(module);
+    // The models MCP servers may sample (`sampling = "MODEL"`), bound like the program's.
+    for s in cfg.mcp.servers.values() {
+        if let Some(m) = &s.sampling {
+            if !names.contains(m) {
+                names.push(m.clone());
+            }
+        }
+    }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     config::bind_models(cfg, &names, Some(file), &config::process_env)
         .map_err(|e| CliError::ModelConfig(e.to_string()))

@@ -521,12 +521,111 @@ fn inspect_lists_the_configured_servers_and_with_mcp_their_tools() {
     let o = aivm_in(&root, &["inspect", "examples/notes/notes.ail"]);
     assert_exit(&o, 0);
     let out = stdout(&o);
-    assert!(out.contains("mcp tools:\n  files.list_directory\n  files.read_text_file\n  files.write_file\n"), "{out}");
+    assert!(
+        out.contains(
+            "mcp tools:\n  files.list_directory\n  files.read_text_file\n  files.write_file\n"
+        ),
+        "{out}"
+    );
     assert!(out.contains("mcp servers:\n  files (stdio: node ../../tests/mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js notes): 14 tools pinned in aivm.lock\n"), "{out}");
     let o = aivm_in(&root, &["inspect", "--mcp", "examples/notes/notes.ail"]);
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("files.read_text_file"), "{out}");
-    let listed = out.lines().filter(|l| l.starts_with("  files.") && l.contains(" pinned ")).count();
+    let listed = out
+        .lines()
+        .filter(|l| l.starts_with("  files.") && l.contains(" pinned "))
+        .count();
     assert_eq!(listed, 14, "{out}");
+}
+
+/// A project whose `everything` server may sample the model `helper` (a scripted transcript
+/// beside the program), and a program that has it ask for a sample.
+fn sampling_project(name: &str) -> PathBuf {
+    let s = aivm_fakes::mcp::installed();
+    let toml = format!(
+        "[mcp.servers.everything]\ncommand = \"node\"\nargs = [{:?}]\nsampling = \"helper\"\n",
+        path_str(&s.everything())
+    );
+    let program = "import std.mcp\nfn main() {\n  try {\n    let r = mcp.call(\"everything.trigger-sampling-request\", {prompt: \"say the word\", maxTokens: 20})\n    print(r.content[0].text)\n  } catch e { print(\"{e.kind}: {e.message}\") }\n}\n";
+    let dir = project(name, &toml, program);
+    std::fs::write(
+        dir.join("prog.script.json"),
+        r#"{"turns": [{"when": "say the word", "content": "scripted sample answer"}]}"#,
+    )
+    .unwrap();
+    lock(&dir);
+    dir
+}
+
+#[test]
+fn a_servers_sampling_request_is_served_by_a_granted_model_and_journalled() {
+    let dir = sampling_project("sampling");
+    let trace = dir.join("run.jsonl");
+    let o = aivm_in(
+        &dir,
+        &[
+            "run",
+            "--allow-tool=everything.trigger-sampling-request",
+            "--allow-model=helper",
+            "--trace",
+            path_str(&trace),
+            "prog.ail",
+        ],
+    );
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("scripted sample answer"),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let events = journal(&trace);
+    let sampled: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "mcp.sampling")
+        .collect();
+    assert_eq!(sampled.len(), 1, "{events:?}");
+    let s = sampled[0];
+    assert_eq!(s["server"], "everything");
+    assert_eq!(s["model"], "helper");
+    assert_eq!(s["verdict"], "allow");
+    assert_eq!(s["outcome"], "ok");
+    assert_eq!(s["request_label"], "untrusted");
+    assert_eq!(s["llm"]["response"]["content"], "scripted sample answer");
+    assert!(s["request"].to_string().contains("say the word"));
+}
+
+#[test]
+fn sampling_is_refused_unless_the_model_is_granted_and_when_denied() {
+    let dir = sampling_project("sampling-refused");
+    for (flags, rule) in [
+        (vec![], "grant:model"),
+        (
+            vec!["--allow-model=helper", "--deny-tool=llm.call"],
+            "deny:tool",
+        ),
+    ] {
+        let trace = dir.join("run.jsonl");
+        let mut args = vec![
+            "run",
+            "--allow-tool=everything.trigger-sampling-request",
+            "--trace",
+            path_str(&trace),
+        ];
+        args.extend(flags.iter().copied());
+        args.push("prog.ail");
+        let o = aivm_in(&dir, &args);
+        assert_exit(&o, 0);
+        let out = stdout(&o);
+        assert!(!out.contains("scripted sample answer"), "{out}");
+        let events = journal(&trace);
+        let s = events
+            .iter()
+            .find(|e| e["event"] == "mcp.sampling")
+            .unwrap_or_else(|| panic!("no sampling event: {events:?}"));
+        assert_eq!(s["rule"], rule, "{s}");
+        assert_ne!(s["outcome"], "ok");
+        assert!(s.get("llm").is_none(), "no model call was made: {s}");
+    }
 }

@@ -69,9 +69,106 @@ impl Approval {
     }
 }
 
-/// Decides `ask` verdicts.
+/// Decides `ask` verdicts, and answers MCP servers' requests for information from a person
+/// (elicitation) when there is one to ask.
 pub trait Approver {
     fn approve(&mut self, req: &ApprovalRequest) -> Approval;
+
+    /// Whether a person can be asked: only then does the MCP client offer elicitation.
+    fn can_ask(&self) -> bool {
+        false
+    }
+
+    /// Puts a server's form to the person. Nobody to ask: declined.
+    fn elicit(&mut self, _req: &Elicitation) -> ElicitAnswer {
+        ElicitAnswer::Decline
+    }
+}
+
+/// An MCP server's request for information from the person (`elicitation/create`, form
+/// mode): its message and the fields of its flat schema. All of it is the server's
+/// (untrusted) text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Elicitation {
+    pub server: String,
+    pub message: String,
+    pub fields: Vec<ElicitField>,
+}
+
+/// One field of an elicitation form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElicitField {
+    pub name: String,
+    /// `string`, `integer`, `number` or `boolean`.
+    pub kind: String,
+    pub description: String,
+    pub required: bool,
+    pub default: Option<serde_json::Value>,
+    /// The allowed values of an enum field.
+    pub options: Vec<String>,
+}
+
+impl Elicitation {
+    /// The form a server asks for, from its `requestedSchema` (a flat object of primitive
+    /// properties); `None` when it is not one.
+    pub fn from_schema(server: &str, message: &str, schema: &serde_json::Value) -> Option<Self> {
+        let props = schema.get("properties")?.as_object()?;
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(|r| r.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        for (name, p) in props {
+            let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let options: Vec<String> = p
+                .get("enum")
+                .and_then(|e| e.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let kind = text("type");
+            if !matches!(kind.as_str(), "string" | "integer" | "number" | "boolean") {
+                return None;
+            }
+            fields.push(ElicitField {
+                name: name.clone(),
+                kind,
+                description: text("description"),
+                required: required.contains(&name.as_str()),
+                default: p.get("default").cloned(),
+                options,
+            });
+        }
+        Some(Elicitation {
+            server: server.to_string(),
+            message: message.to_string(),
+            fields,
+        })
+    }
+}
+
+/// How a person answered an elicitation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElicitAnswer {
+    /// The values, by field name.
+    Accept(serde_json::Map<String, serde_json::Value>),
+    Decline,
+    Cancel,
+}
+
+impl ElicitAnswer {
+    /// The MCP action: `accept`, `decline` or `cancel`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ElicitAnswer::Accept(_) => "accept",
+            ElicitAnswer::Decline => "decline",
+            ElicitAnswer::Cancel => "cancel",
+        }
+    }
 }
 
 /// Non-interactive: every request is refused.
@@ -128,6 +225,106 @@ impl<R: BufRead, W: Write> Approver for Prompter<R, W> {
             "y" | "yes" | "Y" | "YES" | "Yes" => Approval::Person,
             _ => Approval::Refused(Refusal::Person),
         }
+    }
+
+    fn can_ask(&self) -> bool {
+        true
+    }
+
+    fn elicit(&mut self, req: &Elicitation) -> ElicitAnswer {
+        let mut shown = String::new();
+        let _ = writeln!(
+            shown,
+            "aivm: the MCP server {} asks you for information:",
+            escape(&req.server, 64)
+        );
+        let _ = writeln!(shown, "  {}", escape(&req.message, SHOWN_CHARS));
+        shown.push_str("Answer it? [y/N] ");
+        if self.out.write_all(shown.as_bytes()).is_err() || self.out.flush().is_err() {
+            return ElicitAnswer::Decline;
+        }
+        match self.line().as_deref().map(str::trim) {
+            Some("y" | "yes" | "Y" | "YES" | "Yes") => {}
+            Some(_) => return ElicitAnswer::Decline,
+            None => return ElicitAnswer::Cancel,
+        }
+        let mut values = serde_json::Map::new();
+        for f in &req.fields {
+            let mut ask = format!("  {} ({}", escape(&f.name, 64), f.kind);
+            if !f.options.is_empty() {
+                let opts: Vec<String> = f.options.iter().map(|o| escape(o, 64)).collect();
+                let _ = write!(ask, ": one of {}", opts.join(", "));
+            }
+            if let Some(d) = &f.default {
+                let _ = write!(ask, ", Enter for {}", escape(&d.to_string(), 128));
+            }
+            if f.required {
+                ask.push_str(", required");
+            }
+            ask.push(')');
+            if !f.description.is_empty() {
+                let _ = write!(ask, " {}", escape(&f.description, 200));
+            }
+            ask.push_str(": ");
+            if self.out.write_all(ask.as_bytes()).is_err() || self.out.flush().is_err() {
+                return ElicitAnswer::Cancel;
+            }
+            let Some(line) = self.line() else {
+                return ElicitAnswer::Cancel;
+            };
+            let text = line.trim_end_matches(['\r', '\n']);
+            let value = if text.is_empty() {
+                match &f.default {
+                    Some(d) => d.clone(),
+                    None if f.required => return ElicitAnswer::Decline,
+                    None => continue,
+                }
+            } else {
+                match field_value(f, text) {
+                    Some(v) => v,
+                    // An answer that does not fit the field: nothing is sent.
+                    None => return ElicitAnswer::Decline,
+                }
+            };
+            values.insert(f.name.clone(), value);
+        }
+        ElicitAnswer::Accept(values)
+    }
+}
+
+impl<R: BufRead, W: Write> Prompter<R, W> {
+    /// One line of the person's answer (at most 4 KiB); `None` at the end of input.
+    fn line(&mut self) -> Option<String> {
+        let mut answer = String::new();
+        match std::io::Read::take(&mut self.input, 4096).read_line(&mut answer) {
+            Ok(n) if n > 0 => Some(answer),
+            _ => None,
+        }
+    }
+}
+
+/// A typed answer to a field, if it fits it.
+fn field_value(f: &ElicitField, text: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match f.kind.as_str() {
+        "integer" => text.trim().parse::<i64>().ok().map(Value::from),
+        "number" => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        "boolean" => match text.trim() {
+            "y" | "yes" | "true" => Some(Value::Bool(true)),
+            "n" | "no" | "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        _ if !f.options.is_empty() => f
+            .options
+            .iter()
+            .any(|o| o == text)
+            .then(|| Value::String(text.to_string())),
+        _ => Some(Value::String(text.to_string())),
     }
 }
 
@@ -265,6 +462,48 @@ impl Approvals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn form() -> Elicitation {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "Your\u{202E} name", "default": "Jo"},
+                "age": {"type": "integer"},
+                "ok": {"type": "boolean", "default": true},
+                "color": {"type": "string", "enum": ["red", "blue"]}
+            },
+            "required": ["age"]
+        });
+        Elicitation::from_schema("srv", "Tell me\u{1b}[2J", &schema).unwrap()
+    }
+
+    #[test]
+    fn an_elicitation_reads_one_answer_per_field_with_defaults_and_escapes_the_server_text() {
+        let mut out = Vec::new();
+        let mut p = Prompter::new(&b"y\n\n42\n\nblue\n"[..], &mut out);
+        let ElicitAnswer::Accept(v) = p.elicit(&form()) else {
+            panic!("accepted")
+        };
+        assert_eq!(v["name"], "Jo");
+        assert_eq!(v["age"], 42);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["color"], "blue");
+        let shown = String::from_utf8(out).unwrap();
+        assert!(shown.contains("Tell me\\u{001B}[2J"), "{shown}");
+        assert!(shown.contains("Your\\u{202E} name"), "{shown}");
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202E}'));
+    }
+
+    #[test]
+    fn an_elicitation_is_declined_by_no_a_bad_value_a_missing_required_one_or_nobody() {
+        for input in [&b"n\n"[..], b"y\n\nold\n", b"y\n\n\n", b"y\n\n1\n\ngreen\n"] {
+            let mut p = Prompter::new(input, Vec::new());
+            assert_eq!(p.elicit(&form()), ElicitAnswer::Decline, "{input:?}");
+        }
+        assert_eq!(NoPrompt.elicit(&form()), ElicitAnswer::Decline);
+        assert!(!NoPrompt.can_ask() && !AutoYes.can_ask());
+        assert_eq!(AutoYes.elicit(&form()), ElicitAnswer::Decline);
+    }
 
     fn request(args: &str) -> ApprovalRequest {
         ApprovalRequest {

@@ -190,6 +190,16 @@ impl Gate {
         self.approver = approver;
     }
 
+    /// Whether a person can be asked (MCP elicitation is offered only then).
+    pub fn can_ask(&self) -> bool {
+        self.approver.can_ask()
+    }
+
+    /// Puts an MCP server's form to the person, if there is one.
+    pub fn elicit(&mut self, req: &super::approve::Elicitation) -> super::approve::ElicitAnswer {
+        self.approver.elicit(req)
+    }
+
     /// Judges `req`. In a replay, `recorded` is the decision the journal holds for this effect:
     /// its answer to an `ask` is used instead of asking again.
     pub fn judge(

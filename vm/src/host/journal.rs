@@ -40,6 +40,12 @@ pub enum Event {
     /// An MCP server stopped.
     #[serde(rename = "mcp.stop")]
     McpStop(McpStop),
+    /// A server's `sampling/createMessage`, served (or refused) by a model of the run.
+    #[serde(rename = "mcp.sampling")]
+    McpSampling(Box<McpSampling>),
+    /// A server's `elicitation/create`, and how it was answered.
+    #[serde(rename = "mcp.elicitation")]
+    McpElicitation(McpElicitation),
     RunEnd(RunEnd),
 }
 
@@ -82,6 +88,44 @@ pub struct McpProgress {
 pub struct McpStop {
     pub server: String,
     pub status: String,
+}
+
+/// A server's sampling request: what the policy decided about it (judged as `llm.call` with
+/// audience `model:MODEL`), and what the model answered. Not matched by a replay, which
+/// starts no server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpSampling {
+    pub server: String,
+    /// The logical model the server's `sampling` setting names.
+    pub model: String,
+    /// The request as the model was asked (the server's text: untrusted).
+    pub request: serde_json::Value,
+    pub request_label: String,
+    /// `allow`, `ask` or `deny`; the rule and reason that decided.
+    pub verdict: String,
+    pub rule: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// `ok`, or the kind of the error the server was answered with.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The model call, when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmRecord>,
+    /// The label of the answer: the model read untrusted text.
+    pub result_label: String,
+}
+
+/// A server's elicitation: the message shown, the fields asked for, and the action answered
+/// (`accept`, `decline`, `cancel`). The values a person typed are not recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct McpElicitation {
+    pub server: String,
+    pub message: String,
+    pub fields: Vec<String>,
+    pub action: String,
 }
 
 /// What the policy decided about one effect the program asked for.

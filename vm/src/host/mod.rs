@@ -17,6 +17,7 @@ pub mod many;
 pub mod mcp;
 pub mod net;
 pub mod providers;
+mod server_requests;
 pub mod tools;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -173,6 +174,38 @@ async fn offer_mcp_tools(hub: &mcp::McpHub, tools: &mut [llm::ToolSpec]) {
     }
 }
 
+/// What wakes the driver when every task waits.
+// One at a time, moved at once into its handler: the size of the largest does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    /// An effect in flight finished.
+    Done(Option<Completion>),
+    /// An MCP server asks for sampling or elicitation (while a call to it is in flight).
+    Request(mcp::ServerRequest),
+    /// A model call serving a sampling request finished.
+    Sampled(Box<server_requests::Sampled>),
+}
+
+/// The next of: a sampling call finished, a server's request, an effect finished.
+async fn wake(
+    in_flight: &mut FuturesUnordered<InFlight>,
+    sampling: &mut FuturesUnordered<server_requests::Sampling>,
+    requests: &mut Option<tokio::sync::mpsc::UnboundedReceiver<mcp::ServerRequest>>,
+) -> Wake {
+    let request = async {
+        match requests.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        Some(s) = sampling.next(), if !sampling.is_empty() => Wake::Sampled(Box::new(s)),
+        Some(r) = request => Wake::Request(r),
+        c = in_flight.next() => Wake::Done(c),
+    }
+}
+
 /// The host. Output and input are any writer and reader, so tests capture them.
 pub struct Host {
     gate: gate::Gate,
@@ -199,6 +232,10 @@ pub struct Host {
     /// them (a computed id passed to `std.mcp.call` is refused).
     mcp_ids: Option<Vec<String>>,
     embedder: Option<Box<dyn embed::Embedder>>,
+    /// The MCP servers' sampling and elicitation requests (taken when the run starts), and
+    /// how many sampling requests were judged.
+    requests: Option<tokio::sync::mpsc::UnboundedReceiver<mcp::ServerRequest>>,
+    sampled: u64,
 }
 
 impl Host {
@@ -222,6 +259,8 @@ impl Host {
             mcp_owned: false,
             mcp_ids: None,
             embedder: None,
+            requests: None,
+            sampled: 0,
         }
     }
 
@@ -349,6 +388,9 @@ impl Host {
             version: journal::JOURNAL_VERSION,
             models,
         }))?;
+        if let (Some(hub), true, None) = (&self.mcp, self.mcp_owned, &self.replay) {
+            self.requests = Some(hub.serve_requests(self.gate.can_ask()));
+        }
         let result = self.drive(vm).await;
         if let (Some(hub), true) = (&self.mcp, self.mcp_owned) {
             hub.shutdown().await;
@@ -457,9 +499,11 @@ impl Host {
         let models = if self.replay.is_some() {
             Vec::new()
         } else {
+            // Models bound only to serve MCP sampling are granted per request.
+            let declared = declared_models(module);
             self.models
                 .iter()
-                .filter(|(_, b)| b.provider.needs_grant())
+                .filter(|(name, b)| b.provider.needs_grant() && declared.contains(name))
                 .map(|(name, _)| name.clone())
                 .collect()
         };
@@ -509,6 +553,8 @@ impl Host {
         let mut asked: BTreeMap<(u32, u64), EffectRequest> = BTreeMap::new();
         // Calls cut off by the time budget, given their error one at a time like completions.
         let mut expired: VecDeque<(EffectRequest, u64)> = VecDeque::new();
+        // Model calls serving MCP servers' sampling requests.
+        let mut sampling: FuturesUnordered<server_requests::Sampling> = FuturesUnordered::new();
         loop {
             if self.embedder.as_ref().is_some_and(|e| e.cancelled()) {
                 return Err(RunError::Cancelled);
@@ -563,15 +609,18 @@ impl Host {
                         // Tasks wait for each other and nothing can wake them.
                         return Err(vm.deadlock().unwrap_or(VmError::Idle).into());
                     }
-                    let next = match self.budget.deadline() {
-                        None => in_flight.next().await,
+                    let deadline = self.budget.deadline();
+                    let wait = wake(&mut in_flight, &mut sampling, &mut self.requests);
+                    let next = match deadline {
+                        None => wait.await,
                         Some(d) => {
-                            match tokio::time::timeout_at(d.into(), in_flight.next()).await {
+                            match tokio::time::timeout_at(d.into(), wait).await {
                                 Ok(c) => c,
                                 Err(_) => {
                                     // Out of time: drop every call in flight (cancelling it);
                                     // their tasks get BudgetExceeded in (task, seq) order.
                                     in_flight = FuturesUnordered::new();
+                                    sampling = FuturesUnordered::new();
                                     expired.extend(
                                         std::mem::take(&mut asked)
                                             .into_iter()
@@ -582,9 +631,14 @@ impl Host {
                             }
                         }
                     };
-                    if let Some(c) = next {
-                        asked.remove(&(c.req.task.0, c.seq));
-                        self.complete(vm, c)?;
+                    match next {
+                        Wake::Done(Some(c)) => {
+                            asked.remove(&(c.req.task.0, c.seq));
+                            self.complete(vm, c)?;
+                        }
+                        Wake::Done(None) => {}
+                        Wake::Request(r) => sampling.extend(self.serve_request(r)?),
+                        Wake::Sampled(s) => self.finish_sampling(*s)?,
                     }
                 }
             }

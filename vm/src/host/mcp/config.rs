@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// Whether the server's `_meta["aivm/label"]` hints may lower a label (else they can only
     /// make it stricter).
     pub trust_label_hints: bool,
+    /// The logical model (of the run's models) that answers the server's
+    /// `sampling/createMessage` requests; without it the client does not offer sampling.
+    pub sampling: Option<String>,
 }
 
 /// How to reach a server.
@@ -142,6 +145,7 @@ struct RawServer {
     paths: IndexMap<String, PathAccess>,
     #[serde(default)]
     trust_label_hints: bool,
+    sampling: Option<String>,
 }
 
 impl TryFrom<RawServer> for ServerConfig {
@@ -221,6 +225,7 @@ impl TryFrom<RawServer> for ServerConfig {
             max_result_bytes,
             paths: r.paths,
             trust_label_hints: r.trust_label_hints,
+            sampling: r.sampling,
         })
     }
 }

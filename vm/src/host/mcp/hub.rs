@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
     Implementation, ListRootsResult, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     Root, ServerResult,
 };
@@ -28,7 +29,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
-use tokio::sync::OnceCell;
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::config::{McpConfig, ServerConfig, Transport};
 use super::lock::{Lock, LockStatus};
@@ -67,6 +68,35 @@ impl Default for HubOptions {
     }
 }
 
+/// A request a server sent that the run answers (spec/mcp.md §Client): the hub forwards it
+/// to whoever took [`McpHub::serve_requests`], so that the run's policy, budget, journal and
+/// approver stay with their one owner.
+#[derive(Debug)]
+pub enum ServerRequest {
+    /// `sampling/createMessage`, to be served by the run's model `model` (the server's
+    /// `sampling` setting). `params` is the request as JSON; the reply is a
+    /// `CreateMessageResult` as JSON, or the reason for a JSON-RPC error.
+    Sampling {
+        server: String,
+        model: String,
+        params: serde_json::Value,
+        reply: oneshot::Sender<Result<serde_json::Value, String>>,
+    },
+    /// `elicitation/create` (params as JSON); the reply is an `ElicitResult` as JSON.
+    Elicitation {
+        server: String,
+        params: serde_json::Value,
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+}
+
+/// Where servers' requests go, and whether a person can answer elicitations.
+#[derive(Clone)]
+struct RequestSink {
+    tx: mpsc::UnboundedSender<ServerRequest>,
+    elicitation: bool,
+}
+
 /// The MCP client of a run. Cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct McpHub {
@@ -87,6 +117,9 @@ struct Inner {
     conns: Mutex<HashMap<String, Start>>,
     /// Set by `shutdown`: no server starts after it.
     shut: AtomicBool,
+    /// Set by `serve_requests`: servers started after it are offered sampling (where
+    /// configured) and elicitation (when a person can answer).
+    requests: Mutex<Option<RequestSink>>,
 }
 
 impl McpHub {
@@ -123,6 +156,7 @@ impl McpHub {
                 events: Arc::default(),
                 conns: Mutex::default(),
                 shut: AtomicBool::new(false),
+                requests: Mutex::default(),
             }),
         }
     }
@@ -141,8 +175,20 @@ impl McpHub {
                 events: Arc::default(),
                 conns: Mutex::default(),
                 shut: AtomicBool::new(false),
+                requests: Mutex::default(),
             }),
         }
+    }
+
+    /// Takes the servers' `sampling/createMessage` and `elicitation/create` requests from
+    /// now on, and offers elicitation to servers started after it when `elicitation` (a
+    /// person can be asked). Sampling is offered to the servers configured with
+    /// `sampling = MODEL` in any case; without this (the review commands) their requests
+    /// are refused with a JSON-RPC error.
+    pub fn serve_requests(&self, elicitation: bool) -> mpsc::UnboundedReceiver<ServerRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock_or_recover(&self.inner.requests) = Some(RequestSink { tx, elicitation });
+        rx
     }
 
     /// The lockfile the hub checks tools against.
@@ -335,8 +381,14 @@ impl McpHub {
 
     async fn start(&self, server: &str, cfg: &ServerConfig) -> Result<Conn, String> {
         let t0 = Instant::now();
+        let requests = lock_or_recover(&self.inner.requests).clone();
         let state = Arc::new(ServerState {
             server: server.to_string(),
+            // Offered as configured, so that the review commands see (and pin) the tools a
+            // server lists only to clients that sample; they refuse the requests.
+            sampling: cfg.sampling.clone(),
+            elicitation: requests.as_ref().is_some_and(|r| r.elicitation),
+            requests: requests.map(|r| r.tx),
             roots: self.inner.roots.clone(),
             events: self.inner.events.clone(),
             stale: AtomicBool::new(false),
@@ -507,6 +559,12 @@ fn expand_env(text: &str) -> Result<String, String> {
 /// What the client handler shares with the hub, per server.
 struct ServerState {
     server: String,
+    /// The run's model that serves this server's sampling requests (sampling is offered
+    /// only then; requests are refused when nobody serves them).
+    sampling: Option<String>,
+    /// Whether elicitation is offered.
+    elicitation: bool,
+    requests: Option<mpsc::UnboundedSender<ServerRequest>>,
     roots: Vec<Root>,
     events: Arc<Mutex<Vec<Event>>>,
     /// The server said its tool list changed: list again before the next call.
@@ -520,10 +578,71 @@ struct Handler(Arc<ServerState>);
 impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
         let mut caps = ClientCapabilities::default();
-        // Roots only: no sampling, no elicitation.
         caps.roots = serde_json::from_value(serde_json::json!({})).ok();
+        if self.0.sampling.is_some() {
+            caps.sampling = serde_json::from_value(serde_json::json!({})).ok();
+        }
+        if self.0.elicitation {
+            caps.elicitation = serde_json::from_value(serde_json::json!({"form": {}})).ok();
+        }
         ClientConfig::new(caps, Implementation::new("aivm", env!("CARGO_PKG_VERSION")))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, rmcp::ErrorData> {
+        let refuse = |why: String| rmcp::ErrorData::invalid_request(why, None);
+        let (Some(tx), Some(model)) = (&self.0.requests, &self.0.sampling) else {
+            return Err(refuse(
+                "this client does not offer sampling to this server".into(),
+            ));
+        };
+        let params = serde_json::to_value(&params).map_err(|e| refuse(e.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(ServerRequest::Sampling {
+            server: self.0.server.clone(),
+            model: model.clone(),
+            params,
+            reply,
+        })
+        .map_err(|_| refuse("the run has ended".into()))?;
+        match answer.await {
+            Ok(Ok(result)) => serde_json::from_value(result)
+                .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None)),
+            Ok(Err(why)) => Err(refuse(why)),
+            Err(_) => Err(refuse("the run has ended".into())),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        let declined = || ElicitResult::new(rmcp::model::ElicitationAction::Decline);
+        let Some(tx) = self.0.requests.as_ref().filter(|_| self.0.elicitation) else {
+            return Ok(declined());
+        };
+        let Ok(params) = serde_json::to_value(&request) else {
+            return Ok(declined());
+        };
+        let (reply, answer) = oneshot::channel();
+        let sent = tx.send(ServerRequest::Elicitation {
+            server: self.0.server.clone(),
+            params,
+            reply,
+        });
+        if sent.is_err() {
+            return Ok(declined());
+        }
+        Ok(answer
+            .await
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_else(declined))
     }
 
     async fn list_roots(

@@ -14,7 +14,7 @@ mod value;
 pub use config::{
     McpConfig, PathAccess, ServerConfig, Transport, DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT,
 };
-pub use hub::{HubOptions, McpHub, DEFAULT_START_TIMEOUT};
+pub use hub::{HubOptions, McpHub, ServerRequest, DEFAULT_START_TIMEOUT};
 pub use lock::{tool_hash, Lock, LockError, LockStatus, LOCK_FILE};
 pub use names::{check_server_name, check_tool_name, split_id};
 pub use paths::check_paths;
