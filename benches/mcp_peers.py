@@ -12,7 +12,9 @@ stdio and over Streamable HTTP:
      connect + initialize + list_tools + the first call, inside the process (imports do not
      count). Over stdio this includes spawning node; over HTTP the server is already up.
 
-Every figure is the best of --runs runs. Usage:
+A third peer, a bare JSON-RPC client with no SDK (mcp/peer_raw.py), gives the floor: the
+server's own time per call, which each client's overhead sits above. Every figure is the best
+of --runs runs, the peers interleaved. Usage:
 
     python3 benches/mcp_peers.py [--calls 1000] [--runs 5] [--only stdio,http] [--aivm PATH]
 
@@ -129,25 +131,27 @@ def aivm_loop(aivm, d, n):
     return int(m.group(2)) / 1000
 
 
-def python_run(py, transport, target, n):
-    proc = subprocess.run([py, os.path.join(MCP_BENCH, "peer_sdk.py"), transport, target, str(n)],
+def python_run(py, peer, transport, target, n):
+    proc = subprocess.run([py, os.path.join(MCP_BENCH, peer), transport, target, str(n)],
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        raise RuntimeError(f"peer_sdk.py {transport}: exit {proc.returncode}: {proc.stderr[-400:]}")
+        raise RuntimeError(f"{peer} {transport}: exit {proc.returncode}: {proc.stderr[-400:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def bench(aivm, py, transport, target, d, n, runs):
-    """{'aivm_call', 'py_call', 'aivm_start', 'aivm_exit', 'py_first', 'py_ready'} in seconds."""
-    best = {k: math.inf for k in ("aivm_call", "py_call", "aivm_start", "aivm_exit", "py_first", "py_ready",
-                                   "aivm_none")}
+    """The best of each measure over `runs` runs, in seconds."""
+    best = {k: math.inf for k in ("aivm_call", "py_call", "raw_call", "aivm_start", "aivm_exit", "py_first",
+                                   "py_ready", "aivm_none")}
     for _ in range(runs):
         # Interleaved, so that a burst of load on the shared machine hits both peers alike.
         best["aivm_call"] = min(best["aivm_call"], aivm_loop(aivm, d, n) / n)
-        out = python_run(py, transport, target, n)
+        out = python_run(py, "peer_sdk.py", transport, target, n)
         best["py_call"] = min(best["py_call"], out["loop_s"] / n)
         best["py_first"] = min(best["py_first"], out["first_s"])
         best["py_ready"] = min(best["py_ready"], out["ready_s"])
+        raw = python_run(py, "peer_raw.py", transport, target, n)
+        best["raw_call"] = min(best["raw_call"], raw["loop_s"] / n)
         none_line, _ = first_line(aivm_cmd(aivm, "none.ail"), d)
         first, total = first_line(aivm_cmd(aivm, "first.ail"), d)
         best["aivm_none"] = min(best["aivm_none"], none_line)
@@ -186,12 +190,15 @@ def main():
         server.wait()
 
     print(f"echo on server-everything, {args.calls} calls, best of {args.runs} runs")
-    print(f"{'':8} {'aivm/call':>11} {'python/call':>12} {'ratio':>6}   {'aivm start':>11} {'python start':>13} "
-          f"{'ratio':>6}   {'py init+list':>12} {'aivm exit':>10}")
+    print("\nper call      aivm    python SDK  ratio   bare client (floor)   aivm above floor  SDK above floor")
     for transport, b in results.items():
-        print(f"{transport:8} {b['aivm_call'] * 1e6:8.0f} µs {b['py_call'] * 1e6:9.0f} µs {b['aivm_call'] / b['py_call']:6.2f}"
-              f"   {b['aivm_start'] * 1e3:8.1f} ms {b['py_first'] * 1e3:10.1f} ms {b['aivm_start'] / b['py_first']:6.2f}"
-              f"   {b['py_ready'] * 1e3:9.1f} ms {b['aivm_exit'] * 1e3:7.1f} ms")
+        print(f"{transport:8} {b['aivm_call'] * 1e6:7.0f} µs {b['py_call'] * 1e6:9.0f} µs {b['aivm_call'] / b['py_call']:6.2f}"
+              f" {b['raw_call'] * 1e6:14.0f} µs {(b['aivm_call'] - b['raw_call']) * 1e6:15.0f} µs"
+              f" {(b['py_call'] - b['raw_call']) * 1e6:13.0f} µs")
+    print("\nstart-up      aivm    python SDK  ratio   (SDK init+list_tools)   aivm exit after answer")
+    for transport, b in results.items():
+        print(f"{transport:8} {b['aivm_start'] * 1e3:7.1f} ms {b['py_first'] * 1e3:9.1f} ms {b['aivm_start'] / b['py_first']:6.2f}"
+              f" {b['py_ready'] * 1e3:16.1f} ms {b['aivm_exit'] * 1e3:22.1f} ms")
 
 
 if __name__ == "__main__":
