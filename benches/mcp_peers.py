@@ -169,7 +169,7 @@ def main():
     ap.add_argument("--only", default="stdio,http")
     ap.add_argument("--aivm", help="an aivm binary to use instead of building target/release/aivm")
     args = ap.parse_args()
-    aivm = args.aivm or build_aivm()
+    aivm = os.path.abspath(args.aivm) if args.aivm else build_aivm()
     ensure_servers()
     py = ensure_python()
 
