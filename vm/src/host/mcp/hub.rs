@@ -42,7 +42,9 @@ use crate::policy::{Denial, FsGrantLists};
 
 /// The deadline of a start: spawn (or connect), `initialize` and `tools/list`.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a child has to exit after its stdin closes before its group is killed.
+/// How long a child has to exit after its stdin closes before its group gets SIGTERM, and
+/// how long it then has before the group is killed.
+const EOF_GRACE: Duration = Duration::from_millis(50);
 const EXIT_GRACE: Duration = Duration::from_millis(300);
 /// Stderr lines kept per server, and the bytes kept of each.
 const MAX_STDERR_LINES: usize = 1000;
@@ -267,17 +269,23 @@ impl McpHub {
             .drain()
             .map(|(_, c)| c)
             .collect();
-        for cell in cells {
-            if let Some(Ok(conn)) = cell.get() {
-                let status = conn.stop().await;
-                push(
-                    &self.inner.events,
-                    Event::McpStop(McpStop {
-                        server: conn.server.clone(),
-                        status,
-                    }),
-                );
-            }
+        // All at once: a run ends after its slowest server, not after the sum of them.
+        let conns: Vec<Arc<Conn>> = cells
+            .iter()
+            .filter_map(|cell| match cell.get() {
+                Some(Ok(conn)) => Some(conn.clone()),
+                _ => None,
+            })
+            .collect();
+        let stopped = futures_util::future::join_all(conns.iter().map(|c| c.stop())).await;
+        for (conn, status) in conns.iter().zip(stopped) {
+            push(
+                &self.inner.events,
+                Event::McpStop(McpStop {
+                    server: conn.server.clone(),
+                    status,
+                }),
+            );
         }
     }
 
@@ -892,16 +900,25 @@ impl ChildGuard {
         let Some(mut c) = self.child.take() else {
             return "closed".into();
         };
-        let status = match tokio::time::timeout(EXIT_GRACE, c.wait()).await {
+        // A server that exits at the end of its input is given a moment for that; then the
+        // group is asked to terminate (servers that save state on SIGTERM can), and killed
+        // if it has not within EXIT_GRACE. A run does not wait on a server's timers.
+        let status = match tokio::time::timeout(EOF_GRACE, c.wait()).await {
             Ok(Ok(s)) => describe_exit(s),
             _ => {
-                let _ = c.start_kill();
-                let _ = tokio::time::timeout(Duration::from_secs(1), c.wait()).await;
-                "killed".into()
+                signal_group(self.pid, "TERM");
+                match tokio::time::timeout(EXIT_GRACE, c.wait()).await {
+                    Ok(Ok(s)) => describe_exit(s),
+                    _ => {
+                        let _ = c.start_kill();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), c.wait()).await;
+                        "killed".into()
+                    }
+                }
             }
         };
         // Whatever it spawned goes too.
-        kill_group(self.pid);
+        signal_group(self.pid, "KILL");
         status
     }
 }
@@ -910,7 +927,7 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Some(c) = self.child.as_mut() {
             let _ = c.start_kill();
-            kill_group(self.pid);
+            signal_group(self.pid, "KILL");
         }
     }
 }
@@ -924,12 +941,12 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
     }
 }
 
-/// SIGKILL to the process group `pid` leads (the child was made its leader). No `unsafe`
-/// here: the `kill` command does it.
-fn kill_group(pid: Option<u32>) {
+/// Sends SIGNAL (`TERM`, `KILL`) to the process group `pid` leads (the child was made its
+/// leader). No `unsafe` here: the `kill` command does it.
+fn signal_group(pid: Option<u32>, signal: &str) {
     if let Some(pid) = pid {
         let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
+            .args([&format!("-{signal}"), "--", &format!("-{pid}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
