@@ -629,3 +629,47 @@ fn sampling_is_refused_unless_the_model_is_granted_and_when_denied() {
         assert!(s.get("llm").is_none(), "no model call was made: {s}");
     }
 }
+
+#[test]
+fn resources_and_prompts_are_read_under_the_policy_and_untrusted() {
+    let s = aivm_fakes::mcp::installed();
+    let toml = format!(
+        "[mcp.servers.everything]\ncommand = \"node\"\nargs = [{:?}]\n",
+        path_str(&s.everything())
+    );
+    let program = "import std.mcp\n\
+        fn main() {\n\
+          let r = mcp.read_resource(\"everything\", \"demo://resource/dynamic/text/1\")\n\
+          print(r.contents[0].uri)\n\
+          print(r.contents[0].mime_type)\n\
+          print(label_of(r.contents[0].text))\n\
+          let p = mcp.get_prompt(\"everything\", \"args-prompt\", {city: \"Lisbon\"})\n\
+          print(p.messages[0].role)\n\
+          print(p.messages[0].content)\n\
+          try { mcp.read_resource(\"everything\", \"demo://no/such/thing\") } catch e { print(\"{e.kind}|{e.payload.tool}\") }\n\
+        }\n\
+        extern fn label_of(v: any) -> string = \"core.label_of\"\n";
+    let dir = project("resources", &toml, program);
+    lock(&dir);
+    // Not granted by default.
+    let o = aivm_in(&dir, &["run", "prog.ail"]);
+    assert_exit(&o, 9);
+    assert!(
+        stderr(&o).contains("--allow-tool=mcp.resource"),
+        "{}",
+        stderr(&o)
+    );
+    let o = aivm_in(
+        &dir,
+        &["run", "--allow-tool=mcp.resource,mcp.prompt", "prog.ail"],
+    );
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "demo://resource/dynamic/text/1", "{out}");
+    assert_eq!(lines[1], "text/plain", "{out}");
+    assert!(lines[2].contains("untrusted"), "{out}");
+    assert_eq!(lines[3], "user", "{out}");
+    assert_eq!(lines[4], "What's weather in Lisbon?", "{out}");
+    assert_eq!(lines[5], "McpError|resources/read", "{out}");
+}

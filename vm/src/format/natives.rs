@@ -52,6 +52,8 @@ natives! {
     "http.post"(url, body, content_type), effect: "An HTTP POST of a text body with a content type to a granted host; {status, headers, body}.";
     "tool.call"(name, args), effect: "The gate before the program runs a tool a model asked for (tool name, arguments); the host checks budgets and journals it, and answers null or raises.";
     "mcp.call"(tool, arguments), effect: "Calls the MCP tool SERVER.TOOL with an arguments record or map; {content, structured}, or ToolError / McpError.";
+    "mcp.resource"(server, uri), effect: "Reads a resource of an MCP server (resources/read): {contents: [{type, uri, mime_type, text|blob}]}, or McpError.";
+    "mcp.prompt"(server, name, arguments), effect: "Gets a prompt of an MCP server with its arguments (prompts/get): {description, messages: [{role, content}]}, or McpError.";
     "mcp.progress"(done, total, message), effect: "Reports the progress of a served call (done, total or null, message or null): a progress notification to the MCP client that asked for it; journalled only under aivm run. Returns null.";
 
     // Core.

@@ -29,7 +29,13 @@ pub(crate) fn is_output(effect: &str) -> bool {
 pub(crate) fn is_async(effect: &str) -> bool {
     matches!(
         effect,
-        "llm.call" | "http.get" | "http.post" | "proc.run" | "mcp.call"
+        "llm.call"
+            | "http.get"
+            | "http.post"
+            | "proc.run"
+            | "mcp.call"
+            | "mcp.resource"
+            | "mcp.prompt"
     )
 }
 

@@ -817,6 +817,9 @@ impl Host {
         if req.native == crate::format::MCP_CALL {
             return self.start_mcp(req, seq);
         }
+        if matches!(req.native.as_str(), "mcp.resource" | "mcp.prompt") {
+            return self.start_mcp_read(req, seq);
+        }
         let fut = self
             .tools()
             .map_err(|e| HostError::new("IoError", e.to_string()))?
@@ -880,6 +883,60 @@ impl Host {
         Ok(Box::pin(async move {
             let outcome = match hub.call(&id, args).await {
                 Ok(out) => Ok(out.labelled(&label, trust)),
+                Err(e) => Err(e.into_host_error(&label)),
+            };
+            Completion {
+                req,
+                seq,
+                done: Done::Tool(outcome),
+            }
+        }))
+    }
+
+    /// Starts a read of an MCP server's resource or prompt the gate allowed (as the native
+    /// `mcp.resource` / `mcp.prompt`, with the server and what is read as its arguments); the
+    /// result is labelled by the policy's output label of the native (untrusted by default).
+    fn start_mcp_read(&mut self, req: &EffectRequest, seq: u64) -> Result<InFlight, HostError> {
+        let tool = req.native.clone();
+        let arg = |i: usize, name: &str| -> Result<String, HostError> {
+            req.args
+                .get(i)
+                .and_then(HostValue::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    HostError::new("TypeError", format!("{tool}: `{name}` must be a string"))
+                })
+        };
+        let server = arg(0, "server")?;
+        let what = arg(
+            1,
+            if tool == "mcp.resource" {
+                "uri"
+            } else {
+                "name"
+            },
+        )?;
+        let arguments = match req.args.get(2).map(HostValue::to_json) {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let Some(hub) = self.mcp.clone() else {
+            let e = mcp::McpError::NotConfigured {
+                server: server.clone(),
+                tool: tool.clone(),
+            };
+            return Err(e.into_host_error(&LabelInfo::default()));
+        };
+        let label = self.gate.policy.output_label(&tool, None);
+        let req = req.clone();
+        Ok(Box::pin(async move {
+            let result = if tool == "mcp.resource" {
+                hub.read_resource(&server, &what).await
+            } else {
+                hub.get_prompt(&server, &what, arguments).await
+            };
+            let outcome = match result {
+                Ok(v) => Ok(v.labelled_deep(&label)),
                 Err(e) => Err(e.into_host_error(&label)),
             };
             Completion {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
     CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
-    Implementation, ListRootsResult, ProgressNotificationParam, ProgressToken, ProtocolVersion,
-    Root, ServerResult,
+    GetPromptRequestParams, Implementation, ListRootsResult, ProgressNotificationParam,
+    ProgressToken, ProtocolVersion, ReadResourceRequestParams, Root, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::transport::async_rw::AsyncRwTransport;
@@ -35,9 +35,10 @@ use super::config::{McpConfig, ServerConfig, Transport};
 use super::lock::{Lock, LockStatus};
 use super::names::{check_tool_name, split_id};
 use super::paths::check_paths;
-use super::value::{content_of, output_of, CallOutput};
+use super::value::{content_of, output_of, prompt_value, resource_value, CallOutput};
 use super::{McpError, McpTool};
 use crate::host::journal::{Event, McpProgress, McpStart, McpStderr, McpStop};
+use crate::host_value::HostValue;
 use crate::policy::{Denial, FsGrantLists};
 
 /// The deadline of a start: spawn (or connect), `initialize` and `tools/list`.
@@ -253,6 +254,37 @@ impl McpHub {
         conn.refresh(&self.inner, tool).await?;
         self.admit(&conn, tool)?;
         conn.call(tool, args).await
+    }
+
+    /// Reads the resource `uri` of `server` (`resources/read`), within the server's deadline:
+    /// `{contents: [{type: "resource", uri, mime_type, text|blob}]}`, unlabelled.
+    pub async fn read_resource(&self, server: &str, uri: &str) -> Result<HostValue, McpError> {
+        const WHAT: &str = "resources/read";
+        let conn = self.conn(server, WHAT).await?;
+        let params = ReadResourceRequestParams::new(uri);
+        let result = conn.within(WHAT, conn.peer.read_resource(params)).await?;
+        Ok(resource_value(
+            &serde_json::to_value(result).unwrap_or_default(),
+        ))
+    }
+
+    /// Gets the prompt `name` of `server` with `arguments` (`prompts/get`), within the
+    /// server's deadline: `{description, messages: [{role, content}]}`, a text message's
+    /// content as its text (so the messages can join a conversation), unlabelled.
+    pub async fn get_prompt(
+        &self,
+        server: &str,
+        name: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<HostValue, McpError> {
+        const WHAT: &str = "prompts/get";
+        let conn = self.conn(server, WHAT).await?;
+        let mut params = GetPromptRequestParams::new(name);
+        params.arguments = Some(arguments);
+        let result = conn.within(WHAT, conn.peer.get_prompt(params)).await?;
+        Ok(prompt_value(
+            &serde_json::to_value(result).unwrap_or_default(),
+        ))
     }
 
     /// Takes the events recorded since the last call (`mcp.start`, `mcp.stderr`,
@@ -756,6 +788,27 @@ impl Conn {
                     "listing the tools again (the server said they changed) failed: {reason}"
                 ),
             })
+    }
+
+    /// A request of `what` that must answer within the server's deadline.
+    async fn within<T>(
+        &self,
+        what: &str,
+        request: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, McpError> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(McpError::Call {
+                server: self.server.clone(),
+                tool: what.to_string(),
+                reason: self.describe(e),
+            }),
+            Err(_) => Err(McpError::Deadline {
+                server: self.server.clone(),
+                tool: what.to_string(),
+                secs: self.timeout.as_secs(),
+            }),
+        }
     }
 
     fn describe(&self, e: ServiceError) -> String {

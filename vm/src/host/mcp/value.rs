@@ -105,6 +105,44 @@ pub(crate) fn content_of(result: &J) -> (HostValue, String) {
     )
 }
 
+/// A `ReadResourceResult` (its JSON form): `{contents: [...]}`, each item as a resource
+/// content item of a tool result.
+pub(crate) fn resource_value(result: &J) -> HostValue {
+    let items: Vec<HostValue> = result
+        .get("contents")
+        .and_then(J::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|c| item_value(&serde_json::json!({"type": "resource", "resource": c})))
+        .collect();
+    record(vec![("contents", HostValue::new(HostData::List(items)))])
+}
+
+/// A `GetPromptResult` (its JSON form): `{description, messages: [{role, content}]}`, the
+/// content of a text message as its text (a conversation message), any other as its item.
+pub(crate) fn prompt_value(result: &J) -> HostValue {
+    let messages: Vec<HostValue> = result
+        .get("messages")
+        .and_then(J::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|m| {
+            let content = m.get("content").cloned().unwrap_or(J::Null);
+            let content = match content.get("type").and_then(J::as_str) {
+                Some("text") => field_str(&content, "text"),
+                _ => item_value(&content),
+            };
+            record(vec![("role", field_str(m, "role")), ("content", content)])
+        })
+        .collect();
+    record(vec![
+        ("description", field_str(result, "description")),
+        ("messages", HostValue::new(HostData::List(messages))),
+    ])
+}
+
 /// A `CallToolResult` (its JSON form) as a [`CallOutput`].
 pub(crate) fn output_of(result: &J) -> CallOutput {
     let (content, text) = content_of(result);
