@@ -673,3 +673,30 @@ fn resources_and_prompts_are_read_under_the_policy_and_untrusted() {
     assert_eq!(lines[4], "What's weather in Lisbon?", "{out}");
     assert_eq!(lines[5], "McpError|resources/read", "{out}");
 }
+
+#[test]
+fn rules_constrain_an_mcp_tools_arguments_before_the_server_sees_them() {
+    let dir = temp_dir(SUITE, "rules");
+    let toml = format!(
+        "{}\n[[policy.rules]]\nid = \"mail-only-to-contacts\"\ntool = \"h.send_email\"\naction = \"allow\"\n[policy.rules.args.to]\none_of = [\"ana@example.com\"]\n",
+        hostile_server("h", "honest", &dir, "")
+    );
+    std::fs::write(dir.join("aivm.toml"), toml).unwrap();
+    std::fs::write(
+        dir.join("prog.ail"),
+        "tool send_email(to: string, body: string) -> string from mcp \"h\"\n\
+         fn send(to: string) {\n  try { print(send_email(to, \"hi\")) } catch e { print(\"{e.kind} {e.payload.rule}\") }\n}\n\
+         fn main() {\n  send(\"ana@example.com\")\n  send(\"mallory@evil.example\")\n}\n",
+    )
+    .unwrap();
+    lock(&dir);
+    let o = aivm_in(&dir, &["run", "prog.ail"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "sent to ana@example.com\nPolicyDenied mail-only-to-contacts\n"
+    );
+    let log = std::fs::read_to_string(dir.join("h.log")).unwrap();
+    assert!(log.contains("ana@example.com"));
+    assert!(!log.contains("mallory"), "the server saw the refused call: {log}");
+}
