@@ -698,5 +698,8 @@ fn rules_constrain_an_mcp_tools_arguments_before_the_server_sees_them() {
     );
     let log = std::fs::read_to_string(dir.join("h.log")).unwrap();
     assert!(log.contains("ana@example.com"));
-    assert!(!log.contains("mallory"), "the server saw the refused call: {log}");
+    assert!(
+        !log.contains("mallory"),
+        "the server saw the refused call: {log}"
+    );
 }

@@ -5,7 +5,8 @@
 //! every record field is required (an optional one has a null-union type) and records allow
 //! no other properties.
 
-use serde_json::{json, Map, Value};
+use aivm_vm::format::schema::{described, nullable, object, union};
+use serde_json::{json, Value};
 
 use crate::types::{Ty, TypeTable};
 
@@ -36,17 +37,11 @@ pub fn arguments(types: &TypeTable, params: &[(String, Ty)]) -> Result<Value, Sc
         types,
         open: Vec::new(),
     };
-    let mut props = Map::new();
+    let mut props = Vec::new();
     for (name, ty) in params {
-        props.insert(name.clone(), b.schema(ty)?);
+        props.push((name.clone(), b.schema(ty)?));
     }
-    let required: Vec<&String> = params.iter().map(|(n, _)| n).collect();
-    Ok(json!({
-        "type": "object",
-        "properties": props,
-        "required": required,
-        "additionalProperties": false,
-    }))
+    Ok(object(props))
 }
 
 struct Builder<'a> {
@@ -68,20 +63,20 @@ impl Builder<'_> {
             Ty::List(t) => json!({"type": "array", "items": self.schema(t)?}),
             Ty::Map(t) => json!({"type": "object", "additionalProperties": self.schema(t)?}),
             Ty::Record(fields) => {
-                let mut props = Map::new();
+                let mut props = Vec::new();
                 for (name, t) in fields {
-                    props.insert(name.clone(), self.schema(t)?);
+                    props.push((name.clone(), self.schema(t)?));
                 }
-                let required: Vec<&String> = fields.iter().map(|(n, _)| n).collect();
-                json!({
-                    "type": "object",
-                    "properties": props,
-                    "required": required,
-                    "additionalProperties": false,
-                })
+                object(props)
             }
-            Ty::Optional(t) => self.nullable(t)?,
-            Ty::Union(members) => self.union(members)?,
+            Ty::Optional(t) => nullable(self.schema(t)?),
+            Ty::Union(members) => {
+                let mut all = Vec::new();
+                for t in members {
+                    all.push(self.schema(t)?);
+                }
+                union(all)
+            }
             Ty::Named(id, name) => {
                 if self.open.contains(id) {
                     return Err(SchemaError::Recursive(name.clone()));
@@ -90,88 +85,15 @@ impl Builder<'_> {
                     return Ok(json!({}));
                 };
                 self.open.push(*id);
-                let mut s = self.schema(&alias.ty)?;
+                let s = self.schema(&alias.ty)?;
                 self.open.pop();
-                if let (Some(doc), Value::Object(obj)) = (&alias.doc, &mut s) {
-                    obj.insert("description".into(), Value::String(doc.clone()));
-                }
-                s
+                described(s, alias.doc.as_deref())
             }
             Ty::Func | Ty::Error | Ty::Range | Ty::Task => {
                 return Err(SchemaError::NotData(ty.to_string()))
             }
         })
     }
-
-    /// `T?`: T or null. A type that already admits null is left as it is.
-    fn nullable(&mut self, t: &Ty) -> Result<Value, SchemaError> {
-        let inner = self.schema(t)?;
-        if admits_null(&inner) {
-            return Ok(inner);
-        }
-        Ok(json!({"anyOf": [inner, {"type": "null"}]}))
-    }
-
-    /// A union of string literals is one string enum; any other union is an `anyOf`, whose
-    /// string-literal members are gathered into one enum.
-    fn union(&mut self, members: &[Ty]) -> Result<Value, SchemaError> {
-        let mut literals: Vec<String> = Vec::new();
-        let mut others: Vec<Value> = Vec::new();
-        for m in members {
-            let s = self.schema(m)?;
-            match string_enum(&s) {
-                Some(values) => {
-                    for v in values {
-                        if !literals.contains(&v) {
-                            literals.push(v);
-                        }
-                    }
-                }
-                None => {
-                    if !others.contains(&s) {
-                        others.push(s);
-                    }
-                }
-            }
-        }
-        let mut all = Vec::new();
-        if !literals.is_empty() {
-            all.push(json!({"type": "string", "enum": literals}));
-        }
-        all.extend(others);
-        Ok(match all.len() {
-            1 => all.pop().unwrap_or_else(|| json!({})),
-            _ => json!({"anyOf": all}),
-        })
-    }
-}
-
-/// The values of a plain string-enum schema `{"type": "string", "enum": [...]}` (no description
-/// or other keywords that merging would lose).
-fn string_enum(s: &Value) -> Option<Vec<String>> {
-    let obj = s.as_object()?;
-    if obj.len() != 2 || obj.get("type")? != "string" {
-        return None;
-    }
-    obj.get("enum")?
-        .as_array()?
-        .iter()
-        .map(|v| v.as_str().map(String::from))
-        .collect()
-}
-
-/// Whether a schema certainly accepts null: `{}`, `{"type": "null"}`, or an `anyOf` with one
-/// of those.
-fn admits_null(s: &Value) -> bool {
-    let Some(obj) = s.as_object() else {
-        return false;
-    };
-    if obj.is_empty() || obj.get("type").is_some_and(|t| t == "null") {
-        return true;
-    }
-    obj.get("anyOf")
-        .and_then(Value::as_array)
-        .is_some_and(|ms| ms.iter().any(admits_null))
 }
 
 #[cfg(test)]

@@ -38,17 +38,72 @@ pub fn arguments(module: &Module, params: &[Param]) -> Result<Value, SchemaError
         module,
         open: Vec::new(),
     };
-    let mut props = Map::new();
+    let mut props = Vec::new();
     for p in params {
-        props.insert(module.str(p.name).to_string(), b.schema(p.ty)?);
+        props.push((module.str(p.name).to_string(), b.schema(p.ty)?));
     }
-    let required: Vec<&str> = params.iter().map(|p| module.str(p.name)).collect();
-    Ok(json!({
+    Ok(object(props))
+}
+
+/// The schema of an object with exactly these properties, all required, no others: a
+/// record's, or a function's arguments'.
+pub fn object(props: Vec<(String, Value)>) -> Value {
+    let required: Vec<String> = props.iter().map(|(n, _)| n.clone()).collect();
+    let props: Map<String, Value> = props.into_iter().collect();
+    json!({
         "type": "object",
         "properties": props,
         "required": required,
         "additionalProperties": false,
-    }))
+    })
+}
+
+/// `T?` from T's schema: T or null. A schema that already admits null is left as it is.
+pub fn nullable(inner: Value) -> Value {
+    if admits_null(&inner) {
+        return inner;
+    }
+    json!({"anyOf": [inner, {"type": "null"}]})
+}
+
+/// A union from its members' schemas: string literals are gathered into one string enum, the
+/// rest (each once) joined with it in an `anyOf`; one member alone is itself.
+pub fn union(members: Vec<Value>) -> Value {
+    let mut literals: Vec<String> = Vec::new();
+    let mut others: Vec<Value> = Vec::new();
+    for s in members {
+        match string_enum(&s) {
+            Some(values) => {
+                for v in values {
+                    if !literals.contains(&v) {
+                        literals.push(v);
+                    }
+                }
+            }
+            None => {
+                if !others.contains(&s) {
+                    others.push(s);
+                }
+            }
+        }
+    }
+    let mut all = Vec::new();
+    if !literals.is_empty() {
+        all.push(json!({"type": "string", "enum": literals}));
+    }
+    all.extend(others);
+    match all.len() {
+        1 => all.pop().unwrap_or_else(|| json!({})),
+        _ => json!({"anyOf": all}),
+    }
+}
+
+/// A named type's schema: its alias's, with the doc comment as `description`.
+pub fn described(mut s: Value, doc: Option<&str>) -> Value {
+    if let (Some(doc), Value::Object(obj)) = (doc, &mut s) {
+        obj.insert("description".into(), Value::String(doc.to_string()));
+    }
+    s
 }
 
 struct Builder<'a> {
@@ -78,20 +133,20 @@ impl<'a> Builder<'a> {
                 json!({"type": "object", "additionalProperties": self.schema(*t)?})
             }
             TypeDesc::Record(fields) => {
-                let mut props = Map::new();
+                let mut props = Vec::new();
                 for f in fields {
-                    props.insert(m.str(f.name).to_string(), self.schema(f.ty)?);
+                    props.push((m.str(f.name).to_string(), self.schema(f.ty)?));
                 }
-                let required: Vec<&str> = fields.iter().map(|f| m.str(f.name)).collect();
-                json!({
-                    "type": "object",
-                    "properties": props,
-                    "required": required,
-                    "additionalProperties": false,
-                })
+                object(props)
             }
-            TypeDesc::Optional(t) => self.nullable(*t)?,
-            TypeDesc::Union(members) => self.union(members)?,
+            TypeDesc::Optional(t) => nullable(self.schema(*t)?),
+            TypeDesc::Union(members) => {
+                let mut all = Vec::new();
+                for t in members {
+                    all.push(self.schema(*t)?);
+                }
+                union(all)
+            }
             TypeDesc::Named {
                 name,
                 ty: inner,
@@ -101,57 +156,12 @@ impl<'a> Builder<'a> {
                     return Err(SchemaError::Recursive(m.str(*name).to_string()));
                 }
                 self.open.push(ty);
-                let mut s = self.schema(*inner)?;
+                let s = self.schema(*inner)?;
                 self.open.pop();
-                if let (Some(doc), Value::Object(obj)) = (doc, &mut s) {
-                    obj.insert("description".into(), Value::String(m.str(*doc).to_string()));
-                }
-                s
+                described(s, doc.map(|d| m.str(d)))
             }
             TypeDesc::Func => return Err(SchemaError::NotData("fn".into())),
             TypeDesc::Error => return Err(SchemaError::NotData("error".into())),
-        })
-    }
-
-    /// `T?`: T or null. A type that already admits null is left as it is.
-    fn nullable(&mut self, t: TypeId) -> Result<Value, SchemaError> {
-        let inner = self.schema(t)?;
-        if admits_null(&inner) {
-            return Ok(inner);
-        }
-        Ok(json!({"anyOf": [inner, {"type": "null"}]}))
-    }
-
-    /// A union of string literals is one string enum; any other union is an `anyOf`, whose
-    /// string-literal members are gathered into one enum (as the compiler does).
-    fn union(&mut self, members: &[TypeId]) -> Result<Value, SchemaError> {
-        let mut literals: Vec<String> = Vec::new();
-        let mut others: Vec<Value> = Vec::new();
-        for m in members {
-            let s = self.schema(*m)?;
-            match string_enum(&s) {
-                Some(values) => {
-                    for v in values {
-                        if !literals.contains(&v) {
-                            literals.push(v);
-                        }
-                    }
-                }
-                None => {
-                    if !others.contains(&s) {
-                        others.push(s);
-                    }
-                }
-            }
-        }
-        let mut all = Vec::new();
-        if !literals.is_empty() {
-            all.push(json!({"type": "string", "enum": literals}));
-        }
-        all.extend(others);
-        Ok(match all.len() {
-            1 => all.pop().unwrap_or_else(|| json!({})),
-            _ => json!({"anyOf": all}),
         })
     }
 }
