@@ -170,9 +170,10 @@ fn a_program_naming_mcp_tools_needs_the_server_configured_locked_and_granted() {
     assert_eq!(stdout(&o), "Echo: hi\n");
 }
 
-#[test]
-fn a_rug_pull_is_refused_until_the_tools_are_pinned_again() {
-    let dir = temp_dir(SUITE, "rugpull");
+/// A folder whose server `mail` describes `send_email` with the text of `state` (the second
+/// path), read at every `tools/list`: change the file, and the tool changes.
+fn rug_pull_project(name: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(SUITE, name);
     let state = dir.join("description.txt");
     std::fs::write(&state, "Sends an e-mail.").unwrap();
     let toml = hostile_server(
@@ -182,6 +183,12 @@ fn a_rug_pull_is_refused_until_the_tools_are_pinned_again() {
         &format!(", \"--state\", {:?}", path_str(&state)),
     );
     std::fs::write(dir.join("aivm.toml"), &toml).unwrap();
+    (dir, state)
+}
+
+#[test]
+fn a_rug_pull_is_refused_until_the_tools_are_pinned_again() {
+    let (dir, state) = rug_pull_project("rugpull");
     std::fs::write(
         dir.join("prog.ail"),
         "tool send_email(to: string, body: string) -> string from mcp \"mail\"\n\
@@ -238,16 +245,7 @@ fn a_rug_pull_is_refused_until_the_tools_are_pinned_again() {
 
 #[test]
 fn a_tool_changed_mid_run_stops_working_mid_run() {
-    let dir = temp_dir(SUITE, "rugpull-mid");
-    let state = dir.join("description.txt");
-    std::fs::write(&state, "Sends an e-mail.").unwrap();
-    let toml = hostile_server(
-        "mail",
-        "rugpull",
-        &dir,
-        &format!(", \"--state\", {:?}", path_str(&state)),
-    );
-    std::fs::write(dir.join("aivm.toml"), &toml).unwrap();
+    let (dir, state) = rug_pull_project("rugpull-mid");
     let state_lit = path_str(&state);
     std::fs::write(
         dir.join("prog.ail"),

@@ -20,32 +20,40 @@ pub fn dir() -> PathBuf {
 pub fn installed() -> Servers {
     let dir = dir();
     let modules = dir.join("node_modules");
-    let marker = modules.join(".package-lock.json");
-    if !marker.exists() {
-        let lock_path = dir.join(".install.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-        lock_exclusive(&lock);
-        if !marker.exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-fund", "--no-audit", "--prefix"])
-                .arg(&dir)
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run npm (Node.js and npm are needed): {e}"));
-            assert!(status.success(), "npm ci --prefix {} failed", dir.display());
-        }
-    }
+    once(&modules.join(".package-lock.json"), ".install.lock", || {
+        let status = Command::new("npm")
+            .args(["ci", "--no-fund", "--no-audit", "--prefix"])
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run npm (Node.js and npm are needed): {e}"));
+        assert!(status.success(), "npm ci --prefix {} failed", dir.display());
+    });
     Servers { modules }
+}
+
+/// Runs `install` unless `marker` exists, under the lock file `lock_name` in `tests/mcp`, so
+/// that test binaries running in parallel install once.
+fn once(marker: &Path, lock_name: &str, install: impl FnOnce()) {
+    if marker.exists() {
+        return;
+    }
+    let lock_path = dir().join(lock_name);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+    lock_exclusive(&lock);
+    if !marker.exists() {
+        install();
+    }
 }
 
 fn lock_exclusive(f: &File) {
     // std's file locks (Rust 1.89+): released when the file is closed.
     f.lock()
-        .unwrap_or_else(|e| panic!("cannot lock the npm install: {e}"));
+        .unwrap_or_else(|e| panic!("cannot lock the install: {e}"));
 }
 
 /// Paths into the installed packages.
@@ -96,34 +104,23 @@ pub fn python() -> PathBuf {
     let python = venv.join("bin/python");
     // pip writes this last: its presence means the install finished.
     let marker = venv.join(".requirements-installed");
-    if !marker.exists() {
-        let lock_path = dir.join(".venv.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-        lock_exclusive(&lock);
-        if !marker.exists() {
-            let made = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run python3 (Python 3 is needed): {e}"));
-            assert!(made.success(), "python3 -m venv {} failed", venv.display());
-            let pip = Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "-r"])
-                .arg(dir.join("requirements.txt"))
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run pip: {e}"));
-            assert!(
-                pip.success(),
-                "pip install -r tests/mcp/requirements.txt failed"
-            );
-            File::create(&marker)
-                .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
-        }
-    }
+    once(&marker, ".venv.lock", || {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run python3 (Python 3 is needed): {e}"));
+        assert!(made.success(), "python3 -m venv {} failed", venv.display());
+        let pip = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "-r"])
+            .arg(dir.join("requirements.txt"))
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run pip: {e}"));
+        assert!(
+            pip.success(),
+            "pip install -r tests/mcp/requirements.txt failed"
+        );
+        File::create(&marker).unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+    });
     python
 }
