@@ -701,3 +701,38 @@ fn rules_constrain_an_mcp_tools_arguments_before_the_server_sees_them() {
         "the server saw the refused call: {log}"
     );
 }
+
+#[test]
+fn a_call_cut_off_by_the_time_budget_is_cancelled_at_the_server() {
+    let dir = temp_dir(SUITE, "budget-cancel");
+    std::fs::write(
+        dir.join("aivm.toml"),
+        hostile_server("h", "honest", &dir, ""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("prog.ail"),
+        "tool echo(message: string) -> string from mcp \"h\"\n\
+         fn main() {\n  try { print(echo(\"hi\")) } catch e { print(e.kind) }\n}\n",
+    )
+    .unwrap();
+    lock(&dir);
+    std::fs::write(
+        dir.join("aivm.toml"),
+        hostile_server("h", "hang", &dir, "").replace("timeout_secs = 2", "timeout_secs = 30"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let o = aivm_in(
+        &dir,
+        &["run", "--allow-tool=h.echo", "--timeout=1", "prog.ail"],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "BudgetExceeded\n");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let log = std::fs::read_to_string(dir.join("h.log")).unwrap();
+    assert!(
+        log.contains("notifications/cancelled"),
+        "the server was not told: {log}"
+    );
+}

@@ -433,6 +433,7 @@ impl McpHub {
             events: self.inner.events.clone(),
             stale: AtomicBool::new(false),
             progress: Mutex::default(),
+            cancelling: Mutex::default(),
         });
         let over_cap = Arc::new(AtomicBool::new(false));
         let handler = Handler(state.clone());
@@ -611,6 +612,8 @@ struct ServerState {
     stale: AtomicBool,
     /// Progress token → the tool called with it.
     progress: Mutex<HashMap<ProgressToken, String>>,
+    /// Cancellations of abandoned calls being sent, awaited before the connection closes.
+    cancelling: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 struct Handler(Arc<ServerState>);
@@ -843,12 +846,19 @@ impl Conn {
             .map_err(|e| fail(self.describe(e)))?;
         let token = handle.progress_token.clone();
         lock_or_recover(&self.state.progress).insert(token.clone(), tool.to_string());
+        // If the run drops this call (its time budget ran out), the server is told to stop.
+        let mut abandoned = CancelOnDrop {
+            peer: Some(handle.peer.clone()),
+            id: handle.id.clone(),
+            state: self.state.clone(),
+        };
         // A backstop in case the answer never comes back through rmcp's own deadline.
         let answer = tokio::time::timeout(
             self.timeout + Duration::from_secs(1),
             handle.await_response(),
         )
         .await;
+        abandoned.peer = None;
         lock_or_recover(&self.state.progress).remove(&token);
         let deadline = || McpError::Deadline {
             server: self.server.clone(),
@@ -912,6 +922,13 @@ impl Conn {
 
     /// Closes the connection and ends the child; returns how it ended.
     async fn stop(&self) -> String {
+        // Cancellations of abandoned calls go out before the connection closes.
+        let sending: Vec<_> = lock_or_recover(&self.state.cancelling).drain(..).collect();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            futures_util::future::join_all(sending),
+        )
+        .await;
         if let Some(service) = self.service.lock().await.take() {
             // Closing the transport closes the child's stdin (or ends the HTTP session).
             let _ = tokio::time::timeout(Duration::from_secs(1), service.cancel()).await;
@@ -920,6 +937,31 @@ impl Conn {
             Some(mut c) => c.end().await,
             None => "closed".into(),
         }
+    }
+}
+
+/// A request in flight: dropped before its answer (the call's future was dropped, as when a
+/// run's time budget ends the calls in flight), it sends the server
+/// `notifications/cancelled` for it. Cleared (`peer: None`) once the answer is in.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    id: rmcp::model::RequestId,
+    state: Arc<ServerState>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let (Some(peer), Ok(rt)) = (self.peer.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let note = rmcp::model::CancelledNotificationParam::new(
+            Some(self.id.clone()),
+            Some("the run stopped waiting for it".into()),
+        );
+        let sending = rt.spawn(async move {
+            let _ = peer.notify_cancelled(note).await;
+        });
+        lock_or_recover(&self.state.cancelling).push(sending);
     }
 }
 
