@@ -47,6 +47,23 @@ fn lock(dir: &Path) {
     assert_exit(&o, 0);
 }
 
+/// A folder `name` whose `aivm.toml` configures the hostile server `h`, honest, with its
+/// tools pinned, and `prog.ail` holding `program` (when given). Tests then make `h`
+/// misbehave by writing another `aivm.toml`: the tool list, so the lock, stays the same.
+fn honest_project(name: &str, program: Option<&str>) -> PathBuf {
+    let dir = temp_dir(SUITE, name);
+    std::fs::write(
+        dir.join("aivm.toml"),
+        hostile_server("h", "honest", &dir, ""),
+    )
+    .unwrap();
+    if let Some(p) = program {
+        std::fs::write(dir.join("prog.ail"), p).unwrap();
+    }
+    lock(&dir);
+    dir
+}
+
 fn journal(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -364,14 +381,7 @@ const CATCHING: &str = "tool echo(message: string) -> string from mcp \"h\"\n\
 /// Runs CATCHING against the hostile server in `mode`; returns the one printed line and how
 /// long the run took. The tools are pinned from an honest server first (same list).
 fn misbehaving(mode: &str) -> (String, Duration, PathBuf) {
-    let dir = temp_dir(SUITE, mode);
-    std::fs::write(
-        dir.join("aivm.toml"),
-        hostile_server("h", "honest", &dir, ""),
-    )
-    .unwrap();
-    std::fs::write(dir.join("prog.ail"), CATCHING).unwrap();
-    lock(&dir);
+    let dir = honest_project(mode, Some(CATCHING));
     let toml = hostile_server("h", mode, &dir, ", \"--bytes\", \"5000000\"");
     std::fs::write(
         dir.join("aivm.toml"),
@@ -424,13 +434,7 @@ fn servers_that_misbehave_give_typed_errors_within_their_deadline_and_leave_no_p
 
 #[test]
 fn mcp_call_is_judged_like_a_program_call() {
-    let dir = temp_dir(SUITE, "cli-call");
-    std::fs::write(
-        dir.join("aivm.toml"),
-        hostile_server("h", "honest", &dir, ""),
-    )
-    .unwrap();
-    lock(&dir);
+    let dir = honest_project("cli-call", None);
     let o = aivm_in(
         &dir,
         &[
@@ -475,14 +479,7 @@ fn mcp_call_is_judged_like_a_program_call() {
 
 #[test]
 fn a_replay_answers_mcp_calls_from_the_journal_without_starting_a_server() {
-    let dir = temp_dir(SUITE, "replay");
-    std::fs::write(
-        dir.join("aivm.toml"),
-        hostile_server("h", "honest", &dir, ""),
-    )
-    .unwrap();
-    std::fs::write(dir.join("prog.ail"), CATCHING).unwrap();
-    lock(&dir);
+    let dir = honest_project("replay", Some(CATCHING));
     let trace = dir.join("run.jsonl");
     let o = aivm_in(
         &dir,
@@ -704,19 +701,13 @@ fn rules_constrain_an_mcp_tools_arguments_before_the_server_sees_them() {
 
 #[test]
 fn a_call_cut_off_by_the_time_budget_is_cancelled_at_the_server() {
-    let dir = temp_dir(SUITE, "budget-cancel");
-    std::fs::write(
-        dir.join("aivm.toml"),
-        hostile_server("h", "honest", &dir, ""),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("prog.ail"),
-        "tool echo(message: string) -> string from mcp \"h\"\n\
-         fn main() {\n  try { print(echo(\"hi\")) } catch e { print(e.kind) }\n}\n",
-    )
-    .unwrap();
-    lock(&dir);
+    let dir = honest_project(
+        "budget-cancel",
+        Some(
+            "tool echo(message: string) -> string from mcp \"h\"\n\
+             fn main() {\n  try { print(echo(\"hi\")) } catch e { print(e.kind) }\n}\n",
+        ),
+    );
     std::fs::write(
         dir.join("aivm.toml"),
         hostile_server("h", "hang", &dir, "").replace("timeout_secs = 2", "timeout_secs = 30"),
