@@ -8,8 +8,11 @@ use std::collections::VecDeque;
 
 use aivm_compiler::compile_source;
 use aivm_compiler::render::render;
+mod common;
+
 use aivm_vm::format::VerifiedModule;
-use aivm_vm::{HostData, HostError, HostValue, Limits, Step, Vm};
+use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
+use common::{list, record, s};
 use serde_json::{json, Value};
 
 /// What a run did, in order.
@@ -24,23 +27,6 @@ struct Run {
     gates: Vec<Value>,
     /// The uncaught error of `main`, if any.
     failure: Option<String>,
-}
-
-fn s(text: &str) -> HostValue {
-    HostValue::str(text)
-}
-
-fn record(fields: Vec<(&str, HostValue)>) -> HostValue {
-    HostValue::new(HostData::Record(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    ))
-}
-
-fn list(items: Vec<HostValue>) -> HostValue {
-    HostValue::new(HostData::List(items))
 }
 
 /// An assistant message as the host hands it to the program (LLM.md §4).

@@ -6,8 +6,11 @@
 
 use aivm_compiler::render::render;
 use aivm_compiler::{compile_file, compile_source};
+mod common;
+
 use aivm_vm::format::{manifest_text, Module, VerifiedModule};
-use aivm_vm::{HostData, HostError, HostValue, Limits, Step, Vm};
+use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
+use common::{list, record, s};
 use serde_json::{json, Value};
 
 /// The codes of the errors compiling `src` reports.
@@ -38,23 +41,6 @@ fn tools(m: &Module) -> Vec<String> {
         .iter()
         .map(|&t| m.str(t).to_string())
         .collect()
-}
-
-fn s(text: &str) -> HostValue {
-    HostValue::str(text)
-}
-
-fn record(fields: Vec<(&str, HostValue)>) -> HostValue {
-    HostValue::new(HostData::Record(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    ))
-}
-
-fn list(items: Vec<HostValue>) -> HostValue {
-    HostValue::new(HostData::List(items))
 }
 
 fn text_item(t: &str) -> HostValue {

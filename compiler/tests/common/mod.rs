@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use aivm_vm::format::{Module, VerifiedModule};
-use aivm_vm::{HostError, HostValue, Limits, Step, Vm};
+use aivm_vm::{HostData, HostError, HostValue, Limits, Step, Vm};
 
 /// xorshift64*: a tiny deterministic generator, so failures reproduce.
 pub struct Rng(pub u64);
@@ -56,4 +56,24 @@ pub fn printed(module: Module, what: &str) -> Vec<String> {
             Err(e) => panic!("{what}: {e}\noutput so far: {out:?}"),
         }
     }
+}
+
+/// A string value, as a host gives it.
+pub fn s(text: &str) -> HostValue {
+    HostValue::str(text)
+}
+
+/// A record value with these fields, in order.
+pub fn record(fields: Vec<(&str, HostValue)>) -> HostValue {
+    HostValue::new(HostData::Record(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    ))
+}
+
+/// A list value.
+pub fn list(items: Vec<HostValue>) -> HostValue {
+    HostValue::new(HostData::List(items))
 }
