@@ -1,7 +1,7 @@
 //! The JIT tier is invisible (spec/semantics.md, "Tiers"): every language test program, every
 //! example and the JIT's own programs in `tests/jit/` run through the `aivm` binary with
 //! `--jit=off`, `--jit=always` and `--jit=auto`, and must give the same standard output,
-//! standard error (error messages and stack traces included) and exit status. Limits too:
+//! standard error (error messages and stack traces included), exit status and journal. Limits too:
 //! the JIT programs run again under a range of fuel and depth limits.
 
 use std::path::{Path, PathBuf};
@@ -11,23 +11,46 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Status, stdout and stderr of `aivm run --jit=MODE ARGS...`, run from the workspace root.
-fn run(mode: &str, args: &[String]) -> (i32, String, String) {
+/// Status, stdout, stderr and journal (`--trace`) of `aivm run --jit=MODE ARGS...`, run from
+/// the workspace root.
+fn run(mode: &str, args: &[String]) -> (i32, String, String, String) {
+    let journal = std::env::temp_dir().join(format!(
+        "aivm-jit-{}-{mode}-{:x}.jsonl",
+        std::process::id(),
+        args.iter().fold(0u64, |h, a| a
+            .bytes()
+            .fold(h, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)))
+    ));
+    // A usage line's `< FILE` is standard input, as a shell would give it.
+    let (args, stdin) = match args.iter().position(|a| a == "<") {
+        Some(i) => (&args[..i], args.get(i + 1).map(|f| root().join(f))),
+        None => (args, None),
+    };
+    let stdin = match stdin {
+        Some(f) => std::process::Stdio::from(std::fs::File::open(&f).expect("stdin file")),
+        None => std::process::Stdio::null(),
+    };
     let o = Command::new(env!("CARGO_BIN_EXE_aivm"))
         .arg("run")
         .arg(format!("--jit={mode}"))
+        .stdin(stdin)
         // The summary line of a run with models carries its wall time, which no two runs share.
         .arg("--quiet")
+        .arg("--trace")
+        .arg(&journal)
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
         .env_remove("AIVM_JIT_STATS")
         .output()
         .expect("the aivm binary runs");
+    let trace = without_wall_time(&std::fs::read_to_string(&journal).unwrap_or_default());
+    let _ = std::fs::remove_file(&journal);
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
+        trace,
     )
 }
 
@@ -57,6 +80,8 @@ fn example_args(file: &Path) -> Vec<String> {
     else {
         return vec![rel];
     };
+    // A remark after the command, `   (the tickets below)`, is not part of it.
+    let line = line.split("  (").next().unwrap_or(line).trim_end();
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quoted = false;
@@ -82,17 +107,40 @@ fn example_args(file: &Path) -> Vec<String> {
     words
 }
 
+/// The journal with its wall-clock fields (spec/journal.md: `latency_ms`, `ms`) masked: they
+/// differ between any two runs.
+fn without_wall_time(journal: &str) -> String {
+    let mut out = String::with_capacity(journal.len());
+    let mut rest = journal;
+    while let Some(i) = ["\"latency_ms\":", "\"ms\":"]
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| i + k.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = rest[i..].trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push('_');
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Runs `args` in every mode and returns the differences from `--jit=off`.
 fn differences(args: &[String]) -> Vec<String> {
     let want = run("off", args);
+    assert!(
+        want.3.contains("\"event\":\"run_start\""),
+        "{args:?}: no journal written:\n{}",
+        want.2
+    );
     let mut out = Vec::new();
     for mode in ["always", "auto"] {
         let got = run(mode, args);
         if got != want {
             out.push(format!(
                 "{args:?} --jit={mode}: exit {} vs {}\n--- off stdout\n{}--- {mode} stdout\n{}\
-                 --- off stderr\n{}--- {mode} stderr\n{}",
-                want.0, got.0, want.1, got.1, want.2, got.2
+                 --- off stderr\n{}--- {mode} stderr\n{}--- off journal\n{}--- {mode} journal\n{}",
+                want.0, got.0, want.1, got.1, want.2, got.2, want.3, got.3
             ));
         }
     }
@@ -160,6 +208,32 @@ fn the_jit_compiles_the_deopt_program() {
     assert!(err.contains("2 fn(s): compiled"), "{err}");
 }
 
+/// The loops of `main` (which prints, so is never compiled whole) are compiled where they run,
+/// and left mid-loop where the interpreter must take over; the differential test above
+/// compares the output of both.
+#[test]
+fn the_jit_compiles_the_loops_of_main() {
+    let o = Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(["run", "--jit=always", "tests/jit/loops.ail"])
+        .current_dir(root())
+        .env("AIVM_JIT_STATS", "1")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let compiled = err
+        .lines()
+        .filter(|l| l.starts_with("jit: main loop at ") && l.ends_with(": compiled"))
+        .count();
+    // Every loop of main but the three that leave each time round (a `try`, prints).
+    assert!(compiled >= 10, "{compiled} loops compiled:\n{err}");
+    assert!(
+        err.contains("the loop leaves compiled code every time round"),
+        "{err}"
+    );
+    // The callee compiled with the loop that calls it.
+    assert!(err.contains("jit: grow(int, int) "), "{err}");
+}
+
 /// Fuel and call depth run out at the same instruction, with the same trace, whichever tier
 /// was running when they did.
 #[test]
@@ -172,12 +246,19 @@ fn limits_hold_in_compiled_code() {
     for depth in [2usize, 10, 100, 999, 1_001, 1_500, 5_000] {
         failures.extend(differences(&[format!("--max-depth={depth}"), file.clone()]));
     }
+    // In compiled loops: each of these stops in a different loop of the program.
+    let loops = "tests/jit/loops.ail".to_string();
+    for fuel in [
+        1_000u64, 999_999, 1_000_007, 1_050_000, 1_100_000, 1_200_000, 1_500_000,
+    ] {
+        failures.extend(differences(&[format!("--fuel={fuel}"), loops.clone()]));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The limits were reached: the last fuel ran out, the smallest depth overflowed.
-    let (code, _, err) = run("always", &["--fuel=20011".into(), file.clone()]);
+    let (code, _, err, _) = run("always", &["--fuel=20011".into(), file.clone()]);
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("fuel"), "{err}");
-    let (code, _, err) = run("always", &["--max-depth=100".into(), file]);
+    let (code, _, err, _) = run("always", &["--max-depth=100".into(), file]);
     assert_eq!(code, 5, "{err}");
 }
 

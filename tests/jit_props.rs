@@ -1,7 +1,8 @@
 //! Property: random well-typed programs (int, float and bool arithmetic, branches, loops, calls,
-//! overflow and division by zero caught by `try`) print the same, end the same, and execute
-//! the same number of instructions with the JIT off and with `--jit=always`; and stop at the
-//! same instruction with the same error under a fuel limit.
+//! prints inside loops, overflow and division by zero caught by `try`) print the same, hold the
+//! same VM state at every effect, end the same, and execute the same number of instructions
+//! with the JIT off and with `--jit=always`; and stop at the same instruction with the same
+//! error under a fuel limit.
 
 use aivm_vm::format::VerifiedModule;
 use aivm_vm::{HostValue, JitMode, Limits, Step, Vm};
@@ -37,6 +38,9 @@ struct Scope {
     ints: Vec<String>,
     floats: Vec<String>,
     fresh: usize,
+    /// The function prints (an effect), so it is never compiled whole: its loops are compiled
+    /// where they run, and leave at each print.
+    prints: bool,
 }
 
 /// The functions generated so far: name, return type.
@@ -155,6 +159,14 @@ fn block(g: &mut Gen, s: &mut Scope, p: &Prog, ret: T, nest: u32, out: &mut Stri
     let n = 1 + g.below(4);
     let (ni, nf) = (s.ints.len(), s.floats.len());
     for _ in 0..n {
+        if s.prints && g.below(5) == 0 {
+            let v = g.pick(&s.ints).to_string();
+            match g.below(2) {
+                0 => out.push_str(&format!("{ind}print({v})\n")),
+                _ => out.push_str(&format!("{ind}print(\"{v} {{{v}}}\")\n")),
+            }
+            continue;
+        }
         match g.below(if nest == 0 { 4 } else { 7 }) {
             0 => {
                 let v = format!("i{}", s.fresh);
@@ -256,6 +268,7 @@ fn program(seed: u64) -> String {
             ints: vec!["a".into(), "b".into()],
             floats: vec!["x".into()],
             fresh: 0,
+            prints: g.below(2) == 0,
         };
         block(&mut g, &mut s, &p, ret, 2, &mut src, "  ");
         let e = ret_expr(&mut g, &s, &p, ret);
@@ -272,7 +285,8 @@ fn program(seed: u64) -> String {
     src
 }
 
-/// What a run shows: its printed lines, how it ended, and the instructions it executed.
+/// What a run shows: its printed lines with the whole VM state at many of them (what a host
+/// would serialise to suspend the run there), how it ended, and the instructions it executed.
 #[derive(Debug, PartialEq)]
 struct Run {
     out: Vec<String>,
@@ -289,10 +303,17 @@ fn run(module: &VerifiedModule, mode: JitMode, fuel: Option<u64>) -> Run {
     vm.set_jit(mode);
     vm.start_main(vec![]).expect("main");
     let mut out = Vec::new();
+    let mut effects = 0u32;
     let end = loop {
         match vm.run() {
             Ok(Step::Effect(req)) => {
                 out.push(format!("{} {:?}", req.native, req.args));
+                // The whole state at the first effects and then at every 16th (serialising
+                // it is most of the test's time).
+                effects += 1;
+                if effects <= 32 || effects.is_multiple_of(16) {
+                    out.push(serde_json::to_string(&vm.snapshot()).expect("state serialises"));
+                }
                 vm.resume(req.task, Ok(HostValue::null())).expect("resume");
             }
             Ok(Step::Done { value, .. }) => break format!("done {value:?}"),
@@ -332,7 +353,7 @@ proptest! {
 /// The generator makes programs the JIT compiles (so the property compares two tiers).
 #[test]
 fn generated_programs_are_compiled() {
-    let mut compiled = 0;
+    let (mut compiled, mut loops) = (0, 0);
     for seed in 0..20u64 {
         let src = program(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let c = aivm_compiler::compile_source("gen.ail", &src).expect("compiles");
@@ -348,6 +369,12 @@ fn generated_programs_are_compiled() {
             .iter()
             .filter(|e| e.refused.is_none())
             .count();
+        loops += vm
+            .jit_events()
+            .iter()
+            .filter(|e| e.refused.is_none() && e.function.contains(" loop at "))
+            .count();
     }
     assert!(compiled >= 20, "only {compiled} specialisations compiled");
+    assert!(loops >= 10, "only {loops} loop regions compiled");
 }

@@ -19,6 +19,6 @@ mod value;
 pub use error::{Trace, TraceFrame, VmError};
 pub use host_value::{HostData, HostError, HostValue};
 pub use interp::{EffectRequest, Limits, Step, TaskId, Vm, VmState};
-pub use jit::{JitEvent, JitMode, AUTO_THRESHOLD};
+pub use jit::{JitEvent, JitMode, AUTO_THRESHOLD, LOOP_THRESHOLD};
 pub use label::{Integrity, Label, LabelEvent, LabelInfo, LabelOp};
 pub use value::Key;

@@ -85,6 +85,8 @@ impl Exec<'_> {
             };
             // The top frame's control label (kept in step with the frame's `label`).
             let mut ctl = ctl;
+            // The top frame's function (kept in step by the inline call and return).
+            let mut cur = func;
             let Some(f) = module.functions.get(func as usize) else {
                 return (left, corrupt(format!("frame of missing function {func}")));
             };
@@ -252,7 +254,35 @@ impl Exec<'_> {
                         Instr::Ne { dst, a, b } => compare!(dst, a, b, !=),
                         Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
                         Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
-                        Instr::Jump { target } => break 'fast target as usize,
+                        // A back-edge: the JIT tier may run the loop from its header in
+                        // compiled code, which resumes the interpreter where it leaves
+                        // (vm/src/jit/mod.rs). Compiled code sees only public values, so the
+                        // frame's control label must be public already.
+                        Instr::Jump { target } => {
+                            if target as usize <= pc && ctl.is_public() {
+                                if let Some(jit) = self.jit.as_deref_mut() {
+                                    left -= 1;
+                                    pc = match left {
+                                        0 => target as usize,
+                                        _ => jit
+                                            .enter_loop(
+                                                module,
+                                                cur,
+                                                target,
+                                                regs,
+                                                &mut left,
+                                                t.frames.len(),
+                                                base + regs.len(),
+                                                self.limits.max_depth,
+                                                self.max_stack_regs,
+                                            )
+                                            .unwrap_or(target as usize),
+                                    };
+                                    continue 'run;
+                                }
+                            }
+                            break 'fast target as usize;
+                        }
                         // A public bool is one compare; a labelled one raises the control label.
                         Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
                             let c = r!(cond);
@@ -385,6 +415,7 @@ impl Exec<'_> {
                                 closure: None,
                                 label: ctl,
                             });
+                            cur = func;
                             code = &f.code;
                             base = new_base;
                             closure = None;
@@ -432,6 +463,7 @@ impl Exec<'_> {
                                 continue 'frame;
                             };
                             ctl = caller_ctl;
+                            cur = func;
                             let Some(f) = module.functions.get(func as usize) else {
                                 continue 'frame;
                             };

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::format::{Constant, Instr, Module, TypeDesc, TypeId};
+use crate::format::{Constant, Instr, Module, Operand, TypeDesc, TypeId};
 
 /// The static type of a register at an instruction. `Bot`: no value reaches it yet (the
 /// result of a call whose callee has not been seen to return); `Top`: values of different
@@ -18,6 +18,9 @@ pub(crate) enum Ty {
     Bool,
     Int,
     Float,
+    /// A value the interpreter's frame holds and compiled code never reads (a heap value, a
+    /// labelled one): regions only.
+    Ext,
     Top,
 }
 
@@ -37,6 +40,7 @@ impl Ty {
             Ty::Bool => "bool",
             Ty::Int => "int",
             Ty::Float => "float",
+            Ty::Ext => "boxed",
             Ty::Top => "any",
         }
     }
@@ -211,7 +215,7 @@ pub(crate) fn plan(module: &Module, root: Key) -> Result<Vec<Plan>, Refused> {
 /// Whether a value of static type `t` conforms to type `ty`: `Some(true)` always,
 /// `Some(false)` never, `None` when it cannot tell.
 fn conforms(module: &Module, t: Ty, ty: TypeId, depth: usize) -> Option<bool> {
-    if depth > 32 || t == Ty::Top {
+    if depth > 32 || matches!(t, Ty::Top | Ty::Ext) {
         return None;
     }
     if t == Ty::Bot {
@@ -242,166 +246,229 @@ fn conforms(module: &Module, t: Ty, ty: TypeId, depth: usize) -> Option<bool> {
     })
 }
 
-/// The forward analysis of one specialisation; `callee` gives the plan index and the current
-/// return type of a called specialisation.
-fn analyse_one(
+/// What a forward analysis is of: a whole specialisation entered at its first instruction
+/// (every reachable instruction must compile, else the request is refused), or a loop region
+/// entered at a loop header with the frame's registers (an instruction that does not compile
+/// on the types it sees becomes an exit back to the interpreter).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Function,
+    Region,
+}
+
+/// What one instruction does to the abstract state.
+#[derive(Default)]
+struct Step {
+    write: Option<(u16, Ty)>,
+    targets: Vec<usize>,
+    falls: bool,
+    ret: Option<Ty>,
+    /// The callee index a `CallFn` calls (as the `callee` closure numbers them).
+    call: Option<usize>,
+}
+
+/// The result of a forward analysis: the state before each reachable instruction, the
+/// instructions that exit to the interpreter (regions only), the return type, and the callee
+/// index of each reachable `CallFn`.
+struct Analysis {
+    states: Vec<Option<Vec<Ty>>>,
+    /// The register each compiled instruction writes, and the type it writes.
+    writes: Vec<Option<(u16, Ty)>>,
+    exits: Vec<bool>,
+    ret: Ty,
+    calls: HashMap<usize, usize>,
+}
+
+/// The abstract effect of instruction `pc` on state `s`: `Err` when the code generator does
+/// not handle it on these types.
+fn transfer(
     module: &Module,
-    key: &Key,
+    func: u32,
+    pc: usize,
+    ins: Instr,
+    s: &[Ty],
+    mode: Mode,
     callee: &mut dyn FnMut(Key) -> Result<(usize, Ty), Refused>,
-) -> Result<Plan, Refused> {
-    let func = key.func;
+) -> Result<Step, Refused> {
+    let no = |why: &str| refuse(func, pc, format!("{:?}: {why}", ins.opcode()));
+    let get = |r: u16| -> Result<Ty, Refused> {
+        match s.get(r as usize) {
+            Some(Ty::Top) | None => Err(no("a register of mixed types")),
+            Some(Ty::Ext) => Err(no("a value compiled code does not hold")),
+            Some(t) => Ok(*t),
+        }
+    };
+    let num2 = |a: Ty, b: Ty| -> Result<Ty, Refused> {
+        Ok(match (a, b) {
+            (Ty::Bot, _) | (_, Ty::Bot) => Ty::Bot,
+            (Ty::Int, Ty::Int) => Ty::Int,
+            (x, y) if x.is_num() && y.is_num() => Ty::Float,
+            _ => return Err(no("operands are not numbers")),
+        })
+    };
+    let num1 = |a: Ty| -> Result<Ty, Refused> {
+        match a {
+            Ty::Bot | Ty::Int | Ty::Float => Ok(a),
+            _ => Err(no("operand is not a number")),
+        }
+    };
+    let mut step = Step {
+        falls: true,
+        ..Step::default()
+    };
+    match ins {
+        Instr::Nop {} => {}
+        Instr::Move { dst, src } => step.write = Some((dst, get(src)?)),
+        Instr::LoadNull { dst } => step.write = Some((dst, Ty::Null)),
+        Instr::LoadTrue { dst } | Instr::LoadFalse { dst } => step.write = Some((dst, Ty::Bool)),
+        Instr::LoadInt { dst, .. } => step.write = Some((dst, Ty::Int)),
+        Instr::LoadConst { dst, k } => {
+            let t = match module.constants.get(k as usize) {
+                Some(Constant::Int(_)) => Ty::Int,
+                Some(Constant::Float(_)) => Ty::Float,
+                _ => return Err(no("not a number constant")),
+            };
+            step.write = Some((dst, t));
+        }
+        Instr::Add { dst, a, b }
+        | Instr::Sub { dst, a, b }
+        | Instr::Mul { dst, a, b }
+        | Instr::Div { dst, a, b }
+        | Instr::Mod { dst, a, b } => step.write = Some((dst, num2(get(a)?, get(b)?)?)),
+        Instr::Neg { dst, src }
+        | Instr::AddImm { dst, src, .. }
+        | Instr::MulImm { dst, src, .. }
+        | Instr::DivImm { dst, src, .. }
+        | Instr::ModImm { dst, src, .. } => step.write = Some((dst, num1(get(src)?)?)),
+        Instr::Not { dst, src } => match get(src)? {
+            Ty::Bool | Ty::Bot => step.write = Some((dst, Ty::Bool)),
+            _ => return Err(no("not a bool")),
+        },
+        Instr::Eq { dst, a, b } | Instr::Ne { dst, a, b } => {
+            get(a)?;
+            get(b)?;
+            step.write = Some((dst, Ty::Bool));
+        }
+        Instr::Lt { dst, a, b } | Instr::Le { dst, a, b } => {
+            num2(get(a)?, get(b)?)?;
+            step.write = Some((dst, Ty::Bool));
+        }
+        Instr::Jump { target } => {
+            step.targets.push(target as usize);
+            step.falls = false;
+        }
+        Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => match get(cond)? {
+            Ty::Bool | Ty::Bot => step.targets.push(target as usize),
+            _ => return Err(no("condition is not a bool")),
+        },
+        Instr::JumpIfNotLt { a, b, target } => {
+            num2(get(a)?, get(b)?)?;
+            step.targets.push(target as usize);
+        }
+        Instr::CheckType { src, ty } => {
+            if conforms(module, get(src)?, ty, 0) != Some(true) {
+                return Err(no("the check may fail"));
+            }
+        }
+        Instr::CallFn { dst, func: g, args } => {
+            let mut tys = Vec::with_capacity(args.count as usize);
+            let mut unreached = false;
+            for r in args.regs() {
+                match get(r)? {
+                    Ty::Bot => unreached = true,
+                    t @ (Ty::Int | Ty::Float | Ty::Bool) => tys.push(t),
+                    _ => return Err(no("an argument is not an int, float or bool")),
+                }
+            }
+            let arity = module.functions.get(g as usize).map(|f| f.params.len());
+            if arity != Some(args.count as usize) {
+                return Err(no("arity mismatch"));
+            }
+            let t = match unreached {
+                true => Ty::Bot,
+                false => {
+                    let (j, t) = callee(Key { func: g, args: tys })?;
+                    step.call = Some(j);
+                    t
+                }
+            };
+            step.write = Some((dst, t));
+        }
+        // A region never returns: popping the frame is the interpreter's.
+        Instr::Return { src } if mode == Mode::Function => {
+            let t = get(src)?;
+            if !matches!(t, Ty::Bot | Ty::Null | Ty::Bool | Ty::Int | Ty::Float) {
+                return Err(no("unsupported return value"));
+            }
+            step.ret = Some(t);
+            step.falls = false;
+        }
+        _ => return Err(no("instruction not compiled")),
+    }
+    if let Some((dst, _)) = step.write {
+        if dst as usize >= s.len() {
+            return Err(no("register out of range"));
+        }
+    }
+    Ok(step)
+}
+
+/// The forward analysis from instruction `start` with register types `init`, to a fixed
+/// point; `callee` gives the index and the current return type of a called specialisation.
+fn analyse(
+    module: &Module,
+    func: u32,
+    start: usize,
+    init: Vec<Ty>,
+    mode: Mode,
+    callee: &mut dyn FnMut(Key) -> Result<(usize, Ty), Refused>,
+) -> Result<Analysis, Refused> {
     let f = module
         .functions
         .get(func as usize)
         .ok_or_else(|| refuse(func, 0, "no such function"))?;
-    if f.params.len() != key.args.len() {
-        return Err(refuse(func, 0, "arity"));
-    }
     let n = f.code.len();
-    let nregs = f.nregs as usize;
-    let mut init = vec![Ty::Null; nregs];
-    for (slot, t) in init.iter_mut().zip(&key.args) {
-        *slot = *t;
+    if start >= n {
+        return Err(refuse(func, start, "no such instruction"));
     }
     let mut states: Vec<Option<Vec<Ty>>> = vec![None; n];
-    if n == 0 {
-        return Err(refuse(func, 0, "empty function"));
-    }
-    states[0] = Some(init);
-    let mut work = vec![0usize];
+    let mut exits = vec![false; n];
+    let mut writes = vec![None; n];
+    states[start] = Some(init);
+    let mut work = vec![start];
     let mut ret = Ty::Bot;
     let mut calls = HashMap::new();
     while let Some(pc) = work.pop() {
-        let Some(mut s) = states[pc].clone() else {
+        let Some(s) = states[pc].clone() else {
             continue;
         };
-        let ins = f.code[pc];
-        let no = |why: &str| refuse(func, pc, format!("{:?}: {why}", ins.opcode()));
-        let get = |s: &[Ty], r: u16| -> Result<Ty, Refused> {
-            match s.get(r as usize) {
-                Some(Ty::Top) | None => Err(no("a register of mixed types")),
-                Some(t) => Ok(*t),
+        let step = match transfer(module, func, pc, f.code[pc], &s, mode, callee) {
+            Ok(step) => step,
+            Err(r) if mode == Mode::Function => return Err(r),
+            Err(_) => {
+                // The interpreter takes over here, with the state as it is.
+                exits[pc] = true;
+                continue;
             }
         };
-        let num2 = |a: Ty, b: Ty| -> Result<Ty, Refused> {
-            Ok(match (a, b) {
-                (Ty::Bot, _) | (_, Ty::Bot) => Ty::Bot,
-                (Ty::Int, Ty::Int) => Ty::Int,
-                (x, y) if x.is_num() && y.is_num() => Ty::Float,
-                _ => return Err(no("operands are not numbers")),
-            })
-        };
-        let num1 = |a: Ty| -> Result<Ty, Refused> {
-            match a {
-                Ty::Bot | Ty::Int | Ty::Float => Ok(a),
-                _ => Err(no("operand is not a number")),
-            }
-        };
-        let mut targets: Vec<usize> = Vec::new();
-        let mut falls = true;
-        let mut write: Option<(u16, Ty)> = None;
-        match ins {
-            Instr::Nop {} => {}
-            Instr::Move { dst, src } => write = Some((dst, get(&s, src)?)),
-            Instr::LoadNull { dst } => write = Some((dst, Ty::Null)),
-            Instr::LoadTrue { dst } | Instr::LoadFalse { dst } => write = Some((dst, Ty::Bool)),
-            Instr::LoadInt { dst, .. } => write = Some((dst, Ty::Int)),
-            Instr::LoadConst { dst, k } => {
-                let t = match module.constants.get(k as usize) {
-                    Some(Constant::Int(_)) => Ty::Int,
-                    Some(Constant::Float(_)) => Ty::Float,
-                    _ => return Err(no("not a number constant")),
-                };
-                write = Some((dst, t));
-            }
-            Instr::Add { dst, a, b }
-            | Instr::Sub { dst, a, b }
-            | Instr::Mul { dst, a, b }
-            | Instr::Div { dst, a, b }
-            | Instr::Mod { dst, a, b } => write = Some((dst, num2(get(&s, a)?, get(&s, b)?)?)),
-            Instr::Neg { dst, src }
-            | Instr::AddImm { dst, src, .. }
-            | Instr::MulImm { dst, src, .. }
-            | Instr::DivImm { dst, src, .. }
-            | Instr::ModImm { dst, src, .. } => write = Some((dst, num1(get(&s, src)?)?)),
-            Instr::Not { dst, src } => match get(&s, src)? {
-                Ty::Bool | Ty::Bot => write = Some((dst, Ty::Bool)),
-                _ => return Err(no("not a bool")),
-            },
-            Instr::Eq { dst, a, b } | Instr::Ne { dst, a, b } => {
-                get(&s, a)?;
-                get(&s, b)?;
-                write = Some((dst, Ty::Bool));
-            }
-            Instr::Lt { dst, a, b } | Instr::Le { dst, a, b } => {
-                num2(get(&s, a)?, get(&s, b)?)?;
-                write = Some((dst, Ty::Bool));
-            }
-            Instr::Jump { target } => {
-                targets.push(target as usize);
-                falls = false;
-            }
-            Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
-                match get(&s, cond)? {
-                    Ty::Bool | Ty::Bot => targets.push(target as usize),
-                    _ => return Err(no("condition is not a bool")),
-                }
-            }
-            Instr::JumpIfNotLt { a, b, target } => {
-                num2(get(&s, a)?, get(&s, b)?)?;
-                targets.push(target as usize);
-            }
-            Instr::CheckType { src, ty } => {
-                if conforms(module, get(&s, src)?, ty, 0) != Some(true) {
-                    return Err(no("the check may fail"));
-                }
-            }
-            Instr::CallFn { dst, func: g, args } => {
-                let mut tys = Vec::with_capacity(args.count as usize);
-                let mut unreached = false;
-                for r in args.regs() {
-                    match get(&s, r)? {
-                        Ty::Bot => unreached = true,
-                        t @ (Ty::Int | Ty::Float | Ty::Bool) => tys.push(t),
-                        _ => return Err(no("an argument is not an int, float or bool")),
-                    }
-                }
-                let arity = module.functions.get(g as usize).map(|f| f.params.len());
-                if arity != Some(args.count as usize) {
-                    return Err(no("arity mismatch"));
-                }
-                let t = match unreached {
-                    true => Ty::Bot,
-                    false => {
-                        let (j, t) = callee(Key { func: g, args: tys })?;
-                        calls.insert(pc, j);
-                        t
-                    }
-                };
-                write = Some((dst, t));
-            }
-            Instr::Return { src } => {
-                let t = get(&s, src)?;
-                if !matches!(t, Ty::Bot | Ty::Null | Ty::Bool | Ty::Int | Ty::Float) {
-                    return Err(no("unsupported return value"));
-                }
-                ret = ret.join(t);
-                falls = false;
-            }
-            _ => return Err(no("instruction not compiled")),
+        let mut s = s;
+        writes[pc] = step.write;
+        if let Some((dst, t)) = step.write {
+            s[dst as usize] = t;
         }
-        if let Some((dst, t)) = write {
-            match s.get_mut(dst as usize) {
-                Some(slot) => *slot = t,
-                None => return Err(no("register out of range")),
-            }
+        if let Some(t) = step.ret {
+            ret = ret.join(t);
         }
-        if falls {
+        if let Some(j) = step.call {
+            calls.insert(pc, j);
+        }
+        let mut targets = step.targets;
+        if step.falls {
             targets.push(pc + 1);
         }
         for t in targets {
             if t >= n {
-                return Err(no("falls off the end"));
+                return Err(refuse(func, pc, "falls off the end"));
             }
             let changed = match &mut states[t] {
                 slot @ None => {
@@ -420,8 +487,13 @@ fn analyse_one(
                     changed
                 }
             };
-            if changed && !work.contains(&t) {
-                work.push(t);
+            if changed {
+                // A state that changed is checked again, exits included: an exit may compile
+                // on the joined types of a later round only if they still fit, so start over.
+                exits[t] = false;
+                if !work.contains(&t) {
+                    work.push(t);
+                }
             }
         }
     }
@@ -430,11 +502,223 @@ fn analyse_one(
     }
     // Every change of a state queued its instruction again, so each reachable instruction was
     // last checked against its final state.
-    Ok(Plan {
-        key: key.clone(),
+    Ok(Analysis {
         states,
+        writes,
+        exits,
         ret,
         calls,
+    })
+}
+
+/// The forward analysis of one specialisation; `callee` gives the plan index and the current
+/// return type of a called specialisation.
+fn analyse_one(
+    module: &Module,
+    key: &Key,
+    callee: &mut dyn FnMut(Key) -> Result<(usize, Ty), Refused>,
+) -> Result<Plan, Refused> {
+    let func = key.func;
+    let f = module
+        .functions
+        .get(func as usize)
+        .ok_or_else(|| refuse(func, 0, "no such function"))?;
+    if f.params.len() != key.args.len() {
+        return Err(refuse(func, 0, "arity"));
+    }
+    let mut init = vec![Ty::Null; f.nregs as usize];
+    for (slot, t) in init.iter_mut().zip(&key.args) {
+        *slot = *t;
+    }
+    let a = analyse(module, func, 0, init, Mode::Function, callee)?;
+    Ok(Plan {
+        key: key.clone(),
+        states: a.states,
+        ret: a.ret,
+        calls: a.calls,
+    })
+}
+
+/// The registers of function `func` live at `pc`: read on some path from `pc` before they
+/// are written. An instruction's register operands are read (sources and ranges) or written
+/// (destinations), and every instruction reads before it writes.
+pub(crate) fn live_at(module: &Module, func: u32, pc: usize) -> Vec<bool> {
+    let Some(f) = module.functions.get(func as usize) else {
+        return Vec::new();
+    };
+    let (n, nregs) = (f.code.len(), f.nregs as usize);
+    let mut live: Vec<Vec<bool>> = vec![vec![false; nregs]; n + 1];
+    let succs = |pc: usize, ins: &Instr| -> Vec<usize> {
+        let mut out = Vec::with_capacity(2);
+        let (target, falls) = match *ins {
+            Instr::Jump { target } => (Some(target), false),
+            Instr::JumpIf { target, .. }
+            | Instr::JumpIfNot { target, .. }
+            | Instr::JumpIfNotLt { target, .. }
+            | Instr::IterNext { target, .. }
+            | Instr::IterNext2 { target, .. } => (Some(target), true),
+            Instr::TryBegin { handler, .. } => (Some(handler), true),
+            Instr::Return { .. } | Instr::Throw { .. } => (None, false),
+            _ => (None, true),
+        };
+        out.extend(target.map(|t| t as usize));
+        if falls {
+            out.push(pc + 1);
+        }
+        out
+    };
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (q, ins) in f.code.iter().enumerate().rev() {
+            let mut now = vec![false; nregs];
+            for t in succs(q, ins) {
+                if let Some(l) = live.get(t) {
+                    for (a, b) in now.iter_mut().zip(l) {
+                        *a |= *b;
+                    }
+                }
+            }
+            let ops = ins.operands();
+            for o in &ops {
+                if let Operand::Dst(r) = *o {
+                    if let Some(x) = now.get_mut(r as usize) {
+                        *x = false;
+                    }
+                }
+            }
+            for o in &ops {
+                let regs: Vec<u16> = match *o {
+                    Operand::Src(r) => vec![r],
+                    Operand::Range(rr) => rr.regs().collect(),
+                    _ => continue,
+                };
+                for r in regs {
+                    if let Some(x) = now.get_mut(r as usize) {
+                        *x = true;
+                    }
+                }
+            }
+            if now != live[q] {
+                live[q] = now;
+                changed = true;
+            }
+        }
+    }
+    live.swap_remove(pc.min(n))
+}
+
+/// A loop region: the code reachable from a loop header, entered from the interpreter with the
+/// frame's registers of types `entry` (`Ext` for those compiled code does not hold), and left
+/// at an exit instruction, which the interpreter runs next with the registers written back.
+#[derive(Debug)]
+pub(crate) struct Region {
+    pub func: u32,
+    pub header: usize,
+    pub entry: Vec<Ty>,
+    /// The register types before each reachable instruction (`Top`: of a type known only at
+    /// run time, which compiled code tracks in a tag but never reads).
+    pub states: Vec<Option<Vec<Ty>>>,
+    /// The register each compiled instruction writes, and the type it writes.
+    pub writes: Vec<Option<(u16, Ty)>>,
+    /// The instructions not compiled: reaching one leaves compiled code.
+    pub exits: Vec<bool>,
+    /// The specialisation each compiled `CallFn` calls, as an index into `callees`.
+    pub calls: HashMap<usize, usize>,
+    /// Plans of the called specialisations (each with the plans it calls, its own first).
+    pub callees: Vec<Vec<Plan>>,
+}
+
+/// Analyses the loop region of function `func` at `header`, entered with registers of types
+/// `entry`. Refused when the region has no cycle through the header: compiled code would
+/// leave before it came round again.
+pub(crate) fn region(
+    module: &Module,
+    func: u32,
+    header: usize,
+    entry: Vec<Ty>,
+) -> Result<Region, Refused> {
+    let f = module
+        .functions
+        .get(func as usize)
+        .ok_or_else(|| refuse(func, 0, "no such function"))?;
+    if f.code.len() > MAX_CODE || f.nregs as usize > MAX_REGS || entry.len() != f.nregs as usize {
+        return Err(refuse(func, header, "too big to compile"));
+    }
+    let mut keys: Vec<Key> = Vec::new();
+    let mut callees: Vec<Result<Vec<Plan>, Refused>> = Vec::new();
+    let a = analyse(
+        module,
+        func,
+        header,
+        entry.clone(),
+        Mode::Region,
+        &mut |k: Key| {
+            let j = match keys.iter().position(|x| *x == k) {
+                Some(j) => j,
+                None => {
+                    callees.push(plan(module, k.clone()));
+                    keys.push(k);
+                    callees.len() - 1
+                }
+            };
+            match callees.get(j) {
+                Some(Ok(plans)) => Ok((j, plans.first().map_or(Ty::Bot, |p| p.ret))),
+                Some(Err(r)) => Err(r.clone()),
+                None => Err(refuse(func, header, "callee")),
+            }
+        },
+    )?;
+    let cycles = f.code.iter().enumerate().any(|(pc, ins)| {
+        a.states[pc].is_some()
+            && !a.exits[pc]
+            && match *ins {
+                Instr::Jump { target }
+                | Instr::JumpIf { target, .. }
+                | Instr::JumpIfNot { target, .. }
+                | Instr::JumpIfNotLt { target, .. } => target as usize == header,
+                _ => pc + 1 == header,
+            }
+    });
+    if !cycles {
+        return Err(refuse(
+            func,
+            header,
+            "the loop leaves compiled code every time round",
+        ));
+    }
+    // Only the callees of compiled calls are kept (each was analysed successfully).
+    let mut kept = Vec::new();
+    let mut renumber = HashMap::new();
+    let mut calls = HashMap::new();
+    for (pc, j) in a.calls {
+        if a.exits[pc] {
+            continue;
+        }
+        let k = *renumber.entry(j).or_insert_with(|| {
+            kept.push(j);
+            kept.len() - 1
+        });
+        calls.insert(pc, k);
+    }
+    let mut slots: Vec<Option<Vec<Plan>>> = callees.into_iter().map(|c| c.ok()).collect();
+    let mut out = Vec::with_capacity(kept.len());
+    for j in kept {
+        let plans = slots
+            .get_mut(j)
+            .and_then(Option::take)
+            .ok_or_else(|| refuse(func, header, "a compiled call has no plan"))?;
+        out.push(plans);
+    }
+    Ok(Region {
+        func,
+        header,
+        entry,
+        states: a.states,
+        writes: a.writes,
+        exits: a.exits,
+        calls,
+        callees: out,
     })
 }
 

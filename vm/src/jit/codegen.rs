@@ -25,7 +25,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId as ClFuncId, Linkage, Module as _};
 
-use super::analyze::{Key, Plan, Ty};
+use super::analyze::{Key, Plan, Region, Ty};
 use super::runtime::{self, JitCtx};
 use crate::format::{Constant, Instr, Module};
 
@@ -103,10 +103,9 @@ impl Backend {
         sig
     }
 
-    /// Compiles every plan not compiled yet and an entry trampoline for the first, and
-    /// returns the trampoline's address and the first plan's return type.
-    pub fn compile(&mut self, module: &Module, plans: &[Plan]) -> Result<(*const u8, Ty), String> {
-        let root = plans.first().ok_or("no plan")?;
+    /// Declares and defines every plan not compiled yet; returns the body of each plan. The
+    /// caller finalizes.
+    fn define_plans(&mut self, module: &Module, plans: &[Plan]) -> Result<Vec<Body>, String> {
         // Declare first, so that calls between the new functions resolve.
         let mut ids = Vec::with_capacity(plans.len());
         let mut fresh = Vec::new();
@@ -128,19 +127,46 @@ impl Backend {
         }
         for &i in &fresh {
             let p = &plans[i];
-            self.module.clear_context(&mut self.ctx);
-            self.ctx.func.signature = self.body_sig(&p.key, p.ret);
-            translate(self, module, p, plans, &ids)?;
-            let id = ids[i].id;
-            if let Err(e) = self.module.define_function(id, &mut self.ctx) {
-                self.module.clear_context(&mut self.ctx);
-                return Err(format!("{e:?}"));
+            let mut callees = HashMap::new();
+            for (&pc, &j) in &p.calls {
+                let (callee, body) = plans.get(j).zip(ids.get(j)).ok_or("call index")?;
+                callees.insert(pc, (callee.key.clone(), *body));
             }
             self.module.clear_context(&mut self.ctx);
+            self.ctx.func.signature = self.body_sig(&p.key, p.ret);
+            let unit = Unit {
+                func: p.key.func,
+                states: &p.states,
+                callees,
+                shape: Shape::Function {
+                    key: &p.key,
+                    ret: p.ret,
+                },
+            };
+            self.define(module, ids[i].id, &unit)?;
         }
         for &i in &fresh {
             self.bodies.insert(plans[i].key.clone(), ids[i]);
         }
+        Ok(ids)
+    }
+
+    /// Translates `unit` into the context and defines it as function `id`.
+    fn define(&mut self, module: &Module, id: ClFuncId, unit: &Unit) -> Result<(), String> {
+        let r = translate(self, module, unit).and_then(|()| {
+            self.module
+                .define_function(id, &mut self.ctx)
+                .map_err(|e| format!("{e:?}"))
+        });
+        self.module.clear_context(&mut self.ctx);
+        r
+    }
+
+    /// Compiles every plan not compiled yet and an entry trampoline for the first, and
+    /// returns the trampoline's address and the first plan's return type.
+    pub fn compile(&mut self, module: &Module, plans: &[Plan]) -> Result<(*const u8, Ty), String> {
+        let root = plans.first().ok_or("no plan")?;
+        let ids = self.define_plans(module, plans)?;
         let entry = match self.entries.get(&root.key) {
             Some(id) => *id,
             None => {
@@ -151,6 +177,47 @@ impl Backend {
         };
         self.module.finalize_definitions().map_err(cl_err)?;
         Ok((self.module.get_finalized_function(entry), ids[0].ret))
+    }
+
+    /// Compiles a loop region (and the specialisations it calls) into a native function
+    /// `(ctx, *mut u64 registers) -> u64 exit pc` and returns its address. It reads the
+    /// registers of the region's entry types from the array at entry, and writes those of the
+    /// exit's types back before it returns.
+    pub fn compile_region(
+        &mut self,
+        module: &Module,
+        region: &Region,
+    ) -> Result<*const u8, String> {
+        let mut callees = HashMap::new();
+        let mut bodies = Vec::with_capacity(region.callees.len());
+        for plans in &region.callees {
+            let ids = self.define_plans(module, plans)?;
+            let (p, b) = plans.first().zip(ids.first()).ok_or("empty callee")?;
+            bodies.push((p.key.clone(), *b));
+        }
+        for (&pc, &j) in &region.calls {
+            callees.insert(pc, bodies.get(j).cloned().ok_or("callee index")?);
+        }
+        let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(I64));
+        sig.params.push(AbiParam::new(I64));
+        sig.returns.push(AbiParam::new(I64));
+        let name = self.name("loop", region.func);
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(cl_err)?;
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        let unit = Unit {
+            func: region.func,
+            states: &region.states,
+            callees,
+            shape: Shape::Region(region),
+        };
+        self.define(module, id, &unit)?;
+        self.module.finalize_definitions().map_err(cl_err)?;
+        Ok(self.module.get_finalized_function(id))
     }
 
     /// `(ctx, args) -> u64`: loads the arguments from the array, calls the body, and returns
@@ -210,11 +277,16 @@ impl Drop for Backend {
     }
 }
 
-/// The instructions that start a segment: the entry, jump targets, and whatever follows a
-/// branch, a jump, a return or a call.
-fn leaders(code: &[Instr]) -> Vec<bool> {
+/// The instructions that start a segment: the entry, jump targets, whatever follows a branch,
+/// a jump, a return or a call, and the `extra` ones (a region's header and exits).
+fn leaders(code: &[Instr], extra: impl Iterator<Item = usize>) -> Vec<bool> {
     let mut lead = vec![false; code.len() + 1];
     lead[0] = true;
+    for pc in extra {
+        if let Some(l) = lead.get_mut(pc) {
+            *l = true;
+        }
+    }
     for (pc, ins) in code.iter().enumerate() {
         let target = match *ins {
             Instr::Jump { target }
@@ -235,26 +307,54 @@ fn leaders(code: &[Instr]) -> Vec<bool> {
     lead
 }
 
-/// Emits plan `p` into `be.ctx.func`.
-fn translate(
-    be: &mut Backend,
-    module: &Module,
-    p: &Plan,
-    plans: &[Plan],
-    ids: &[Body],
-) -> Result<(), String> {
+/// What `translate` emits.
+pub(crate) enum Shape<'a> {
+    /// A specialisation `(ctx, args...) -> result`, entered at its first instruction; whatever
+    /// it cannot finish bails out of the whole entry.
+    Function { key: &'a Key, ret: Ty },
+    /// A loop region `(ctx, *mut u64 registers) -> exit pc`, entered at its header; whatever it
+    /// cannot do leaves at that instruction with the registers written back.
+    Region(&'a Region),
+}
+
+/// One function to translate: its bytecode function, the analysed state before each
+/// instruction, and the specialisation (with its compiled body) each compiled `CallFn` calls.
+pub(crate) struct Unit<'a> {
+    pub func: u32,
+    pub states: &'a [Option<Vec<Ty>>],
+    pub callees: HashMap<usize, (Key, Body)>,
+    pub shape: Shape<'a>,
+}
+
+/// Emits `unit` into `be.ctx.func`.
+fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), String> {
     let f = module
         .functions
-        .get(p.key.func as usize)
+        .get(unit.func as usize)
         .ok_or("no such function")?;
     let code = &f.code;
     let nregs = f.nregs as usize;
-    let lead = leaders(code);
+    let states = unit.states;
+    let region = match unit.shape {
+        Shape::Region(r) => Some(r),
+        Shape::Function { .. } => None,
+    };
+    let is_exit = |pc: usize| region.is_some_and(|r| r.exits.get(pc) == Some(&true));
+    let extra: Vec<usize> = match region {
+        Some(r) => std::iter::once(r.header)
+            .chain((0..code.len()).filter(|&pc| is_exit(pc)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let lead = leaders(code, extra.into_iter());
+    let start = region.map_or(0, |r| r.header);
     // Callee references, declared before the builder borrows the function.
     let mut refs = HashMap::new();
-    for (&pc, &j) in &p.calls {
-        let id = ids.get(j).ok_or("call index")?.id;
-        refs.insert(pc, be.module.declare_func_in_func(id, &mut be.ctx.func));
+    for (&pc, (_, body)) in &unit.callees {
+        refs.insert(
+            pc,
+            be.module.declare_func_in_func(body.id, &mut be.ctx.func),
+        );
     }
     let call_conv = be.module.isa().default_call_conv();
     let tcfg = be.module.target_config();
@@ -272,23 +372,83 @@ fn translate(
         b.def_var(vi[r], zi);
         b.def_var(vf[r], zf);
     }
-    for (r, t) in p.key.args.iter().enumerate() {
-        let var = if *t == Ty::Float { vf[r] } else { vi[r] };
-        b.def_var(var, params[r + 1]);
+    // A region's run-time type tags, for registers whose static type is `Top` somewhere: each
+    // write sets its register's tag, and an exit writes back what the tag says. (Constants
+    // that Cranelift folds away wherever the type is static.)
+    let vt: Vec<Variable> = match region {
+        Some(_) => (0..nregs).map(|_| b.declare_var(I64)).collect(),
+        None => Vec::new(),
+    };
+    let fl = MemFlagsData::trusted();
+    // The register array of a region: read at entry, written at the exits.
+    let mut regs_ptr = None;
+    match unit.shape {
+        Shape::Function { key, .. } => {
+            for (r, t) in key.args.iter().enumerate() {
+                let var = if *t == Ty::Float { vf[r] } else { vi[r] };
+                b.def_var(var, params[r + 1]);
+            }
+        }
+        Shape::Region(rg) => {
+            let ptr = params[1];
+            for (r, t) in rg.entry.iter().enumerate() {
+                let tag = b.ins().iconst(I64, runtime::tag_of(*t) as i64);
+                if let Some(v) = vt.get(r) {
+                    b.def_var(*v, tag);
+                }
+                let off = (r * 8) as i32;
+                match t {
+                    Ty::Float => {
+                        let v = b.ins().load(F64, fl, ptr, off);
+                        b.def_var(vf[r], v);
+                    }
+                    Ty::Int | Ty::Bool | Ty::Null => {
+                        let v = b.ins().load(I64, fl, ptr, off);
+                        b.def_var(vi[r], v);
+                    }
+                    _ => {}
+                }
+            }
+            regs_ptr = Some(ptr);
+        }
     }
-    // The bail-out: flag it and return a dummy of the return type.
+    let ret = match unit.shape {
+        Shape::Function { ret, .. } => ret,
+        Shape::Region(_) => Ty::Int,
+    };
+    // The bail-out of a specialisation: flag it and return a dummy of the return type.
     let bail = b.create_block();
+    // The exits of a region, by pc and the fuel to give back (charged for instructions of the
+    // segment that did not run).
+    let mut exits: HashMap<(usize, i64), Block> = HashMap::new();
     let blocks: Vec<Option<Block>> = (0..code.len())
-        .map(|pc| (lead[pc] && p.states[pc].is_some()).then(|| b.create_block()))
+        .map(|pc| (lead[pc] && states[pc].is_some()).then(|| b.create_block()))
         .collect();
-    let first = blocks[0].ok_or("entry unreachable")?;
+    let first = blocks
+        .get(start)
+        .copied()
+        .flatten()
+        .ok_or("entry unreachable")?;
     b.ins().jump(first, &[]);
 
     let fl = MemFlagsData::trusted();
     let off = |o: usize| o as i32;
     let mut terminated = true;
+    // Where the current segment ends: a guard at `pc` gives back `seg_end - pc` fuel.
+    let mut seg_end = 0usize;
+    // The block that leaves compiled code at `pc` giving back `refund` fuel.
+    macro_rules! leave_at {
+        ($pc:expr, $refund:expr) => {{
+            match region {
+                None => bail,
+                Some(_) => *exits
+                    .entry(($pc, $refund as i64))
+                    .or_insert_with(|| b.create_block()),
+            }
+        }};
+    }
     for (pc, ins) in code.iter().enumerate() {
-        let Some(s) = &p.states[pc] else {
+        let Some(s) = &states[pc] else {
             continue;
         };
         if let Some(block) = blocks[pc] {
@@ -297,23 +457,33 @@ fn translate(
             }
             b.switch_to_block(block);
             terminated = false;
+            if is_exit(pc) {
+                // Not compiled: the interpreter runs it.
+                let to = leave_at!(pc, 0);
+                b.ins().jump(to, &[]);
+                terminated = true;
+                continue;
+            }
             // Fuel for the segment.
             let len = (pc + 1..=code.len())
                 .find(|&q| lead[q])
                 .unwrap_or(code.len())
                 - pc;
+            seg_end = pc + len;
             let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
             let short = b
                 .ins()
                 .icmp_imm_s(IntCC::UnsignedLessThan, fuel, len as i64);
             let go = b.create_block();
-            b.ins().brif(short, bail, &[], go, &[]);
+            let to = leave_at!(pc, 0);
+            b.ins().brif(short, to, &[], go, &[]);
             b.switch_to_block(go);
             let rest = b.ins().iadd_imm_s(fuel, -(len as i64));
             b.ins().store(fl, rest, ctx, off(runtime::FUEL));
         } else if terminated {
             continue;
         }
+        let refund = seg_end.saturating_sub(pc);
         let ty = |r: u16| s.get(r as usize).copied().unwrap_or(Ty::Top);
         // A `Bot` operand: the instruction is never reached (a value no call ever returns).
         let reads_bot = ins.operands().iter().any(|o| match *o {
@@ -322,7 +492,8 @@ fn translate(
             _ => false,
         });
         if reads_bot {
-            b.ins().jump(bail, &[]);
+            let to = leave_at!(pc, refund);
+            b.ins().jump(to, &[]);
             terminated = true;
             continue;
         }
@@ -354,12 +525,14 @@ fn translate(
                 b.def_var(vf[$r as usize], v)
             }};
         }
-        // Continue in a fresh block when `cond` is false; bail when it is true.
+        // Continue in a fresh block when `cond` is false; leave before this instruction (bail
+        // out of a specialisation) when it is true.
         macro_rules! bail_if {
             ($cond:expr) => {{
                 let c = $cond;
                 let go = b.create_block();
-                b.ins().brif(c, bail, &[], go, &[]);
+                let to = leave_at!(pc, refund);
+                b.ins().brif(c, to, &[], go, &[]);
                 b.switch_to_block(go);
             }};
         }
@@ -462,7 +635,8 @@ fn translate(
                 match ty(src) {
                     Ty::Int => {
                         if imm == 0 {
-                            b.ins().jump(bail, &[]);
+                            let to = leave_at!(pc, refund);
+                            b.ins().jump(to, &[]);
                             terminated = true;
                             continue;
                         }
@@ -598,12 +772,11 @@ fn translate(
             }
             Instr::CheckType { .. } => {} // conforms statically (analyze.rs)
             Instr::CallFn { dst, args, .. } => {
-                let j = *p.calls.get(&pc).ok_or("call plan")?;
-                let callee = plans.get(j).ok_or("callee plan")?;
+                let (callee_key, body) = unit.callees.get(&pc).ok_or("call plan")?;
                 let fref = *refs.get(&pc).ok_or("call ref")?;
                 let nregs_callee = module
                     .functions
-                    .get(callee.key.func as usize)
+                    .get(callee_key.func as usize)
                     .map_or(0, |g| g.nregs as i64);
                 // The interpreter's limits: depth below the maximum, the register stack
                 // within its bound; and the native stack's own bound.
@@ -621,13 +794,15 @@ fn translate(
                 let native = b.ins().load(I64, fl, ctx, off(runtime::NATIVE_LEFT));
                 let none = b.ins().icmp_imm_s(IntCC::Equal, native, 0);
                 bail_if!(none);
+                // A callee that bails out has charged fuel for work that is undone.
+                let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
                 let depth1 = b.ins().iadd_imm_s(depth, 1);
                 b.ins().store(fl, depth1, ctx, off(runtime::DEPTH));
                 b.ins().store(fl, grown, ctx, off(runtime::STACK));
                 let native1 = b.ins().iadd_imm_s(native, -1);
                 b.ins().store(fl, native1, ctx, off(runtime::NATIVE_LEFT));
                 let mut argv = vec![ctx];
-                for (r, t) in args.regs().zip(&callee.key.args) {
+                for (r, t) in args.regs().zip(&callee_key.args) {
                     let v = match t {
                         Ty::Float => b.use_var(vf[r as usize]),
                         _ => geti!(r),
@@ -640,14 +815,30 @@ fn translate(
                 b.ins().store(fl, stack, ctx, off(runtime::STACK));
                 b.ins().store(fl, native, ctx, off(runtime::NATIVE_LEFT));
                 let bailed = b.ins().load(I64, fl, ctx, off(runtime::BAIL));
-                bail_if!(bailed);
-                match callee.ret {
+                match region {
+                    // The whole entry is undone: fuel included.
+                    None => bail_if!(bailed),
+                    // Only the call is undone: the interpreter runs it next.
+                    Some(_) => {
+                        let undo = b.create_block();
+                        let go = b.create_block();
+                        b.ins().brif(bailed, undo, &[], go, &[]);
+                        b.switch_to_block(undo);
+                        b.ins().store(fl, fuel, ctx, off(runtime::FUEL));
+                        let zero = b.ins().iconst(I64, 0);
+                        b.ins().store(fl, zero, ctx, off(runtime::BAIL));
+                        let to = leave_at!(pc, refund);
+                        b.ins().jump(to, &[]);
+                        b.switch_to_block(go);
+                    }
+                }
+                match body.ret {
                     Ty::Float => setf!(dst, out),
                     _ => seti!(dst, out),
                 }
             }
             Instr::Return { src } => {
-                let v = match p.ret {
+                let v = match ret {
                     Ty::Float => b.use_var(vf[src as usize]),
                     _ => geti!(src),
                 };
@@ -656,19 +847,69 @@ fn translate(
             }
             _ => return Err(format!("{:?} is not compiled", ins.opcode())),
         }
+        if let (Some(rg), false) = (region, terminated) {
+            if let Some(&Some((dst, t))) = rg.writes.get(pc) {
+                let tag = b.ins().iconst(I64, runtime::tag_of(t) as i64);
+                if let Some(v) = vt.get(dst as usize) {
+                    b.def_var(*v, tag);
+                }
+            }
+        }
     }
     if !terminated {
         // Unreachable: the analysis refuses code that falls off the end.
-        b.ins().jump(bail, &[]);
+        let to = leave_at!(code.len().saturating_sub(1), 0);
+        b.ins().jump(to, &[]);
     }
     b.switch_to_block(bail);
     let one = b.ins().iconst(I64, 1);
     b.ins().store(fl, one, ctx, off(runtime::BAIL));
-    let dummy = match p.ret {
+    let dummy = match ret {
         Ty::Float => b.ins().f64const(0.0),
         _ => b.ins().iconst(I64, 0),
     };
     b.ins().return_(&[dummy]);
+    // The exits of a region: give back the fuel, write the registers the interpreter will
+    // read back (those of a type compiled code holds), and return the pc to resume at.
+    let mut exits: Vec<((usize, i64), Block)> = exits.into_iter().collect();
+    exits.sort_by_key(|(k, _)| *k);
+    for ((pc, refund), block) in exits {
+        b.switch_to_block(block);
+        if refund != 0 {
+            let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
+            let back = b.ins().iadd_imm_s(fuel, refund);
+            b.ins().store(fl, back, ctx, off(runtime::FUEL));
+        }
+        let ptr = regs_ptr.ok_or("an exit outside a region")?;
+        for (r, t) in states[pc].iter().flatten().enumerate() {
+            let off = (r * 8) as i32;
+            match t {
+                Ty::Float => {
+                    let v = b.use_var(vf[r]);
+                    b.ins().store(fl, v, ptr, off);
+                }
+                Ty::Int | Ty::Bool => {
+                    let v = b.use_var(vi[r]);
+                    b.ins().store(fl, v, ptr, off);
+                }
+                Ty::Top => {
+                    let tag = b.use_var(vt[r]);
+                    let x = b.use_var(vf[r]);
+                    let fbits = b.ins().bitcast(I64, MemFlagsData::new(), x);
+                    let ibits = b.use_var(vi[r]);
+                    let is_float =
+                        b.ins()
+                            .icmp_imm_s(IntCC::Equal, tag, runtime::tag_of(Ty::Float) as i64);
+                    let v = b.ins().select(is_float, fbits, ibits);
+                    b.ins().store(fl, v, ptr, off);
+                    b.ins().store(fl, tag, ptr, ((nregs + r) * 8) as i32);
+                }
+                _ => {}
+            }
+        }
+        let at = b.ins().iconst(I64, pc as i64);
+        b.ins().return_(&[at]);
+    }
     b.seal_all_blocks();
     b.finalize(tcfg);
     Ok(())

@@ -54,6 +54,9 @@ pub enum JitMode {
 /// Calls of a function before `auto` compiles it.
 pub const AUTO_THRESHOLD: u32 = 200;
 
+/// Back-edges of a loop before `auto` compiles it.
+pub const LOOP_THRESHOLD: u32 = 1000;
+
 impl FromStr for JitMode {
     type Err = String;
     fn from_str(s: &str) -> Result<JitMode, String> {
@@ -112,6 +115,23 @@ impl Jit {
         _max_depth: usize,
         _max_stack: usize,
     ) -> Option<crate::value::Value> {
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn enter_loop(
+        &mut self,
+        _module: &crate::format::Module,
+        _func: u32,
+        _header: u32,
+        _regs: &mut [crate::value::Value],
+        _fuel: &mut u64,
+        _depth: usize,
+        _stack: usize,
+        _max_depth: usize,
+        _max_stack: usize,
+    ) -> Option<usize> {
         None
     }
 

@@ -3,6 +3,8 @@
 
 use std::mem::offset_of;
 
+use super::analyze::Ty;
+
 /// The context of one entry into compiled code. `#[repr(C)]`: compiled code addresses the
 /// fields by the offsets below.
 #[repr(C)]
@@ -38,4 +40,27 @@ pub(crate) extern "C" fn fmod(a: f64, b: f64) -> f64 {
 /// `i == f` as the interpreter decides it (`compare::int_float_eq`).
 pub(crate) extern "C" fn int_float_eq(i: i64, f: f64) -> i64 {
     crate::compare::int_float_eq(i, f) as i64
+}
+
+/// The run-time tag of a value of static type `t` in a region: what an exit writes back for a
+/// register whose type is known only at run time. 0: a value left in the frame.
+pub(crate) fn tag_of(t: Ty) -> u64 {
+    match t {
+        Ty::Int => 1,
+        Ty::Float => 2,
+        Ty::Bool => 3,
+        Ty::Null => 4,
+        Ty::Bot | Ty::Ext | Ty::Top => 0,
+    }
+}
+
+/// The type a run-time tag stands for (`Ext` for 0).
+pub(crate) fn ty_of_tag(tag: u64) -> Ty {
+    match tag {
+        1 => Ty::Int,
+        2 => Ty::Float,
+        3 => Ty::Bool,
+        4 => Ty::Null,
+        _ => Ty::Ext,
+    }
 }

@@ -5,14 +5,16 @@ use std::time::Instant;
 
 use super::analyze::{self, Key, Ty};
 use super::codegen::Backend;
-use super::runtime::JitCtx;
-use super::{JitEvent, JitMode, AUTO_THRESHOLD};
+use super::runtime::{self, JitCtx};
+use super::{JitEvent, JitMode, AUTO_THRESHOLD, LOOP_THRESHOLD};
 use crate::format::Module;
 use crate::label::Label;
 use crate::value::{Kind, Value};
 
 /// The entry of a compiled specialisation: `(ctx, argument bits) -> result bits`.
 type EntryFn = unsafe extern "C" fn(*mut JitCtx, *const u64) -> u64;
+/// A compiled loop region: `(ctx, register bits) -> the pc to resume at`.
+type LoopFn = unsafe extern "C" fn(*mut JitCtx, *mut u64) -> u64;
 
 /// Nested compiled calls one entry may make before it bails out, so that deep recursion cannot
 /// exhaust the native stack (the interpreter keeps its frames on the heap).
@@ -36,17 +38,44 @@ struct FnState {
     never: bool,
     /// By packed argument types (two bits each).
     specs: Vec<(u32, Spec)>,
+    /// The loops of the function that have come round, by header.
+    loops: Vec<LoopState>,
+}
+
+/// A compiled loop region: its entry, and the registers it holds at each exit (by pc).
+struct LoopCode {
+    entry: LoopFn,
+    /// The register types the region was compiled for (`Ext`: left in the frame).
+    key: Vec<Ty>,
+    /// For each pc, the registers the region writes back when it leaves there.
+    exits: Vec<Vec<(u16, Ty)>>,
+}
+
+/// The tiering state of one loop: back-edges taken, and the regions compiled for it.
+struct LoopState {
+    header: u32,
+    edges: u32,
+    /// Compiling failed (or gave nothing): the interpreter keeps the loop.
+    never: bool,
+    /// The registers live at the header (computed when the loop first gets hot).
+    live: Vec<bool>,
+    regions: Vec<LoopCode>,
 }
 
 /// The JIT of one VM.
 pub(crate) struct Jit {
     threshold: u32,
+    /// Back-edges of a loop before it is compiled.
+    loop_threshold: u32,
     funcs: Vec<FnState>,
     /// Made at the first compile request, so that a VM that never compiles pays nothing.
     backend: Option<Backend>,
     /// Cranelift does not support this host: nothing compiles.
     unsupported: bool,
     events: Vec<JitEvent>,
+    /// Register types and bits of a region entry (reused).
+    scratch_key: Vec<Ty>,
+    scratch_bits: Vec<u64>,
 }
 
 // SAFETY: the JIT's code memory and Cranelift state are owned by this value alone; no pointer
@@ -81,19 +110,22 @@ impl Jit {
     /// A JIT for `module` (`None` for [`JitMode::Off`]). When Cranelift does not support the
     /// host, every compile request is refused and the interpreter runs everything.
     pub fn new(module: &Module, mode: JitMode) -> Option<Jit> {
-        let threshold = match mode {
+        let (threshold, loop_threshold) = match mode {
             JitMode::Off => return None,
-            JitMode::Auto => AUTO_THRESHOLD,
-            JitMode::Always => 1,
+            JitMode::Auto => (AUTO_THRESHOLD, LOOP_THRESHOLD),
+            JitMode::Always => (1, 1),
         };
         let mut funcs = Vec::with_capacity(module.functions.len());
         funcs.resize_with(module.functions.len(), FnState::default);
         Some(Jit {
             threshold,
+            loop_threshold,
             funcs,
             backend: None,
             unsupported: false,
             events: Vec::new(),
+            scratch_key: Vec::new(),
+            scratch_bits: Vec::new(),
         })
     }
 
@@ -179,8 +211,199 @@ impl Jit {
             Ty::Float => Value::float(f64::from_bits(out)),
             Ty::Bool => Value::bool(out != 0),
             // `Bot`: the function never returns normally, so this is never reached.
-            Ty::Null | Ty::Bot | Ty::Top => Value::NULL,
+            Ty::Null | Ty::Bot | Ty::Ext | Ty::Top => Value::NULL,
         })
+    }
+
+    /// Runs the loop of function `func` at `header` in compiled code if it can, from the
+    /// frame's registers `regs`: the interpreter has just taken a back-edge to `header` (and
+    /// charged it). Returns the pc at which the interpreter goes on, with `regs` and `fuel` as
+    /// the interpreter would have left them there; `None` having changed nothing. `depth` is
+    /// the task's frame count and `stack` the end of the frame's window; the control label of
+    /// the frame must be public (the interpreter checks).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn enter_loop(
+        &mut self,
+        module: &Module,
+        func: u32,
+        header: u32,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        depth: usize,
+        stack: usize,
+        max_depth: usize,
+        max_stack: usize,
+    ) -> Option<usize> {
+        let threshold = self.loop_threshold;
+        let st = self.funcs.get_mut(func as usize)?;
+        let l = match st.loops.iter().position(|l| l.header == header) {
+            Some(i) => st.loops.get_mut(i)?,
+            None => {
+                st.loops.push(LoopState {
+                    header,
+                    edges: 0,
+                    never: false,
+                    live: Vec::new(),
+                    regions: Vec::new(),
+                });
+                st.loops.last_mut()?
+            }
+        };
+        if l.never {
+            return None;
+        }
+        l.edges = l.edges.saturating_add(1);
+        if l.edges < threshold {
+            return None;
+        }
+        if l.live.is_empty() {
+            l.live = analyze::live_at(module, func, header as usize);
+        }
+        // The types of the frame's registers, as compiled code would hold them; those not
+        // live at the header are left in the frame (compiled code writes them before any
+        // read, and an exit writes back what it wrote).
+        self.scratch_key.clear();
+        self.scratch_bits.clear();
+        for (r, v) in regs.iter().enumerate() {
+            let live = l.live.get(r).copied().unwrap_or(true);
+            let (t, bits) = match (live && v.label() == Label::PUBLIC, v.kind()) {
+                (true, Kind::Int(i)) => (Ty::Int, i as u64),
+                (true, Kind::Float(f)) => (Ty::Float, f.to_bits()),
+                (true, Kind::Bool(b)) => (Ty::Bool, b as u64),
+                (true, Kind::Null) => (Ty::Null, 0),
+                _ => (Ty::Ext, 0),
+            };
+            self.scratch_key.push(t);
+            self.scratch_bits.push(bits);
+        }
+        // The run-time tags of registers of mixed types, written at an exit.
+        self.scratch_bits.resize(2 * regs.len(), 0);
+        let found = l.regions.iter().position(|c| c.key == self.scratch_key);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                if l.regions.len() >= MAX_SPECS {
+                    return None;
+                }
+                let key = self.scratch_key.clone();
+                self.compile_loop(module, func, header, key)?
+            }
+        };
+        let l = self
+            .funcs
+            .get_mut(func as usize)?
+            .loops
+            .iter_mut()
+            .find(|l| l.header == header)?;
+        let code = l.regions.get(i)?;
+        let mut ctx = JitCtx {
+            fuel: *fuel,
+            depth: depth as u64,
+            max_depth: max_depth as u64,
+            stack: stack as u64,
+            max_stack: max_stack as u64,
+            native_left: NATIVE_DEPTH,
+            bail: 0,
+        };
+        // SAFETY: `code.entry` was made by `Backend::compile_region` for a region of this
+        // function entered with registers of the types `code.key`, which `scratch_bits` was
+        // just filled for: one word per register of the frame, `regs.len()` of them, which is
+        // the function's `nregs` (the interpreter's window). The code reads and writes only
+        // words of that array at register indices the verifier bounded by `nregs`, and `ctx`,
+        // which outlives the call; its memory lives as long as `self.backend`. Within, the
+        // analysis admits only register arithmetic, compares, branches and calls of compiled
+        // specialisations, and every division is guarded, so it cannot trap.
+        let at = unsafe { (code.entry)(&mut ctx, self.scratch_bits.as_mut_ptr()) } as usize;
+        let back = code.exits.get(at)?;
+        let nregs = regs.len();
+        for &(r, t) in back {
+            let r = r as usize;
+            let bits = self.scratch_bits.get(r).copied().unwrap_or(0);
+            let t = match t {
+                Ty::Top => {
+                    runtime::ty_of_tag(self.scratch_bits.get(nregs + r).copied().unwrap_or(0))
+                }
+                t => t,
+            };
+            if let Some(slot) = regs.get_mut(r) {
+                *slot = match t {
+                    Ty::Int => Value::int(bits as i64),
+                    Ty::Float => Value::float(f64::from_bits(bits)),
+                    Ty::Bool => Value::bool(bits != 0),
+                    Ty::Null => Value::NULL,
+                    // Left in the frame: not written by compiled code.
+                    Ty::Bot | Ty::Ext | Ty::Top => continue,
+                };
+            }
+        }
+        *fuel = ctx.fuel;
+        Some(at)
+    }
+
+    /// Compiles the loop region of `func` at `header` for registers of types `key`; returns
+    /// its index among the loop's regions, or `None` (and the loop stays interpreted) when
+    /// the region is refused.
+    #[cold]
+    #[inline(never)]
+    fn compile_loop(
+        &mut self,
+        module: &Module,
+        func: u32,
+        header: u32,
+        key: Vec<Ty>,
+    ) -> Option<usize> {
+        let start = Instant::now();
+        let name = format!("{} loop at {header}", module.func_name(func));
+        let result = analyze::region(module, func, header as usize, key.clone())
+            .map_err(|r| format!("{} at pc {}: {}", module.func_name(r.func), r.pc, r.why))
+            .and_then(|region| {
+                let n = region.callees.iter().map(Vec::len).sum::<usize>() + 1;
+                let ptr = self.backend()?.compile_region(module, &region)?;
+                let exits = region
+                    .states
+                    .iter()
+                    .map(|s| {
+                        s.iter()
+                            .flatten()
+                            .enumerate()
+                            .filter(|(_, t)| {
+                                matches!(t, Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Top)
+                            })
+                            .map(|(r, t)| (r as u16, *t))
+                            .collect()
+                    })
+                    .collect();
+                Ok((ptr, exits, n))
+            });
+        let micros = start.elapsed().as_micros() as u64;
+        let l = self
+            .funcs
+            .get_mut(func as usize)?
+            .loops
+            .iter_mut()
+            .find(|l| l.header == header)?;
+        let (out, compiled, refused) = match result {
+            Ok((ptr, exits, n)) => {
+                // SAFETY: `ptr` is the finalized address of a region that
+                // Backend::compile_region declared with the signature `(i64, i64) -> i64` in
+                // the host's default calling convention, which is `extern "C"`'s.
+                let entry: LoopFn = unsafe { std::mem::transmute::<*const u8, LoopFn>(ptr) };
+                l.regions.push(LoopCode { entry, key, exits });
+                (Some(l.regions.len() - 1), n, None)
+            }
+            Err(why) => {
+                l.never = true;
+                (None, 0, Some(why))
+            }
+        };
+        self.events.push(JitEvent {
+            function: name,
+            compiled,
+            micros,
+            refused,
+        });
+        out
     }
 
     /// The backend, made on first use.
