@@ -1,15 +1,22 @@
-//! Bytecode to Cranelift IR, for the plans of `analyze.rs`. Each specialisation becomes one
-//! native function `(ctx, args...) -> result` working on unboxed ints, floats and bools in
-//! Cranelift variables (two per register: an `i64` for ints, bools and null, an `f64` for
-//! floats). The code never touches the heap or the register stack. Everything it cannot
-//! finish the way the interpreter would (an error, a limit, fuel running short) sets
-//! `ctx.bail` and returns; callers return at once when they see it, so a bail-out unwinds the
-//! whole native call tree having changed nothing the program can see (`tier.rs`).
+//! Bytecode to Cranelift IR, for the plans and regions of `analyze.rs`. Code works on unboxed
+//! ints, floats and bools in Cranelift variables (two per register: an `i64` for ints, bools
+//! and null, an `f64` for floats), with the budgets (fuel, nested calls left, register-stack
+//! room left) in variables too; it never touches the heap.
 //!
-//! Fuel is charged per segment (a run of instructions entered only at its top: basic blocks,
-//! also split after each call) before the segment runs, so compiled code never runs an
-//! instruction the interpreter would have refused for lack of fuel; on success the total
-//! charged is exactly the interpreter's count.
+//! - A specialisation becomes `(ctx, fuel, calls, stack, args...) -> (result, fuel)`.
+//!   Everything it cannot finish the way the interpreter would (an error, a limit, fuel
+//!   running short) returns the fuel [`BAILED`]; callers pass it on at once, so a bail-out
+//!   unwinds the whole native call tree having changed nothing the program can see, and
+//!   `tier.rs` lets the interpreter run the call. A trampoline `(ctx, *const u64 args) -> u64`
+//!   enters it from Rust.
+//! - A loop region becomes `(ctx, *mut u64 registers) -> pc`: it reads the registers it holds
+//!   from the array, and whatever it cannot do leaves at that instruction's pc with the
+//!   registers written back, a run-time tag for those of mixed types, and the fuel in `ctx`.
+//!
+//! Fuel is charged per segment (a run of instructions entered only at its top) before the
+//! segment runs, so compiled code never runs an instruction the interpreter would have refused
+//! for lack of fuel; a region leaving mid-segment gives back the fuel of what did not run. On
+//! success the total charged is exactly the interpreter's count.
 
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
@@ -26,7 +33,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId as ClFuncId, Linkage, Module as _};
 
 use super::analyze::{Key, Plan, Region, Ty};
-use super::runtime::{self, JitCtx};
+use super::runtime::{self, JitCtx, BAILED};
 use crate::format::{Constant, Instr, Module};
 
 /// A compiled specialisation: its Cranelift id and its return type.
@@ -93,13 +100,18 @@ impl Backend {
         format!("{what}{func}_{}", self.names)
     }
 
+    /// `(ctx, fuel, calls left, stack left, args...) -> (result, fuel)`: the budgets travel in
+    /// machine registers, and a fuel of [`BAILED`] returned says the call bailed out.
     fn body_sig(&self, key: &Key, ret: Ty) -> Signature {
         let mut sig = self.module.make_signature();
-        sig.params.push(AbiParam::new(I64));
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(I64));
+        }
         for t in &key.args {
             sig.params.push(AbiParam::new(cl_ty(*t)));
         }
         sig.returns.push(AbiParam::new(cl_ty(ret)));
+        sig.returns.push(AbiParam::new(I64));
         sig
     }
 
@@ -153,11 +165,16 @@ impl Backend {
 
     /// Translates `unit` into the context and defines it as function `id`.
     fn define(&mut self, module: &Module, id: ClFuncId, unit: &Unit) -> Result<(), String> {
+        let dump = std::env::var_os("AIVM_JIT_DUMP").is_some();
         let r = translate(self, module, unit).and_then(|()| {
+            self.ctx.set_disasm(dump);
             self.module
                 .define_function(id, &mut self.ctx)
                 .map_err(|e| format!("{e:?}"))
         });
+        if let Some(code) = self.ctx.compiled_code().filter(|_| dump) {
+            eprintln!("{}", code.vcode.as_deref().unwrap_or(""));
+        }
         self.module.clear_context(&mut self.ctx);
         r
     }
@@ -245,15 +262,29 @@ impl Backend {
             b.switch_to_block(block);
             let params = b.block_params(block).to_vec();
             let (ctx, argv) = (params[0], params[1]);
+            let fl = MemFlagsData::trusted();
             let mut args = vec![ctx];
+            for o in [runtime::FUEL, runtime::CALLS, runtime::STACK] {
+                args.push(b.ins().load(I64, fl, ctx, o as i32));
+            }
             for (i, t) in key.args.iter().enumerate() {
-                let v = b
-                    .ins()
-                    .load(cl_ty(*t), MemFlagsData::trusted(), argv, (i * 8) as i32);
+                let v = b.ins().load(cl_ty(*t), fl, argv, (i * 8) as i32);
                 args.push(v);
             }
             let call = b.ins().call(callee, &args);
-            let mut out = b.inst_results(call)[0];
+            let (mut out, fuel) = (b.inst_results(call)[0], b.inst_results(call)[1]);
+            // The fuel left, or the bail-out flag.
+            let bailed = b.ins().icmp_imm_s(IntCC::Equal, fuel, BAILED as i64);
+            let (yes, no, done) = (b.create_block(), b.create_block(), b.create_block());
+            b.ins().brif(bailed, yes, &[], no, &[]);
+            b.switch_to_block(yes);
+            let one = b.ins().iconst(I64, 1);
+            b.ins().store(fl, one, ctx, runtime::BAIL as i32);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(no);
+            b.ins().store(fl, fuel, ctx, runtime::FUEL as i32);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(done);
             if body.ret == Ty::Float {
                 out = b.ins().bitcast(I64, MemFlagsData::new(), out);
             }
@@ -278,7 +309,10 @@ impl Drop for Backend {
 }
 
 /// The instructions that start a segment: the entry, jump targets, whatever follows a branch,
-/// a jump, a return or a call, and the `extra` ones (a region's header and exits).
+/// a jump or a return, and the `extra` ones (a region's header and exits). A call does not end
+/// a segment: the instructions after it are charged before it, which is exact when it
+/// returns, and when it bails out the charge is undone with the rest (a specialisation is
+/// undone whole; a region gives back the fuel from the call on).
 fn leaders(code: &[Instr], extra: impl Iterator<Item = usize>) -> Vec<bool> {
     let mut lead = vec![false; code.len() + 1];
     lead[0] = true;
@@ -300,7 +334,7 @@ fn leaders(code: &[Instr], extra: impl Iterator<Item = usize>) -> Vec<bool> {
                 *l = true;
             }
         }
-        if target.is_some() || matches!(ins, Instr::Return { .. } | Instr::CallFn { .. }) {
+        if target.is_some() || matches!(ins, Instr::Return { .. }) {
             lead[pc + 1] = true;
         }
     }
@@ -380,16 +414,32 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
         None => Vec::new(),
     };
     let fl = MemFlagsData::trusted();
+    // The budgets: fuel left, nested calls left (the depth limit and the native stack's bound),
+    // registers left on the register stack.
+    let vfuel = b.declare_var(I64);
+    let vcalls = b.declare_var(I64);
+    let vstack = b.declare_var(I64);
     // The register array of a region: read at entry, written at the exits.
     let mut regs_ptr = None;
     match unit.shape {
         Shape::Function { key, .. } => {
+            b.def_var(vfuel, params[1]);
+            b.def_var(vcalls, params[2]);
+            b.def_var(vstack, params[3]);
             for (r, t) in key.args.iter().enumerate() {
                 let var = if *t == Ty::Float { vf[r] } else { vi[r] };
-                b.def_var(var, params[r + 1]);
+                b.def_var(var, params[r + 4]);
             }
         }
         Shape::Region(rg) => {
+            for (var, o) in [
+                (vfuel, runtime::FUEL),
+                (vcalls, runtime::CALLS),
+                (vstack, runtime::STACK),
+            ] {
+                let v = b.ins().load(I64, fl, ctx, o as i32);
+                b.def_var(var, v);
+            }
             let ptr = params[1];
             for (r, t) in rg.entry.iter().enumerate() {
                 let tag = b.ins().iconst(I64, runtime::tag_of(*t) as i64);
@@ -470,7 +520,7 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                 .unwrap_or(code.len())
                 - pc;
             seg_end = pc + len;
-            let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
+            let fuel = b.use_var(vfuel);
             let short = b
                 .ins()
                 .icmp_imm_s(IntCC::UnsignedLessThan, fuel, len as i64);
@@ -479,7 +529,7 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
             b.ins().brif(short, to, &[], go, &[]);
             b.switch_to_block(go);
             let rest = b.ins().iadd_imm_s(fuel, -(len as i64));
-            b.ins().store(fl, rest, ctx, off(runtime::FUEL));
+            b.def_var(vfuel, rest);
         } else if terminated {
             continue;
         }
@@ -778,30 +828,19 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                     .functions
                     .get(callee_key.func as usize)
                     .map_or(0, |g| g.nregs as i64);
-                // The interpreter's limits: depth below the maximum, the register stack
+                // The interpreter's limits: the depth below its maximum, the register stack
                 // within its bound; and the native stack's own bound.
-                let depth = b.ins().load(I64, fl, ctx, off(runtime::DEPTH));
-                let max_depth = b.ins().load(I64, fl, ctx, off(runtime::MAX_DEPTH));
-                let deep = b
-                    .ins()
-                    .icmp(IntCC::UnsignedGreaterThanOrEqual, depth, max_depth);
-                bail_if!(deep);
-                let stack = b.ins().load(I64, fl, ctx, off(runtime::STACK));
-                let max_stack = b.ins().load(I64, fl, ctx, off(runtime::MAX_STACK));
-                let grown = b.ins().iadd_imm_s(stack, nregs_callee);
-                let over = b.ins().icmp(IntCC::UnsignedGreaterThan, grown, max_stack);
-                bail_if!(over);
-                let native = b.ins().load(I64, fl, ctx, off(runtime::NATIVE_LEFT));
-                let none = b.ins().icmp_imm_s(IntCC::Equal, native, 0);
+                let calls = b.use_var(vcalls);
+                let none = b.ins().icmp_imm_s(IntCC::Equal, calls, 0);
                 bail_if!(none);
-                // A callee that bails out has charged fuel for work that is undone.
-                let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
-                let depth1 = b.ins().iadd_imm_s(depth, 1);
-                b.ins().store(fl, depth1, ctx, off(runtime::DEPTH));
-                b.ins().store(fl, grown, ctx, off(runtime::STACK));
-                let native1 = b.ins().iadd_imm_s(native, -1);
-                b.ins().store(fl, native1, ctx, off(runtime::NATIVE_LEFT));
-                let mut argv = vec![ctx];
+                let stack = b.use_var(vstack);
+                let over = b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, stack, nregs_callee);
+                bail_if!(over);
+                let mut argv = vec![ctx, b.use_var(vfuel)];
+                argv.push(b.ins().iadd_imm_s(calls, -1));
+                argv.push(b.ins().iadd_imm_s(stack, -nregs_callee));
                 for (r, t) in args.regs().zip(&callee_key.args) {
                     let v = match t {
                         Ty::Float => b.use_var(vf[r as usize]),
@@ -810,28 +849,12 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                     argv.push(v);
                 }
                 let call = b.ins().call(fref, &argv);
-                let out = b.inst_results(call)[0];
-                b.ins().store(fl, depth, ctx, off(runtime::DEPTH));
-                b.ins().store(fl, stack, ctx, off(runtime::STACK));
-                b.ins().store(fl, native, ctx, off(runtime::NATIVE_LEFT));
-                let bailed = b.ins().load(I64, fl, ctx, off(runtime::BAIL));
-                match region {
-                    // The whole entry is undone: fuel included.
-                    None => bail_if!(bailed),
-                    // Only the call is undone: the interpreter runs it next.
-                    Some(_) => {
-                        let undo = b.create_block();
-                        let go = b.create_block();
-                        b.ins().brif(bailed, undo, &[], go, &[]);
-                        b.switch_to_block(undo);
-                        b.ins().store(fl, fuel, ctx, off(runtime::FUEL));
-                        let zero = b.ins().iconst(I64, 0);
-                        b.ins().store(fl, zero, ctx, off(runtime::BAIL));
-                        let to = leave_at!(pc, refund);
-                        b.ins().jump(to, &[]);
-                        b.switch_to_block(go);
-                    }
-                }
+                let (out, fuel) = (b.inst_results(call)[0], b.inst_results(call)[1]);
+                // A callee that bails out has undone itself; so is this call (in a region,
+                // only the call: the interpreter makes it next).
+                let bailed = b.ins().icmp_imm_s(IntCC::Equal, fuel, BAILED as i64);
+                bail_if!(bailed);
+                b.def_var(vfuel, fuel);
                 match body.ret {
                     Ty::Float => setf!(dst, out),
                     _ => seti!(dst, out),
@@ -842,7 +865,8 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                     Ty::Float => b.use_var(vf[src as usize]),
                     _ => geti!(src),
                 };
-                b.ins().return_(&[v]);
+                let fuel = b.use_var(vfuel);
+                b.ins().return_(&[v, fuel]);
                 terminated = true;
             }
             _ => return Err(format!("{:?} is not compiled", ins.opcode())),
@@ -862,24 +886,26 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
         b.ins().jump(to, &[]);
     }
     b.switch_to_block(bail);
-    let one = b.ins().iconst(I64, 1);
-    b.ins().store(fl, one, ctx, off(runtime::BAIL));
     let dummy = match ret {
         Ty::Float => b.ins().f64const(0.0),
         _ => b.ins().iconst(I64, 0),
     };
-    b.ins().return_(&[dummy]);
+    let flag = b.ins().iconst(I64, BAILED as i64);
+    if region.is_some() {
+        // Never reached: a region leaves at an exit instead.
+        b.ins().return_(&[flag]);
+    } else {
+        b.ins().return_(&[dummy, flag]);
+    }
     // The exits of a region: give back the fuel, write the registers the interpreter will
     // read back (those of a type compiled code holds), and return the pc to resume at.
     let mut exits: Vec<((usize, i64), Block)> = exits.into_iter().collect();
     exits.sort_by_key(|(k, _)| *k);
     for ((pc, refund), block) in exits {
         b.switch_to_block(block);
-        if refund != 0 {
-            let fuel = b.ins().load(I64, fl, ctx, off(runtime::FUEL));
-            let back = b.ins().iadd_imm_s(fuel, refund);
-            b.ins().store(fl, back, ctx, off(runtime::FUEL));
-        }
+        let fuel = b.use_var(vfuel);
+        let back = b.ins().iadd_imm_s(fuel, refund);
+        b.ins().store(fl, back, ctx, off(runtime::FUEL));
         let ptr = regs_ptr.ok_or("an exit outside a region")?;
         for (r, t) in states[pc].iter().flatten().enumerate() {
             let off = (r * 8) as i32;
@@ -965,4 +991,4 @@ fn helper_int_float_eq(
 }
 
 // The context's layout is shared with `runtime.rs`.
-const _: () = assert!(std::mem::size_of::<JitCtx>() == 7 * 8);
+const _: () = assert!(std::mem::size_of::<JitCtx>() == 4 * 8);

@@ -1,29 +1,37 @@
-//! The JIT tier (issue 6): hot functions that compute on ints, floats and bools are compiled
-//! to machine code with Cranelift and entered from the interpreter's `CallFn`.
+//! The JIT tier (issue 6): hot functions and hot loops that compute on ints, floats and bools
+//! are compiled to machine code with Cranelift, and entered from the interpreter at a
+//! `CallFn` (a function) or at a backward `Jump` (a loop, entered at its header: on-stack
+//! replacement).
 //!
 //! Design (spec/semantics.md, "Tiers": the program cannot tell which tier ran it):
-//! - The interpreter counts calls per function. Past [`AUTO_THRESHOLD`] calls (at the first
-//!   with [`JitMode::Always`]) it asks for a specialisation on the types of the arguments of
-//!   that call; `analyze.rs` infers every register's type, and of every function called, and
-//!   the request is refused (the function stays interpreted) unless every reachable
-//!   instruction is one the code generator handles on those types. Functions with effects,
-//!   heap values, closures, `try` or labels other than public never compile.
-//! - Entry is guarded: a compiled specialisation runs only when every argument is a public int,
-//!   float or bool of the types it was compiled for. Constants are public and compiled code
-//!   only combines its arguments and constants, so every result is public, as the interpreter
-//!   would label it.
-//! - Deoptimisation is all-or-nothing: compiled code writes only machine registers and its
-//!   [`runtime::JitCtx`]. Whatever it cannot finish exactly as the interpreter would (an
-//!   overflow, a division by zero, fuel running short, the call depth or register-stack
-//!   limit, the native stack's bound) makes it bail out: every compiled frame of the entry
-//!   returns at once, nothing visible has changed, and the interpreter runs the call from its
-//!   first instruction. It then raises the same error at the same pc with the same stack
-//!   trace, because it is the interpreter that raises it. A function that bails out often is
-//!   left to the interpreter.
-//! - Fuel is charged per straight-line segment before it runs; on success the count equals
+//! - **Functions.** The interpreter counts calls per function. Past [`AUTO_THRESHOLD`] calls
+//!   (at the first with [`JitMode::Always`]) it asks for a specialisation on the types of the
+//!   arguments of that call; `analyze.rs` infers every register's type, and of every function
+//!   called, and the request is refused (the function stays interpreted) unless every
+//!   reachable instruction is one the code generator handles on those types. Entry is guarded:
+//!   a specialisation runs only when every argument is a public int, float or bool of the
+//!   types it was compiled for. Whatever it cannot finish exactly as the interpreter would (an
+//!   overflow, a division by zero, fuel running short, the call depth or register-stack limit,
+//!   the native stack's bound) makes it bail out: every compiled frame of the entry returns at
+//!   once, nothing visible has changed, and the interpreter runs the call from its first
+//!   instruction, raising the same error at the same pc with the same stack trace. A function
+//!   that bails out often is left to the interpreter.
+//! - **Loops.** The interpreter counts back-edges per loop header. Past [`LOOP_THRESHOLD`] the
+//!   region reachable from the header is analysed with the types of the frame's registers
+//!   (`Ext` for a heap or labelled value, which compiled code never reads, and for a register
+//!   not live at the header). An instruction it does not compile on those types is an exit,
+//!   and so is a failed guard: compiled code leaves before that instruction with every
+//!   register it wrote written back (by run-time tag where paths of different types meet) and
+//!   the fuel of what did not run given back, and the interpreter goes on from there. A loop
+//!   whose every way round leaves is not compiled.
+//! - **Labels.** Constants are public and compiled code only combines public values, so every
+//!   result is public, as the interpreter would label it; a loop is entered only under a
+//!   public control label, and a call's result takes the caller's control label as a return
+//!   would. Functions with label instructions never compile.
+//! - **Fuel** is charged per straight-line segment before it runs; on success the count equals
 //!   the interpreter's exactly.
 //!
-//! `unsafe` is confined to this folder: the call into generated code and `Send`.
+//! `unsafe` is confined to this folder: the calls into generated code and `Send`.
 
 use std::str::FromStr;
 

@@ -16,9 +16,6 @@ type EntryFn = unsafe extern "C" fn(*mut JitCtx, *const u64) -> u64;
 /// A compiled loop region: `(ctx, register bits) -> the pc to resume at`.
 type LoopFn = unsafe extern "C" fn(*mut JitCtx, *mut u64) -> u64;
 
-/// Nested compiled calls one entry may make before it bails out, so that deep recursion cannot
-/// exhaust the native stack (the interpreter keeps its frames on the heap).
-const NATIVE_DEPTH: u64 = 1000;
 /// Bail-outs of entries into a function before it is left to the interpreter for good.
 const MAX_BAILS: u32 = 16;
 /// Specialisations per function.
@@ -179,15 +176,7 @@ impl Jit {
         let Spec::Ready { entry, ret } = spec else {
             return None;
         };
-        let mut ctx = JitCtx {
-            fuel: *fuel,
-            depth: depth as u64,
-            max_depth: max_depth as u64,
-            stack: stack as u64,
-            max_stack: max_stack as u64,
-            native_left: NATIVE_DEPTH,
-            bail: 0,
-        };
+        let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack);
         // SAFETY: `entry` was made by `Backend::compile` for exactly this specialisation: it
         // reads `args.len()` words from `bits` (which holds `MAX_ARGS`), and reads and writes
         // only `ctx`, which outlives the call. Its code lives in `self.backend`'s memory, which
@@ -205,7 +194,7 @@ impl Jit {
             }
             return None;
         }
-        *fuel = ctx.fuel;
+        *fuel = ctx.fuel_left(*fuel);
         Some(match ret {
             Ty::Int => Value::int(out as i64),
             Ty::Float => Value::float(f64::from_bits(out)),
@@ -297,15 +286,7 @@ impl Jit {
             .iter_mut()
             .find(|l| l.header == header)?;
         let code = l.regions.get(i)?;
-        let mut ctx = JitCtx {
-            fuel: *fuel,
-            depth: depth as u64,
-            max_depth: max_depth as u64,
-            stack: stack as u64,
-            max_stack: max_stack as u64,
-            native_left: NATIVE_DEPTH,
-            bail: 0,
-        };
+        let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack);
         // SAFETY: `code.entry` was made by `Backend::compile_region` for a region of this
         // function entered with registers of the types `code.key`, which `scratch_bits` was
         // just filled for: one word per register of the frame, `regs.len()` of them, which is
@@ -337,7 +318,7 @@ impl Jit {
                 };
             }
         }
-        *fuel = ctx.fuel;
+        *fuel = ctx.fuel_left(*fuel);
         Some(at)
     }
 
