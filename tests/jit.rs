@@ -234,6 +234,30 @@ fn the_jit_compiles_the_loops_of_main() {
     assert!(err.contains("jit: grow(int, int) "), "{err}");
 }
 
+/// Functions and loops that use records, lists, list iterators and math natives are compiled
+/// (at their call, or where they loop), and the differential tests compare them.
+#[test]
+fn the_jit_compiles_heap_code() {
+    let o = Command::new(env!("CARGO_BIN_EXE_aivm"))
+        .args(["run", "--jit=always", "tests/jit/heap.ail"])
+        .current_dir(root())
+        .env("AIVM_JIT_STATS", "1")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let compiled = |what: &str| {
+        err.lines()
+            .any(|l| l.starts_with(&format!("jit: {what}")) && l.ends_with(": compiled"))
+    };
+    assert!(compiled("step at call "), "{err}");
+    assert!(compiled("total loop at "), "{err}");
+    let loops = err
+        .lines()
+        .filter(|l| l.starts_with("jit: main loop at ") && l.ends_with(": compiled"))
+        .count();
+    assert!(loops >= 5, "{loops} loops of main compiled:\n{err}");
+}
+
 /// Fuel and call depth run out at the same instruction, with the same trace, whichever tier
 /// was running when they did.
 #[test]
@@ -252,6 +276,14 @@ fn limits_hold_in_compiled_code() {
         1_000u64, 999_999, 1_000_007, 1_050_000, 1_100_000, 1_200_000, 1_500_000,
     ] {
         failures.extend(differences(&[format!("--fuel={fuel}"), loops.clone()]));
+    }
+    // In compiled code that uses the heap: in `step` (at its call and in its loops), then in
+    // the loops of main.
+    let heap = "tests/jit/heap.ail".to_string();
+    for fuel in [
+        5_000u64, 50_000, 200_000, 600_000, 640_000, 660_000, 670_000,
+    ] {
+        failures.extend(differences(&[format!("--fuel={fuel}"), heap.clone()]));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The limits were reached: the last fuel ran out, the smallest depth overflowed.

@@ -93,7 +93,8 @@ impl std::fmt::Debug for Value {
     }
 }
 
-mod tag {
+/// The kind tags (the low byte of a value's head; a public value's head is its tag alone).
+pub(crate) mod tag {
     pub const NULL: u64 = 0;
     pub const BOOL: u64 = 1;
     pub const INT: u64 = 2;
@@ -142,6 +143,19 @@ impl Value {
             head: t | (label.0 as u64) << 32,
             bits,
         }
+    }
+
+    /// The two words of the value, for the JIT, which holds values as machine words.
+    #[inline]
+    pub(crate) const fn to_raw(self) -> (u64, u64) {
+        (self.head, self.bits)
+    }
+
+    /// The value of two words that [`Value::to_raw`] made (or of a public tag and its
+    /// payload). Other words make a valid value too: an unknown tag reads as null.
+    #[inline]
+    pub(crate) const fn from_raw(head: u64, bits: u64) -> Value {
+        Value { head, bits }
     }
 
     /// What the value is.

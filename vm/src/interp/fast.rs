@@ -260,8 +260,14 @@ impl Exec<'_> {
                         // frame's control label must be public already.
                         Instr::Jump { target } => {
                             if target as usize <= pc && ctl.is_public() {
-                                if let Some(jit) = self.jit.as_deref_mut() {
+                                // Taken out for the call, so that compiled code can call back
+                                // into this interpreter (for the heap) while nothing else
+                                // borrows it.
+                                if let Some(jit) = self.jit.take() {
                                     left -= 1;
+                                    let (max_depth, max_stack) =
+                                        (self.limits.max_depth, self.max_stack_regs);
+                                    let exec = (self as *mut Exec).cast::<u8>();
                                     pc = match left {
                                         0 => target as usize,
                                         _ => jit
@@ -269,15 +275,18 @@ impl Exec<'_> {
                                                 module,
                                                 cur,
                                                 target,
+                                                false,
                                                 regs,
                                                 &mut left,
                                                 t.frames.len(),
                                                 base + regs.len(),
-                                                self.limits.max_depth,
-                                                self.max_stack_regs,
+                                                max_depth,
+                                                max_stack,
+                                                exec,
                                             )
                                             .unwrap_or(target as usize),
                                     };
+                                    self.jit = Some(jit);
                                     continue 'run;
                                 }
                             }
@@ -424,6 +433,31 @@ impl Exec<'_> {
                                 None => leave!(0, corrupt("register window".into())),
                             };
                             pc = 0;
+                            // Not a specialisation: the JIT tier may run the function from its
+                            // first instruction in compiled code, as a region, in this frame.
+                            if ctl.is_public() && left != 0 {
+                                if let Some(jit) = self.jit.take() {
+                                    let (max_depth, max_stack) =
+                                        (self.limits.max_depth, self.max_stack_regs);
+                                    let exec = (self as *mut Exec).cast::<u8>();
+                                    pc = jit
+                                        .enter_loop(
+                                            module,
+                                            func,
+                                            0,
+                                            true,
+                                            regs,
+                                            &mut left,
+                                            t.frames.len(),
+                                            new_base + nregs,
+                                            max_depth,
+                                            max_stack,
+                                            exec,
+                                        )
+                                        .unwrap_or(0);
+                                    self.jit = Some(jit);
+                                }
+                            }
                             continue 'run;
                         }
                         Instr::Call { dst, callee, args } => {

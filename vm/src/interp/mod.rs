@@ -14,6 +14,7 @@ mod calls;
 mod convert;
 mod exec;
 mod fast;
+mod jit_ops;
 mod load;
 mod relabel;
 mod types;
@@ -31,6 +32,7 @@ use crate::label::{Label, LabelEvent, LabelInfo, LabelTable};
 use crate::value::{StrRef, Value};
 
 pub(crate) use exec::Exec;
+pub(crate) use jit_ops::jit_native;
 pub(crate) use load::NativeSlot;
 
 /// Budgets that stop a runaway program with a typed, non-catchable error.

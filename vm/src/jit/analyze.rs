@@ -18,9 +18,14 @@ pub(crate) enum Ty {
     Bool,
     Int,
     Float,
-    /// A value the interpreter's frame holds and compiled code never reads (a heap value, a
-    /// labelled one): regions only.
+    /// A value the interpreter's frame holds and compiled code never reads (a register not
+    /// live at a region's header): regions only.
     Ext,
+    /// A whole value (its two words: kind and label, payload) that compiled code holds without
+    /// knowing its kind: a heap value, a labelled one, a field or item read from the heap. It
+    /// is used through the interpreter's own operations, or as a number after a guard that it
+    /// is a public one. Regions only.
+    Val,
     Top,
 }
 
@@ -40,7 +45,8 @@ impl Ty {
             Ty::Bool => "bool",
             Ty::Int => "int",
             Ty::Float => "float",
-            Ty::Ext => "boxed",
+            Ty::Ext => "frame",
+            Ty::Val => "value",
             Ty::Top => "any",
         }
     }
@@ -48,6 +54,41 @@ impl Ty {
     fn is_num(self) -> bool {
         matches!(self, Ty::Int | Ty::Float)
     }
+}
+
+/// The types two operands of an arithmetic or comparison instruction are used at: a whole
+/// value (`Val`) is guarded to be a public number, an int beside an int and a float otherwise.
+pub(crate) fn operand_types(a: Ty, b: Ty) -> (Ty, Ty) {
+    let unbox = |t: Ty, other: Ty| match (t, other) {
+        (Ty::Val, Ty::Int) => Ty::Int,
+        (Ty::Val, _) => Ty::Float,
+        _ => t,
+    };
+    (unbox(a, b), unbox(b, a))
+}
+
+/// Arguments of a native compiled code calls.
+pub(crate) const MAX_NATIVE_ARGS: usize = 2;
+
+/// The type of what a `math.*` native gives compiled code: `math.sqrt` of a number is a public
+/// float computed inline; any other call goes through the interpreter and is a whole value.
+pub(crate) fn native_result(module: &Module, native: u32, args: &[Ty]) -> Ty {
+    let sqrt = module
+        .natives
+        .get(native as usize)
+        .is_some_and(|&n| module.str(n) == "math.sqrt");
+    match args {
+        [Ty::Int | Ty::Float] if sqrt => Ty::Float,
+        _ => Ty::Val,
+    }
+}
+
+/// Whether a value of type `t` can be stored in the heap by compiled code.
+fn boxable(t: Ty) -> bool {
+    matches!(
+        t,
+        Ty::Null | Ty::Bool | Ty::Int | Ty::Float | Ty::Val | Ty::Bot
+    )
 }
 
 /// A specialisation: a function and the types of its arguments (ints, floats or bools).
@@ -212,11 +253,27 @@ pub(crate) fn plan(module: &Module, root: Key) -> Result<Vec<Plan>, Refused> {
     Ok(out)
 }
 
+/// The kind tag a `CheckType` against type `ty` checks a whole value for at run time, when
+/// it is one of the simple types whose check is the kind alone (whatever the label).
+pub(crate) fn kind_tag(module: &Module, ty: TypeId) -> Option<u64> {
+    use crate::value::tag;
+    Some(match module.types.get(ty as usize)? {
+        TypeDesc::Int => tag::INT,
+        TypeDesc::Float => tag::FLOAT,
+        TypeDesc::Bool => tag::BOOL,
+        TypeDesc::Str => tag::STR,
+        _ => return None,
+    })
+}
+
 /// Whether a value of static type `t` conforms to type `ty`: `Some(true)` always,
 /// `Some(false)` never, `None` when it cannot tell.
 fn conforms(module: &Module, t: Ty, ty: TypeId, depth: usize) -> Option<bool> {
     if depth > 32 || matches!(t, Ty::Top | Ty::Ext) {
         return None;
+    }
+    if t == Ty::Val {
+        return matches!(module.types.get(ty as usize)?, TypeDesc::Any).then_some(true);
     }
     if t == Ty::Bot {
         return Some(true);
@@ -334,9 +391,15 @@ fn transfer(
         | Instr::Sub { dst, a, b }
         | Instr::Mul { dst, a, b }
         | Instr::Div { dst, a, b }
-        | Instr::Mod { dst, a, b } => step.write = Some((dst, num2(get(a)?, get(b)?)?)),
-        Instr::Neg { dst, src }
-        | Instr::AddImm { dst, src, .. }
+        | Instr::Mod { dst, a, b } => {
+            let (x, y) = operand_types(get(a)?, get(b)?);
+            step.write = Some((dst, num2(x, y)?))
+        }
+        Instr::Neg { dst, src } => {
+            let (x, _) = operand_types(get(src)?, Ty::Float);
+            step.write = Some((dst, num1(x)?))
+        }
+        Instr::AddImm { dst, src, .. }
         | Instr::MulImm { dst, src, .. }
         | Instr::DivImm { dst, src, .. }
         | Instr::ModImm { dst, src, .. } => step.write = Some((dst, num1(get(src)?)?)),
@@ -345,12 +408,14 @@ fn transfer(
             _ => return Err(no("not a bool")),
         },
         Instr::Eq { dst, a, b } | Instr::Ne { dst, a, b } => {
-            get(a)?;
-            get(b)?;
+            if get(a)? == Ty::Val || get(b)? == Ty::Val {
+                return Err(no("equality of whole values"));
+            }
             step.write = Some((dst, Ty::Bool));
         }
         Instr::Lt { dst, a, b } | Instr::Le { dst, a, b } => {
-            num2(get(a)?, get(b)?)?;
+            let (x, y) = operand_types(get(a)?, get(b)?);
+            num2(x, y)?;
             step.write = Some((dst, Ty::Bool));
         }
         Instr::Jump { target } => {
@@ -362,11 +427,44 @@ fn transfer(
             _ => return Err(no("condition is not a bool")),
         },
         Instr::JumpIfNotLt { a, b, target } => {
-            num2(get(a)?, get(b)?)?;
+            let (x, y) = operand_types(get(a)?, get(b)?);
+            num2(x, y)?;
             step.targets.push(target as usize);
         }
+        // The heap, through the interpreter's own operations (interp/jit_ops.rs).
+        Instr::GetField { dst, obj, .. } if get(obj)? == Ty::Val => {
+            step.write = Some((dst, Ty::Val))
+        }
+        Instr::SetField { obj, src, .. } if get(obj)? == Ty::Val && boxable(get(src)?) => {}
+        Instr::GetIndex { dst, obj, key }
+            if get(obj)? == Ty::Val && matches!(get(key)?, Ty::Int | Ty::Val) =>
+        {
+            step.write = Some((dst, Ty::Val))
+        }
+        Instr::SetIndex { obj, key, src }
+            if get(obj)? == Ty::Val
+                && matches!(get(key)?, Ty::Int | Ty::Val)
+                && boxable(get(src)?) => {}
+        Instr::IterNext { dst, iter, target } if get(iter)? == Ty::Val => {
+            step.write = Some((dst, Ty::Val));
+            step.targets.push(target as usize);
+        }
+        Instr::CallNative { dst, native, args }
+            if crate::interp::jit_native(module, native)
+                && args.count as usize <= MAX_NATIVE_ARGS =>
+        {
+            let mut tys = Vec::with_capacity(args.count as usize);
+            for r in args.regs() {
+                match get(r)? {
+                    t @ (Ty::Int | Ty::Float | Ty::Val | Ty::Bot) => tys.push(t),
+                    _ => return Err(no("an argument is not a number")),
+                }
+            }
+            step.write = Some((dst, native_result(module, native, &tys)));
+        }
         Instr::CheckType { src, ty } => {
-            if conforms(module, get(src)?, ty, 0) != Some(true) {
+            let checked = get(src)? == Ty::Val && kind_tag(module, ty).is_some();
+            if !checked && conforms(module, get(src)?, ty, 0) != Some(true) {
                 return Err(no("the check may fail"));
             }
         }
@@ -629,14 +727,21 @@ pub(crate) struct Region {
     pub callees: Vec<Vec<Plan>>,
 }
 
-/// Analyses the loop region of function `func` at `header`, entered with registers of types
-/// `entry`. Refused when the region has no cycle through the header: compiled code would
-/// leave before it came round again.
+/// Instructions a region entered at a call must compile when it has no loop, to be worth
+/// entering.
+const MIN_CALL_REGION: usize = 24;
+
+/// Analyses the region of function `func` at `header`, entered with registers of types
+/// `entry`: a loop's header, entered at a back-edge, or (`at_call`) the function's first
+/// instruction, entered once the interpreter has pushed its frame. Refused when compiled code
+/// would leave before a loop came round again, or (at a call, without a loop) when it would
+/// compile too little.
 pub(crate) fn region(
     module: &Module,
     func: u32,
     header: usize,
     entry: Vec<Ty>,
+    at_call: bool,
 ) -> Result<Region, Refused> {
     let f = module
         .functions
@@ -669,23 +774,46 @@ pub(crate) fn region(
             }
         },
     )?;
-    let cycles = f.code.iter().enumerate().any(|(pc, ins)| {
-        a.states[pc].is_some()
-            && !a.exits[pc]
-            && match *ins {
-                Instr::Jump { target }
-                | Instr::JumpIf { target, .. }
-                | Instr::JumpIfNot { target, .. }
-                | Instr::JumpIfNotLt { target, .. } => target as usize == header,
-                _ => pc + 1 == header,
-            }
-    });
-    if !cycles {
-        return Err(refuse(
-            func,
-            header,
-            "the loop leaves compiled code every time round",
-        ));
+    // Compiled branches back: to the header (the loop comes round in compiled code), or to
+    // anywhere before them (a loop of a function entered at its call).
+    let back = |to_header: bool| {
+        f.code.iter().enumerate().any(|(pc, ins)| {
+            a.states[pc].is_some()
+                && !a.exits[pc]
+                && match *ins {
+                    Instr::Jump { target }
+                    | Instr::JumpIf { target, .. }
+                    | Instr::JumpIfNot { target, .. }
+                    | Instr::JumpIfNotLt { target, .. }
+                    | Instr::IterNext { target, .. } => match to_header {
+                        true => target as usize == header,
+                        false => target as usize <= pc,
+                    },
+                    _ => to_header && pc + 1 == header,
+                }
+        })
+    };
+    match at_call {
+        false if !back(true) => {
+            return Err(refuse(
+                func,
+                header,
+                "the loop leaves compiled code every time round",
+            ))
+        }
+        true if !back(false)
+            && (0..f.code.len())
+                .filter(|&pc| a.states[pc].is_some() && !a.exits[pc])
+                .count()
+                < MIN_CALL_REGION =>
+        {
+            return Err(refuse(
+                func,
+                header,
+                "too little compiles before the interpreter takes over",
+            ))
+        }
+        _ => {}
     }
     // Only the callees of compiled calls are kept (each was analysed successfully).
     let mut kept = Vec::new();

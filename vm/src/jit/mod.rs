@@ -1,7 +1,6 @@
-//! The JIT tier (issue 6): hot functions and hot loops that compute on ints, floats and bools
-//! are compiled to machine code with Cranelift, and entered from the interpreter at a
-//! `CallFn` (a function) or at a backward `Jump` (a loop, entered at its header: on-stack
-//! replacement).
+//! The JIT tier (issue 6): hot functions and hot loops are compiled to machine code with
+//! Cranelift, and entered from the interpreter at a `CallFn` (a function) or at a backward
+//! `Jump` (a loop, entered at its header: on-stack replacement).
 //!
 //! Design (spec/semantics.md, "Tiers": the program cannot tell which tier ran it):
 //! - **Functions.** The interpreter counts calls per function. Past [`AUTO_THRESHOLD`] calls
@@ -16,18 +15,26 @@
 //!   once, nothing visible has changed, and the interpreter runs the call from its first
 //!   instruction, raising the same error at the same pc with the same stack trace. A function
 //!   that bails out often is left to the interpreter.
-//! - **Loops.** The interpreter counts back-edges per loop header. Past [`LOOP_THRESHOLD`] the
-//!   region reachable from the header is analysed with the types of the frame's registers
-//!   (`Ext` for a heap or labelled value, which compiled code never reads, and for a register
-//!   not live at the header). An instruction it does not compile on those types is an exit,
-//!   and so is a failed guard: compiled code leaves before that instruction with every
-//!   register it wrote written back (by run-time tag where paths of different types meet) and
-//!   the fuel of what did not run given back, and the interpreter goes on from there. A loop
-//!   whose every way round leaves is not compiled.
-//! - **Labels.** Constants are public and compiled code only combines public values, so every
-//!   result is public, as the interpreter would label it; a loop is entered only under a
-//!   public control label, and a call's result takes the caller's control label as a return
-//!   would. Functions with label instructions never compile.
+//! - **Regions.** The interpreter counts back-edges per loop header, and the calls of a
+//!   function that has no specialisation for them. Past [`LOOP_THRESHOLD`] back-edges (or
+//!   [`AUTO_THRESHOLD`] calls) the region reachable from the header (or from the function's
+//!   first instruction, once the interpreter has pushed its frame) is analysed with the types
+//!   of the frame's registers: public ints, floats, bools and nulls unboxed; any other value
+//!   held whole (`Val`: its two words); a register not live there left in the frame (`Ext`).
+//!   Whole values are used through the interpreter's own operations (`interp/jit_ops.rs`:
+//!   fields, list items, list iterators, `len` and `math.*`, none of which allocates), or as
+//!   numbers after a guard that they are public numbers. An instruction the region does not
+//!   compile on those types is an exit, and so is a failed guard or a failed operation:
+//!   compiled code leaves before that instruction with every register it wrote written back
+//!   (by run-time tag where paths of different types meet) and the fuel of what did not run
+//!   given back, and the interpreter goes on from there, raising what it raises. A loop whose
+//!   every way round leaves, or a function region with no loop and little to compile, is not
+//!   compiled.
+//! - **Labels.** Constants are public and compiled arithmetic only combines public values, so
+//!   its results are public, as the interpreter would label them; whole values keep their
+//!   labels, and the operations on them join labels as the interpreter does. A region is
+//!   entered only under a public control label, and a call's result takes the caller's
+//!   control label as a return would. Label instructions are never compiled.
 //! - **Fuel** is charged per straight-line segment before it runs; on success the count equals
 //!   the interpreter's exactly.
 //!
@@ -133,12 +140,14 @@ impl Jit {
         _module: &crate::format::Module,
         _func: u32,
         _header: u32,
+        _at_call: bool,
         _regs: &mut [crate::value::Value],
         _fuel: &mut u64,
         _depth: usize,
         _stack: usize,
         _max_depth: usize,
         _max_stack: usize,
+        _exec: *mut u8,
     ) -> Option<usize> {
         None
     }

@@ -51,6 +51,8 @@ struct LoopCode {
 /// The tiering state of one loop: back-edges taken, and the regions compiled for it.
 struct LoopState {
     header: u32,
+    /// Entered at a call (the function's first instruction), not at a back-edge.
+    at_call: bool,
     edges: u32,
     /// Compiling failed (or gave nothing): the interpreter keeps the loop.
     never: bool,
@@ -176,7 +178,14 @@ impl Jit {
         let Spec::Ready { entry, ret } = spec else {
             return None;
         };
-        let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack);
+        let mut ctx = JitCtx::new(
+            *fuel,
+            depth,
+            stack,
+            max_depth,
+            max_stack,
+            std::ptr::null_mut(),
+        );
         // SAFETY: `entry` was made by `Backend::compile` for exactly this specialisation: it
         // reads `args.len()` words from `bits` (which holds `MAX_ARGS`), and reads and writes
         // only `ctx`, which outlives the call. Its code lives in `self.backend`'s memory, which
@@ -200,7 +209,7 @@ impl Jit {
             Ty::Float => Value::float(f64::from_bits(out)),
             Ty::Bool => Value::bool(out != 0),
             // `Bot`: the function never returns normally, so this is never reached.
-            Ty::Null | Ty::Bot | Ty::Ext | Ty::Top => Value::NULL,
+            Ty::Null | Ty::Bot | Ty::Ext | Ty::Val | Ty::Top => Value::NULL,
         })
     }
 
@@ -209,7 +218,8 @@ impl Jit {
     /// charged it). Returns the pc at which the interpreter goes on, with `regs` and `fuel` as
     /// the interpreter would have left them there; `None` having changed nothing. `depth` is
     /// the task's frame count and `stack` the end of the frame's window; the control label of
-    /// the frame must be public (the interpreter checks).
+    /// the frame must be public (the interpreter checks). `exec` is the interpreter running
+    /// the task, for compiled code to call back into; it must not be used until this returns.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn enter_loop(
@@ -217,20 +227,30 @@ impl Jit {
         module: &Module,
         func: u32,
         header: u32,
+        at_call: bool,
         regs: &mut [Value],
         fuel: &mut u64,
         depth: usize,
         stack: usize,
         max_depth: usize,
         max_stack: usize,
+        exec: *mut u8,
     ) -> Option<usize> {
-        let threshold = self.loop_threshold;
+        let threshold = match at_call {
+            true => self.threshold,
+            false => self.loop_threshold,
+        };
         let st = self.funcs.get_mut(func as usize)?;
-        let l = match st.loops.iter().position(|l| l.header == header) {
+        let l = match st
+            .loops
+            .iter()
+            .position(|l| l.header == header && l.at_call == at_call)
+        {
             Some(i) => st.loops.get_mut(i)?,
             None => {
                 st.loops.push(LoopState {
                     header,
+                    at_call,
                     edges: 0,
                     never: false,
                     live: Vec::new(),
@@ -256,18 +276,28 @@ impl Jit {
         self.scratch_bits.clear();
         for (r, v) in regs.iter().enumerate() {
             let live = l.live.get(r).copied().unwrap_or(true);
-            let (t, bits) = match (live && v.label() == Label::PUBLIC, v.kind()) {
-                (true, Kind::Int(i)) => (Ty::Int, i as u64),
-                (true, Kind::Float(f)) => (Ty::Float, f.to_bits()),
-                (true, Kind::Bool(b)) => (Ty::Bool, b as u64),
-                (true, Kind::Null) => (Ty::Null, 0),
-                _ => (Ty::Ext, 0),
+            let (t, bits) = match (live, v.label() == Label::PUBLIC, v.kind()) {
+                (false, _, _) => (Ty::Ext, 0),
+                (true, true, Kind::Int(i)) => (Ty::Int, i as u64),
+                (true, true, Kind::Float(f)) => (Ty::Float, f.to_bits()),
+                (true, true, Kind::Bool(b)) => (Ty::Bool, b as u64),
+                (true, true, Kind::Null) => (Ty::Null, 0),
+                (true, _, _) => (Ty::Val, v.to_raw().1),
             };
             self.scratch_key.push(t);
             self.scratch_bits.push(bits);
         }
-        // The run-time tags of registers of mixed types, written at an exit.
-        self.scratch_bits.resize(2 * regs.len(), 0);
+        // Then the run-time tags of registers of mixed types (written at an exit), then the
+        // first words of whole values.
+        let nregs = regs.len();
+        self.scratch_bits.resize(3 * nregs, 0);
+        for (r, v) in regs.iter().enumerate() {
+            if self.scratch_key.get(r) == Some(&Ty::Val) {
+                if let Some(slot) = self.scratch_bits.get_mut(2 * nregs + r) {
+                    *slot = v.to_raw().0;
+                }
+            }
+        }
         let found = l.regions.iter().position(|c| c.key == self.scratch_key);
         let i = match found {
             Some(i) => i,
@@ -276,7 +306,7 @@ impl Jit {
                     return None;
                 }
                 let key = self.scratch_key.clone();
-                self.compile_loop(module, func, header, key)?
+                self.compile_loop(module, func, header, at_call, key)?
             }
         };
         let l = self
@@ -284,20 +314,21 @@ impl Jit {
             .get_mut(func as usize)?
             .loops
             .iter_mut()
-            .find(|l| l.header == header)?;
+            .find(|l| l.header == header && l.at_call == at_call)?;
         let code = l.regions.get(i)?;
-        let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack);
+        let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack, exec);
         // SAFETY: `code.entry` was made by `Backend::compile_region` for a region of this
         // function entered with registers of the types `code.key`, which `scratch_bits` was
-        // just filled for: one word per register of the frame, `regs.len()` of them, which is
-        // the function's `nregs` (the interpreter's window). The code reads and writes only
-        // words of that array at register indices the verifier bounded by `nregs`, and `ctx`,
-        // which outlives the call; its memory lives as long as `self.backend`. Within, the
-        // analysis admits only register arithmetic, compares, branches and calls of compiled
-        // specialisations, and every division is guarded, so it cannot trap.
+        // just filled for: three words per register of the frame (payload, tag, first word),
+        // `regs.len()` registers, which is the function's `nregs` (the interpreter's window).
+        // The code reads and writes only words of that array at register indices the verifier
+        // bounded by `nregs`, and `ctx`, which outlives the call; its memory lives as long as
+        // `self.backend`. Within, the analysis admits only register arithmetic, compares,
+        // branches, calls of compiled specialisations and calls of the helpers of
+        // `runtime.rs`, which reach the heap only through `exec` (which the caller does not
+        // use meanwhile); every division is guarded, so it cannot trap.
         let at = unsafe { (code.entry)(&mut ctx, self.scratch_bits.as_mut_ptr()) } as usize;
         let back = code.exits.get(at)?;
-        let nregs = regs.len();
         for &(r, t) in back {
             let r = r as usize;
             let bits = self.scratch_bits.get(r).copied().unwrap_or(0);
@@ -313,6 +344,10 @@ impl Jit {
                     Ty::Float => Value::float(f64::from_bits(bits)),
                     Ty::Bool => Value::bool(bits != 0),
                     Ty::Null => Value::NULL,
+                    Ty::Val => {
+                        let head = self.scratch_bits.get(2 * nregs + r).copied().unwrap_or(0);
+                        Value::from_raw(head, bits)
+                    }
                     // Left in the frame: not written by compiled code.
                     Ty::Bot | Ty::Ext | Ty::Top => continue,
                 };
@@ -332,11 +367,15 @@ impl Jit {
         module: &Module,
         func: u32,
         header: u32,
+        at_call: bool,
         key: Vec<Ty>,
     ) -> Option<usize> {
         let start = Instant::now();
-        let name = format!("{} loop at {header}", module.func_name(func));
-        let result = analyze::region(module, func, header as usize, key.clone())
+        let name = match at_call {
+            true => format!("{} at call", module.func_name(func)),
+            false => format!("{} loop at {header}", module.func_name(func)),
+        };
+        let result = analyze::region(module, func, header as usize, key.clone(), at_call)
             .map_err(|r| format!("{} at pc {}: {}", module.func_name(r.func), r.pc, r.why))
             .and_then(|region| {
                 let n = region.callees.iter().map(Vec::len).sum::<usize>() + 1;
@@ -349,7 +388,10 @@ impl Jit {
                             .flatten()
                             .enumerate()
                             .filter(|(_, t)| {
-                                matches!(t, Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Top)
+                                matches!(
+                                    t,
+                                    Ty::Int | Ty::Float | Ty::Bool | Ty::Null | Ty::Val | Ty::Top
+                                )
                             })
                             .map(|(r, t)| (r as u16, *t))
                             .collect()
@@ -363,7 +405,7 @@ impl Jit {
             .get_mut(func as usize)?
             .loops
             .iter_mut()
-            .find(|l| l.header == header)?;
+            .find(|l| l.header == header && l.at_call == at_call)?;
         let (out, compiled, refused) = match result {
             Ok((ptr, exits, n)) => {
                 // SAFETY: `ptr` is the finalized address of a region that
