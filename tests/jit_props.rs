@@ -304,12 +304,14 @@ struct Run {
     instructions: u64,
 }
 
-fn run(module: &VerifiedModule, mode: JitMode, fuel: Option<u64>) -> Run {
+/// Runs `module` in `mode`; with `suspend_at: Some(n)`, the run is suspended at its n-th
+/// effect and resumed from its state in a new VM.
+fn run(module: &VerifiedModule, mode: JitMode, fuel: Option<u64>, suspend_at: Option<u32>) -> Run {
     let limits = Limits {
         fuel,
         ..Limits::default()
     };
-    let mut vm = Vm::new(module, limits).expect("vm");
+    let mut vm = Vm::new(module, limits.clone()).expect("vm");
     vm.set_jit(mode);
     vm.start_main(vec![]).expect("main");
     let mut out = Vec::new();
@@ -323,6 +325,13 @@ fn run(module: &VerifiedModule, mode: JitMode, fuel: Option<u64>) -> Run {
                 effects += 1;
                 if effects <= 32 || effects.is_multiple_of(16) {
                     out.push(serde_json::to_string(&vm.snapshot()).expect("state serialises"));
+                }
+                if suspend_at == Some(effects) {
+                    // (Not through JSON text: JSON has no NaN or infinities, which these
+                    // programs make.)
+                    let state = vm.snapshot();
+                    vm = Vm::restore(module, limits.clone(), state).expect("state restores");
+                    vm.set_jit(mode);
                 }
                 vm.resume(req.task, Ok(HostValue::null())).expect("resume");
             }
@@ -349,13 +358,16 @@ proptest! {
             Err(d) => panic!("generated program does not compile: {d:?}\n{src}"),
         };
         let module = VerifiedModule::new(compiled.module).expect("verifies");
-        let off = run(&module, JitMode::Off, None);
-        let jit = run(&module, JitMode::Always, None);
+        let off = run(&module, JitMode::Off, None, None);
+        let jit = run(&module, JitMode::Always, None, None);
         prop_assert_eq!(&off, &jit, "program:\n{}", src);
+        // Suspended at an effect and resumed in another VM, with the JIT on in both.
+        let resumed = run(&module, JitMode::Always, None, Some(3));
+        prop_assert_eq!(&off, &resumed, "resumed at the third effect, program:\n{}", src);
         // Under a fuel limit somewhere inside the run.
         let fuel = ((off.instructions as f64) * cut) as u64 + 1;
-        let off = run(&module, JitMode::Off, Some(fuel));
-        let jit = run(&module, JitMode::Always, Some(fuel));
+        let off = run(&module, JitMode::Off, Some(fuel), None);
+        let jit = run(&module, JitMode::Always, Some(fuel), None);
         prop_assert_eq!(&off, &jit, "fuel {}, program:\n{}", fuel, src);
     }
 }
