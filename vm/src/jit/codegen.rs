@@ -218,17 +218,7 @@ impl Backend {
         for (&pc, &j) in &region.calls {
             callees.insert(pc, bodies.get(j).cloned().ok_or("callee index")?);
         }
-        let mut sig = self.module.make_signature();
-        sig.params.push(AbiParam::new(I64));
-        sig.params.push(AbiParam::new(I64));
-        sig.returns.push(AbiParam::new(I64));
-        let name = self.name("loop", region.func);
-        let id = self
-            .module
-            .declare_function(&name, Linkage::Local, &sig)
-            .map_err(cl_err)?;
-        self.module.clear_context(&mut self.ctx);
-        self.ctx.func.signature = sig;
+        let id = self.declare_entry("loop", region.func)?;
         let unit = Unit {
             func: region.func,
             states: &region.states,
@@ -240,20 +230,27 @@ impl Backend {
         Ok(self.module.get_finalized_function(id))
     }
 
-    /// `(ctx, args) -> u64`: loads the arguments from the array, calls the body, and returns
-    /// the result's bits.
-    fn trampoline(&mut self, key: &Key, body: Body) -> Result<ClFuncId, String> {
+    /// Declares a function `(i64, i64) -> i64` that Rust calls (a region or a trampoline), and
+    /// readies the context for its body.
+    fn declare_entry(&mut self, what: &str, func: u32) -> Result<ClFuncId, String> {
         let mut sig = self.module.make_signature();
         sig.params.push(AbiParam::new(I64));
         sig.params.push(AbiParam::new(I64));
         sig.returns.push(AbiParam::new(I64));
-        let name = self.name("entry", key.func);
+        let name = self.name(what, func);
         let id = self
             .module
             .declare_function(&name, Linkage::Local, &sig)
             .map_err(cl_err)?;
         self.module.clear_context(&mut self.ctx);
         self.ctx.func.signature = sig;
+        Ok(id)
+    }
+
+    /// `(ctx, args) -> u64`: loads the arguments from the array, calls the body, and returns
+    /// the result's bits.
+    fn trampoline(&mut self, key: &Key, body: Body) -> Result<ClFuncId, String> {
+        let id = self.declare_entry("entry", key.func)?;
         let tcfg = self.module.target_config();
         {
             let callee = self
@@ -498,6 +495,12 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
         .copied()
         .flatten()
         .ok_or("entry unreachable")?;
+    // The blocks of a branch at `pc`: its target's and the next instruction's.
+    let branch = |target: u32, pc: usize| -> Result<(Block, Block), &str> {
+        let t = blocks.get(target as usize).copied().flatten();
+        let next = blocks.get(pc + 1).copied().flatten();
+        t.zip(next).ok_or("branch target")
+    };
     b.ins().jump(first, &[]);
 
     let fl = MemFlagsData::trusted();
@@ -859,12 +862,7 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                 terminated = true;
             }
             Instr::JumpIf { cond, target } | Instr::JumpIfNot { cond, target } => {
-                let t = blocks
-                    .get(target as usize)
-                    .copied()
-                    .flatten()
-                    .ok_or("target")?;
-                let next = blocks.get(pc + 1).copied().flatten().ok_or("next")?;
+                let (t, next) = branch(target, pc)?;
                 let c = geti!(cond);
                 match ins {
                     Instr::JumpIf { .. } => b.ins().brif(c, t, &[], next, &[]),
@@ -873,12 +871,7 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                 terminated = true;
             }
             Instr::JumpIfNotLt { a, b: c, target } => {
-                let t = blocks
-                    .get(target as usize)
-                    .copied()
-                    .flatten()
-                    .ok_or("target")?;
-                let next = blocks.get(pc + 1).copied().flatten().ok_or("next")?;
+                let (t, next) = branch(target, pc)?;
                 let less = match both_int(a, c) {
                     true => {
                         let (x, y) = (geti!(a), geti!(c));
@@ -951,12 +944,7 @@ fn translate(be: &mut Backend, module: &Module, unit: &Unit) -> Result<(), Strin
                 if let Some(v) = vt.get(dst as usize) {
                     b.def_var(*v, tag);
                 }
-                let t = blocks
-                    .get(target as usize)
-                    .copied()
-                    .flatten()
-                    .ok_or("target")?;
-                let next = blocks.get(pc + 1).copied().flatten().ok_or("next")?;
+                let (t, next) = branch(target, pc)?;
                 let (end, item) = (b.create_block(), b.create_block());
                 let at_end = b.ins().icmp_imm_s(IntCC::Equal, st, runtime::END as i64);
                 b.ins().brif(at_end, end, &[], item, &[]);

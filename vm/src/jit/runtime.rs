@@ -142,20 +142,28 @@ unsafe fn parts<'a>(ctx: *mut JitCtx) -> (&'a mut JitCtx, &'a mut Exec<'a>) {
     }
 }
 
-/// Stores `v` as the helper's answer.
-fn answer(ctx: &mut JitCtx, v: Value) -> u64 {
+/// The status of an operation that gives a value, the value stored as the helper's answer.
+fn answer(ctx: &mut JitCtx, v: Option<Value>) -> u64 {
+    let Some(v) = v else {
+        return LEAVE;
+    };
     let (head, bits) = v.to_raw();
     ctx.out = [head, bits];
     DONE
 }
 
+/// The status of an operation that gives nothing.
+fn done(r: Option<()>) -> u64 {
+    r.map_or(LEAVE, |()| DONE)
+}
+
 pub(crate) extern "C" fn get_field(ctx: *mut JitCtx, head: u64, bits: u64, name: u64) -> u64 {
     // SAFETY: called only by compiled regions with their context (see `parts`).
     let (ctx, exec) = unsafe { parts(ctx) };
-    match exec.jit_get_field(Value::from_raw(head, bits), name as u32) {
-        Some(v) => answer(ctx, v),
-        None => LEAVE,
-    }
+    answer(
+        ctx,
+        exec.jit_get_field(Value::from_raw(head, bits), name as u32),
+    )
 }
 
 pub(crate) extern "C" fn set_field(
@@ -169,10 +177,7 @@ pub(crate) extern "C" fn set_field(
     // SAFETY: called only by compiled regions with their context (see `parts`).
     let (_, exec) = unsafe { parts(ctx) };
     let src = Value::from_raw(src_head, src_bits);
-    match exec.jit_set_field(Value::from_raw(head, bits), name as u32, src) {
-        Some(()) => DONE,
-        None => LEAVE,
-    }
+    done(exec.jit_set_field(Value::from_raw(head, bits), name as u32, src))
 }
 
 pub(crate) extern "C" fn get_index(
@@ -185,10 +190,7 @@ pub(crate) extern "C" fn get_index(
     // SAFETY: called only by compiled regions with their context (see `parts`).
     let (ctx, exec) = unsafe { parts(ctx) };
     let key = Value::from_raw(key_head, key_bits);
-    match exec.jit_get_index(Value::from_raw(head, bits), key) {
-        Some(v) => answer(ctx, v),
-        None => LEAVE,
-    }
+    answer(ctx, exec.jit_get_index(Value::from_raw(head, bits), key))
 }
 
 /// `SetIndex`; the value stored is in `ctx.args[0..2]`.
@@ -203,19 +205,15 @@ pub(crate) extern "C" fn set_index(
     let (ctx, exec) = unsafe { parts(ctx) };
     let key = Value::from_raw(key_head, key_bits);
     let src = Value::from_raw(ctx.args[0], ctx.args[1]);
-    match exec.jit_set_index(Value::from_raw(head, bits), key, src) {
-        Some(()) => DONE,
-        None => LEAVE,
-    }
+    done(exec.jit_set_index(Value::from_raw(head, bits), key, src))
 }
 
 pub(crate) extern "C" fn iter_next(ctx: *mut JitCtx, head: u64, bits: u64) -> u64 {
     // SAFETY: called only by compiled regions with their context (see `parts`).
     let (ctx, exec) = unsafe { parts(ctx) };
     match exec.jit_iter_next(Value::from_raw(head, bits)) {
-        Some(Some(v)) => answer(ctx, v),
         Some(None) => END,
-        None => LEAVE,
+        item => answer(ctx, item.flatten()),
     }
 }
 
@@ -228,8 +226,5 @@ pub(crate) extern "C" fn call_native(ctx: *mut JitCtx, native: u64, argc: u64) -
     let Some(args) = args.get(..argc as usize) else {
         return LEAVE;
     };
-    match exec.jit_call_native(native as u32, args) {
-        Some(v) => answer(ctx, v),
-        None => LEAVE,
-    }
+    answer(ctx, exec.jit_call_native(native as u32, args))
 }

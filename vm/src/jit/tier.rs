@@ -97,6 +97,20 @@ fn arg_code(v: &Value) -> Option<(u32, u64)> {
     }
 }
 
+/// The state of the region of `func` at `header` (`at_call`: entered at a call).
+fn loop_state(
+    funcs: &mut [FnState],
+    func: u32,
+    header: u32,
+    at_call: bool,
+) -> Option<&mut LoopState> {
+    funcs
+        .get_mut(func as usize)?
+        .loops
+        .iter_mut()
+        .find(|l| l.header == header && l.at_call == at_call)
+}
+
 fn ty_of(code: u32) -> Ty {
     match code {
         1 => Ty::Int,
@@ -309,12 +323,7 @@ impl Jit {
                 self.compile_loop(module, func, header, at_call, key)?
             }
         };
-        let l = self
-            .funcs
-            .get_mut(func as usize)?
-            .loops
-            .iter_mut()
-            .find(|l| l.header == header && l.at_call == at_call)?;
+        let l = loop_state(&mut self.funcs, func, header, at_call)?;
         let code = l.regions.get(i)?;
         let mut ctx = JitCtx::new(*fuel, depth, stack, max_depth, max_stack, exec);
         // SAFETY: `code.entry` was made by `Backend::compile_region` for a region of this
@@ -400,12 +409,7 @@ impl Jit {
                 Ok((ptr, exits, n))
             });
         let micros = start.elapsed().as_micros() as u64;
-        let l = self
-            .funcs
-            .get_mut(func as usize)?
-            .loops
-            .iter_mut()
-            .find(|l| l.header == header && l.at_call == at_call)?;
+        let l = loop_state(&mut self.funcs, func, header, at_call)?;
         let (out, compiled, refused) = match result {
             Ok((ptr, exits, n)) => {
                 // SAFETY: `ptr` is the finalized address of a region that
