@@ -259,7 +259,13 @@ impl Exec<'_> {
                         // (vm/src/jit/mod.rs). Compiled code sees only public values, so the
                         // frame's control label must be public already.
                         Instr::Jump { target } => {
-                            if target as usize <= pc && ctl.is_public() {
+                            if target as usize <= pc
+                                && ctl.is_public()
+                                && self
+                                    .jit
+                                    .as_deref()
+                                    .is_some_and(|j| j.may_enter(cur, target))
+                            {
                                 // Taken out for the call, so that compiled code can call back
                                 // into this interpreter (for the heap) while nothing else
                                 // borrows it.
@@ -435,7 +441,10 @@ impl Exec<'_> {
                             pc = 0;
                             // Not a specialisation: the JIT tier may run the function from its
                             // first instruction in compiled code, as a region, in this frame.
-                            if ctl.is_public() && left != 0 {
+                            if ctl.is_public()
+                                && left != 0
+                                && self.jit.as_deref().is_some_and(|j| j.may_enter(func, 0))
+                            {
                                 if let Some(jit) = self.jit.take() {
                                     let (max_depth, max_stack) =
                                         (self.limits.max_depth, self.max_stack_regs);

@@ -133,6 +133,11 @@ impl Jit {
         None
     }
 
+    #[inline(always)]
+    pub fn may_enter(&self, _func: u32, _header: u32) -> bool {
+        false
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn enter_loop(

@@ -63,6 +63,12 @@ struct LoopState {
 
 /// The JIT of one VM.
 pub(crate) struct Jit {
+    /// Where each function's instructions start in `refused`.
+    bases: Vec<usize>,
+    /// By instruction: a region entered there (a loop header, or a function's first
+    /// instruction entered at its call) was refused, so the interpreter need not ask again:
+    /// the one check a back-edge of an interpreted loop pays.
+    refused: Vec<bool>,
     threshold: u32,
     /// Back-edges of a loop before it is compiled.
     loop_threshold: u32,
@@ -130,7 +136,15 @@ impl Jit {
         };
         let mut funcs = Vec::with_capacity(module.functions.len());
         funcs.resize_with(module.functions.len(), FnState::default);
+        let mut bases = Vec::with_capacity(module.functions.len());
+        let mut total = 0;
+        for f in &module.functions {
+            bases.push(total);
+            total += f.code.len();
+        }
         Some(Jit {
+            bases,
+            refused: vec![false; total],
             threshold,
             loop_threshold,
             funcs,
@@ -225,6 +239,24 @@ impl Jit {
             // `Bot`: the function never returns normally, so this is never reached.
             Ty::Null | Ty::Bot | Ty::Ext | Ty::Val | Ty::Top => Value::NULL,
         })
+    }
+
+    /// Whether a region of `func` at `header` may still be compiled or entered (cheap: the
+    /// interpreter asks before every [`Jit::enter_loop`]).
+    #[inline(always)]
+    pub fn may_enter(&self, func: u32, header: u32) -> bool {
+        let at = self.bases.get(func as usize).map(|b| b + header as usize);
+        at.and_then(|i| self.refused.get(i)) == Some(&false)
+    }
+
+    /// Marks the regions at `header` refused for good. (A loop whose header is its
+    /// function's first instruction shares the flag with the function's call: the first
+    /// refusal stops both, a chance missed, never a wrong answer.)
+    fn never_enter(&mut self, func: u32, header: u32) {
+        let at = self.bases.get(func as usize).map(|b| b + header as usize);
+        if let Some(slot) = at.and_then(|i| self.refused.get_mut(i)) {
+            *slot = true;
+        }
     }
 
     /// Runs the loop of function `func` at `header` in compiled code if it can, from the
@@ -424,6 +456,9 @@ impl Jit {
                 (None, 0, Some(why))
             }
         };
+        if out.is_none() {
+            self.never_enter(func, header);
+        }
         self.events.push(JitEvent {
             function: name,
             compiled,
