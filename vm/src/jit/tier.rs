@@ -54,8 +54,6 @@ struct LoopState {
     /// Entered at a call (the function's first instruction), not at a back-edge.
     at_call: bool,
     edges: u32,
-    /// Compiling failed (or gave nothing): the interpreter keeps the loop.
-    never: bool,
     /// The registers live at the header (computed when the loop first gets hot).
     live: Vec<bool>,
     regions: Vec<LoopCode>,
@@ -286,28 +284,19 @@ impl Jit {
             true => self.threshold,
             false => self.loop_threshold,
         };
-        let st = self.funcs.get_mut(func as usize)?;
-        let l = match st
-            .loops
-            .iter()
-            .position(|l| l.header == header && l.at_call == at_call)
-        {
-            Some(i) => st.loops.get_mut(i)?,
-            None => {
-                st.loops.push(LoopState {
-                    header,
-                    at_call,
-                    edges: 0,
-                    never: false,
-                    live: Vec::new(),
-                    regions: Vec::new(),
-                });
-                st.loops.last_mut()?
-            }
-        };
-        if l.never {
+        if !self.may_enter(func, header) {
             return None;
         }
+        if loop_state(&mut self.funcs, func, header, at_call).is_none() {
+            self.funcs.get_mut(func as usize)?.loops.push(LoopState {
+                header,
+                at_call,
+                edges: 0,
+                live: Vec::new(),
+                regions: Vec::new(),
+            });
+        }
+        let l = loop_state(&mut self.funcs, func, header, at_call)?;
         l.edges = l.edges.saturating_add(1);
         if l.edges < threshold {
             return None;
@@ -318,30 +307,31 @@ impl Jit {
         // The types of the frame's registers, as compiled code would hold them; those not
         // live at the header are left in the frame (compiled code writes them before any
         // read, and an exit writes back what it wrote).
+        // The words are each register's payload, then its run-time tag (written at an exit
+        // for a register of mixed types), then the first word of a whole value.
+        let nregs = regs.len();
         self.scratch_key.clear();
         self.scratch_bits.clear();
+        self.scratch_bits.resize(3 * nregs, 0);
         for (r, v) in regs.iter().enumerate() {
             let live = l.live.get(r).copied().unwrap_or(true);
+            let (head, payload) = v.to_raw();
             let (t, bits) = match (live, v.label() == Label::PUBLIC, v.kind()) {
                 (false, _, _) => (Ty::Ext, 0),
                 (true, true, Kind::Int(i)) => (Ty::Int, i as u64),
                 (true, true, Kind::Float(f)) => (Ty::Float, f.to_bits()),
                 (true, true, Kind::Bool(b)) => (Ty::Bool, b as u64),
                 (true, true, Kind::Null) => (Ty::Null, 0),
-                (true, _, _) => (Ty::Val, v.to_raw().1),
+                (true, _, _) => {
+                    if let Some(slot) = self.scratch_bits.get_mut(2 * nregs + r) {
+                        *slot = head;
+                    }
+                    (Ty::Val, payload)
+                }
             };
             self.scratch_key.push(t);
-            self.scratch_bits.push(bits);
-        }
-        // Then the run-time tags of registers of mixed types (written at an exit), then the
-        // first words of whole values.
-        let nregs = regs.len();
-        self.scratch_bits.resize(3 * nregs, 0);
-        for (r, v) in regs.iter().enumerate() {
-            if self.scratch_key.get(r) == Some(&Ty::Val) {
-                if let Some(slot) = self.scratch_bits.get_mut(2 * nregs + r) {
-                    *slot = v.to_raw().0;
-                }
+            if let Some(slot) = self.scratch_bits.get_mut(r) {
+                *slot = bits;
             }
         }
         let found = l.regions.iter().position(|c| c.key == self.scratch_key);
@@ -451,10 +441,7 @@ impl Jit {
                 l.regions.push(LoopCode { entry, key, exits });
                 (Some(l.regions.len() - 1), n, None)
             }
-            Err(why) => {
-                l.never = true;
-                (None, 0, Some(why))
-            }
+            Err(why) => (None, 0, Some(why)),
         };
         if out.is_none() {
             self.never_enter(func, header);
